@@ -1,0 +1,57 @@
+#pragma once
+/// The node's configuration (TOML), and the embedded default used by `--dev`.
+
+#include "config/job_file.hpp"
+#include "providers/provider_config.hpp"
+
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace tender {
+
+struct auction_config {
+  std::string protocol = "iterated";
+  std::int32_t max_rounds = 2;
+  usec round_timeout = 200'000;   ///< a round closes after this even if providers are silent
+  usec hold_ttl = 30'000'000;     ///< award -> confirm hold lifetime
+  usec commit_timeout = 1'000'000; ///< award without answer -> next best offer
+  usec lease_ttl = 600'000'000;   ///< allocation -> launch must happen within this
+};
+
+struct scoring_config {
+  double w_cost = 1.0;      ///< weight of expected cost
+  double w_deadline = 1.0;  ///< weight of the deadline-miss penalty
+  double w_risk = 1.0;      ///< weight of provider risk
+  double deadline_target = 0.9; ///< minimum probability of meeting the deadline
+};
+
+struct node_config {
+  std::string node_name = "tender";
+  std::string listen = "tcp://127.0.0.1:7470";
+  std::string data_dir; ///< empty = a fresh temporary directory
+  usec sample_interval = 100'000; ///< usage sampling period (10 Hz)
+  auction_config auction;
+  scoring_config scoring;
+  std::vector<provider_config> providers;
+  std::string models_runtime; ///< [models] runtime = "PATH" (may be empty)
+  std::string source;         ///< file name, or "<embedded dev config>"
+};
+
+/// Parses a node config. Relative paths (catalogues, models) resolve against `base_dir`.
+/// Unknown keys, wrong types, unknown provider kinds: a config_error naming the key.
+std::variant<node_config, config_error> parse_node_toml(const std::string& text,
+                                                        const std::string& file_name,
+                                                        const std::string& base_dir);
+std::variant<node_config, config_error> load_node_config(const std::string& path);
+
+/// The embedded default (`tender agent --dev`): a local provider and two market
+/// providers with different catalogues (compiled into the binary).
+node_config dev_config();
+
+/// Loads a market catalogue TOML (instance types with on-demand and spot prices).
+std::variant<std::vector<instance_type>, config_error> load_catalogue(const std::string& path);
+std::variant<std::vector<instance_type>, config_error>
+parse_catalogue_toml(const std::string& text, const std::string& file_name);
+
+} // namespace tender

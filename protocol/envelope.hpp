@@ -1,0 +1,105 @@
+#pragma once
+/// The wire envelope and codec. Every frame that crosses a process boundary is
+/// one MessagePack map:
+///
+///   {v, type, id, correlation_id, sender, sent_at, body}
+///
+/// `body` is the message's own map (a `MSGPACK_DEFINE_MAP` struct). In-process
+/// actors exchange the body structs directly; only the gateway and clients encode.
+///
+/// Versioning: `v` is the envelope version (1). Bodies grow additively: a missing
+/// key keeps its default, an unknown key is ignored, a key is never reused with a
+/// new meaning. Each struct's "History:" line records what was added when.
+
+#include "protocol/allocation.hpp"
+#include "protocol/control.hpp"
+#include "protocol/job.hpp"
+#include "protocol/negotiation.hpp"
+#include "protocol/profile.hpp"
+#include "protocol/scaling.hpp"
+#include "protocol/usage.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace tender {
+
+constexpr std::uint32_t wire_version = 1;
+/// Frames above this size are refused before decoding.
+constexpr std::size_t default_max_frame = 4u << 20;
+
+/// Every message body that can cross the wire. Append only.
+using body = std::variant<job_submit, job_status, job_query, jobs_query, job_list, job_cancel,
+                          resource_profile, resource_request, offer, decline, award,
+                          commit_confirm, commit_refuse, allocation, release, launch,
+                          usage_report, scale_request, scale_offer, provider_hello, welcome,
+                          providers_query, provider_list, error>;
+
+/// The wire name of the body's type ("job_submit", ...).
+const char* type_name(const body& b);
+
+/// Maps a body type to its wire name at compile time.
+template <class T> struct message_name;
+#define TENDER_MESSAGE_NAME(T)                                                                     \
+  template <> struct message_name<T> {                                                             \
+    static constexpr const char* value = #T;                                                       \
+  };
+TENDER_MESSAGE_NAME(job_submit)
+TENDER_MESSAGE_NAME(job_status)
+TENDER_MESSAGE_NAME(job_query)
+TENDER_MESSAGE_NAME(jobs_query)
+TENDER_MESSAGE_NAME(job_list)
+TENDER_MESSAGE_NAME(job_cancel)
+TENDER_MESSAGE_NAME(resource_profile)
+TENDER_MESSAGE_NAME(resource_request)
+TENDER_MESSAGE_NAME(offer)
+TENDER_MESSAGE_NAME(decline)
+TENDER_MESSAGE_NAME(award)
+TENDER_MESSAGE_NAME(commit_confirm)
+TENDER_MESSAGE_NAME(commit_refuse)
+TENDER_MESSAGE_NAME(allocation)
+TENDER_MESSAGE_NAME(release)
+TENDER_MESSAGE_NAME(launch)
+TENDER_MESSAGE_NAME(usage_report)
+TENDER_MESSAGE_NAME(scale_request)
+TENDER_MESSAGE_NAME(scale_offer)
+TENDER_MESSAGE_NAME(provider_hello)
+TENDER_MESSAGE_NAME(welcome)
+TENDER_MESSAGE_NAME(providers_query)
+TENDER_MESSAGE_NAME(provider_list)
+TENDER_MESSAGE_NAME(error)
+#undef TENDER_MESSAGE_NAME
+
+/// A whole message: envelope fields plus the typed body.
+struct envelope {
+  std::uint32_t v = wire_version;
+  std::string id;             ///< unique per message
+  std::string correlation_id; ///< id of the message this answers (or empty)
+  std::string sender;         ///< node, provider or client name
+  usec sent_at = 0;
+  tender::body body;
+};
+
+/// Encodes to MessagePack bytes. Never throws for a well-formed envelope.
+std::string encode(const envelope& e);
+
+/// The outcome of decoding: either a message or the `error` body describing what
+/// was wrong (code, type, field). Decoding never throws.
+struct decoded {
+  std::optional<envelope> message;
+  tender::error failure; ///< meaningful when !message
+  /// Best-effort envelope fields read before the failure (for the error reply).
+  std::string id;
+  std::string type;
+  explicit operator bool() const { return message.has_value(); }
+};
+
+decoded decode(std::string_view bytes, std::size_t max_frame = default_max_frame);
+
+/// Convenience: builds an envelope around a body.
+envelope make_envelope(tender::body b, std::string sender, usec sent_at, std::string id,
+                       std::string correlation_id = {});
+
+} // namespace tender

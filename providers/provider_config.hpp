@@ -1,0 +1,57 @@
+#pragma once
+/// Configuration of the built-in providers, filled by config/ from the node's TOML.
+
+#include "protocol/resources.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tender {
+
+/// One instance type of a market catalogue.
+struct instance_type {
+  std::string name;      ///< "m5.large"
+  std::string family;    ///< "m5"
+  millicores cpu = 0;    ///< vCPUs * 1000
+  bytes_t memory = 0;
+  std::int32_t gpus = 0;
+  std::string gpu_type;  ///< "", "T4", "V100", "A10G", ...
+  bytes_t gpu_memory = 0; ///< per GPU
+  micros on_demand_per_hour = 0;
+  micros spot_per_hour = 0; ///< from the real price sheet (median across zones); 0 = no spot
+};
+
+struct provider_config {
+  std::string name;
+  std::string kind; ///< "local" | "market"
+
+  // Capacity (local: the node's share; market: max concurrent instances' worth).
+  resources capacity;
+  std::int32_t max_instances = 0; ///< market: 0 = unlimited
+
+  // local pricing: cost-plus with utilisation-based markup.
+  micros price_per_core_hour = 0;
+  micros price_per_gib_hour = 0;
+  micros price_per_gpu_hour = 0;
+  double busy_markup = 1.0; ///< price multiplier at 100 % utilisation (linear from 1.0)
+  micros reserve_price = 0; ///< never offers below this per job
+
+  // market
+  std::string catalogue;         ///< path of the catalogue TOML
+  std::vector<instance_type> types;
+  bool offer_spot = true;
+  bool offer_on_demand = true;
+  usec provisioning_delay = 0;   ///< earliest start = now + this
+  double refuse_probability = 0; ///< injected commit refusals
+  double preemption_per_hour = 0; ///< spot preemption rate (SLA and injected)
+  double availability = 0.999;
+  std::uint64_t seed = 1;
+
+  usec latency = 5'000;   ///< promised answer latency (SLA)
+  usec hold_ttl = 0;      ///< 0 = take the award's
+  std::vector<std::string> software;
+  std::vector<std::string> cpu_features;
+};
+
+} // namespace tender
