@@ -4,6 +4,7 @@
 #include "config/job_file.hpp"
 #include "providers/provider_config.hpp"
 
+#include <map>
 #include <string>
 #include <variant>
 #include <vector>
@@ -54,4 +55,9 @@ std::variant<std::vector<instance_type>, config_error> load_catalogue(const std:
 std::variant<std::vector<instance_type>, config_error>
 parse_catalogue_toml(const std::string& text, const std::string& file_name);
 
+} // namespace tender
+
+namespace tender {
+/// The catalogues in config/catalogues/*.toml, by file stem, compiled into the binary.
+const std::map<std::string, std::string>& embedded_catalogues();
 } // namespace tender

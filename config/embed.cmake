@@ -1,0 +1,11 @@
+# Writes OUT: a C++ file defining tender::embedded_catalogue(name) over DIR/*.toml.
+file(GLOB files ${DIR}/*.toml)
+list(SORT files)
+set(body "#include <string>\n#include <map>\nnamespace tender {\nconst std::map<std::string, std::string>& embedded_catalogues() {\n  static const std::map<std::string, std::string> m = {\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} text)
+  string(APPEND body "    {\"${name}\", R\"tender_embed(${text})tender_embed\"},\n")
+endforeach()
+string(APPEND body "  };\n  return m;\n}\n} // namespace tender\n")
+file(WRITE ${OUT} "${body}")
