@@ -3,9 +3,29 @@
 /// awards, allocations and usage, written before anything is acknowledged.
 /// After a crash the node rebuilds its state from it. Plain class, thread-safe
 /// (one connection behind a mutex). Schema changes are migrations, never rebuilds.
+///
+/// Durability. A write method returns once its transaction has committed to the
+/// write-ahead log. With `journal_sync::normal` (the default) a committed write
+/// survives a crash of the process — `kill -9`, which is tender's fault model —
+/// but the last commits may be lost if the machine loses power or the OS crashes.
+/// `journal_sync::full` also survives power loss, at one fsync per commit.
+///
+/// Errors. Public methods never throw. Every write returns `false` when nothing
+/// was recorded; `last_error()` then names the journal file, the operation and the
+/// cause, and the error handler (if set) is called with the same text. The node
+/// must not acknowledge anything whose write returned `false`.
+///
+/// Schema. `PRAGMA user_version` holds the schema version. Migrations are an
+/// ordered list in journal.cpp; migration N is a list of SQL steps applied in one
+/// transaction that also sets the version to N. A database from a newer tender is
+/// refused untouched. A new job state needs no migration (states are integers).
+///
+/// Secrets. Allocations are stored whole, lease token included (a restarted node
+/// needs it to launch); the token never appears in an error message or log line.
 
 #include "protocol/envelope.hpp"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,38 +49,83 @@ struct job_record {
 /// One SLA event for a provider (a breach or a kept promise).
 struct sla_event {
   std::string provider;
-  std::string kind; ///< "confirm", "refuse", "timeout", "late_start", "failure", "preempted", "slow_answer", "ok_start"
+  std::string kind; ///< "confirm", "refuse", "timeout", "late_start", "failure", "preempted",
+                    ///< "slow_answer", "ok_start"
   bool breach = false;
   usec at = 0;
 };
 
+/// SQLite `synchronous` level; see "Durability" above.
+enum class journal_sync { normal, full };
+
+/// How a journal is opened. Added after v1 of this header; `open(path)` uses the defaults.
+struct journal_options {
+  journal_sync sync = journal_sync::normal;
+  /// How long a write waits for another connection's lock before it fails.
+  int busy_timeout_ms = 5000;
+};
+
 class journal {
 public:
+  /// The schema version this code writes (the number of migrations).
+  static constexpr int current_schema_version = 2;
+
   /// Opens (creating or migrating) `path`. Error message names the path and cause.
   static std::variant<std::unique_ptr<journal>, std::string> open(const std::string& path);
+  static std::variant<std::unique_ptr<journal>, std::string> open(const std::string& path,
+                                                                  const journal_options& options);
   ~journal();
+  journal(const journal&) = delete;
+  journal& operator=(const journal&) = delete;
 
   int schema_version() const;
+  const std::string& path() const { return path_; }
+
+  /// The most recent failure (empty when nothing has failed yet).
+  std::string last_error() const;
+  /// Called with the text of every failure. Runs under the journal's lock: it must
+  /// not call back into the journal.
+  void set_error_handler(std::function<void(const std::string&)> handler);
 
   /// A new job. Returns false when `client_key` is already known (`existing_id` then set).
+  /// Also false when the write failed: `existing_id` is then empty and `last_error()` says why.
+  /// An empty `client_key` never matches another job.
   bool insert_job(const std::string& job_id, const std::string& client_key, const job_spec& spec,
                   usec submitted_at, std::string* existing_id = nullptr);
-  /// A state change; also updates the job's current state and reason.
-  void transition(const std::string& job_id, job_state from, job_state to,
+  /// A state change; also updates the job's current state and reason (one transaction).
+  /// The only way a job's state changes: `save_status` does not write state or reason.
+  bool transition(const std::string& job_id, job_state from, job_state to,
                   const std::string& reason, usec at);
-  void save_profile(const std::string& job_id, const resource_profile& p);
-  /// An offer seen in an auction, with its verdict and score.
-  void save_offer(const std::string& job_id, const offer& o, double score,
+  bool save_profile(const std::string& job_id, const resource_profile& p);
+  /// An offer seen in an auction, with its verdict and score. Saving the same
+  /// `offer_id` again replaces it (an offer that arrives twice is one offer).
+  bool save_offer(const std::string& job_id, const offer& o, double score,
                   const std::string& verdict, usec at);
-  void update_offer_verdict(const std::string& offer_id, const std::string& verdict);
-  void save_award(const award& a, usec at);
-  void save_allocation(const allocation& a, usec at);
-  void save_release(const release& r, usec at);
-  /// Started / finished times, exit code, usage summary, provider, price.
-  void save_status(const job_status& s);
-  void save_usage(const std::string& job_id, const usage_sample& s);
-  void save_sla_event(const sla_event& e);
+  bool update_offer_verdict(const std::string& offer_id, const std::string& verdict);
+  bool save_award(const award& a, usec at);
+  /// Saving the same `allocation_id` again replaces its body (e.g. a renewed lease).
+  bool save_allocation(const allocation& a, usec at);
+  /// Marks the allocation released (by `allocation_id`, or by `offer_id` when that
+  /// is empty) and logs the release, also for a hold that never became an allocation.
+  bool save_release(const release& r, usec at);
+  /// Started / finished times, exit code, usage summary, provider, price, allocation
+  /// id, allocated resources and the offers list; the profile too when `has_profile`.
+  bool save_status(const job_status& s);
+  bool save_usage(const std::string& job_id, const usage_sample& s);
+  bool save_sla_event(const sla_event& e);
 
+  /// Group commit: writes between `begin_batch()` and `commit_batch()` share one
+  /// transaction (one WAL commit). Each write still succeeds or fails on its own
+  /// (a savepoint), but nothing is durable — so nothing may be acknowledged — until
+  /// `commit_batch()` returns true. Batches nest; only the outermost commits. The
+  /// batch belongs to the connection: writes from any thread join it. A batch still
+  /// open when the journal is destroyed is rolled back, as a crash would.
+  bool begin_batch();
+  bool commit_batch();
+
+  /// The job with its status and committed allocation. `status.offers` comes from
+  /// the offers table when it has rows for the job (it holds the latest verdicts),
+  /// otherwise from the list last given to `save_status`.
   std::optional<job_record> load_job(const std::string& job_id) const;
   /// Every job, in submission order.
   std::vector<job_record> load_jobs() const;
@@ -69,10 +134,26 @@ public:
   std::vector<usage_sample> usage(const std::string& job_id) const;
 
 private:
+  struct statements;
+  class query;
+
   explicit journal(sqlite3* db);
   sqlite3* db_;
   mutable std::mutex mu_;
   int version_ = 0;
+
+  std::string path_;
+  std::unique_ptr<statements> stmts_; ///< prepared statements, cached by SQL text
+  int batch_depth_ = 0;
+  mutable std::string last_error_;
+  mutable std::string step_error_; ///< sqlite's message for the last failed step
+  std::function<void(const std::string&)> on_error_;
+
+  query prepare(const char* sql) const;
+  bool exec(const char* sql) const;
+  bool fail(const std::string& what) const;
+  template <class Body> bool write(const std::string& what, Body&& body);
+  std::optional<job_record> read_job(query& row) const;
 };
 
 } // namespace tender

@@ -39,16 +39,27 @@ struct node_config {
   std::string source;         ///< file name, or "<embedded dev config>"
 };
 
-/// Parses a node config. Relative paths (catalogues, models) resolve against `base_dir`.
-/// Unknown keys, wrong types, unknown provider kinds: a config_error naming the key.
+/// Parses a node config. Relative paths (catalogues, models, data_dir) resolve against
+/// `base_dir`. Unknown keys, wrong types, unknown provider kinds, duplicate provider
+/// names: a config_error naming the key, e.g. "providers[2].kind" (indices from 0).
+/// A market provider's `catalogue` is a path or "embedded:NAME" (embedded_catalogues());
+/// its instance types are loaded here, and a catalogue's own errors name its file.
+/// Local providers: `cpus` may be "auto" and `memory` "N%" of this machine (the
+/// defaults when left out are all cores and 80 %). Market providers: capacity left out
+/// is 0, bounded only by `max_instances`. Kind-specific keys on the other kind
+/// (`catalogue` on local, `price_per_core_hour` on market, ...) are refused.
 std::variant<node_config, config_error> parse_node_toml(const std::string& text,
                                                         const std::string& file_name,
                                                         const std::string& base_dir);
 std::variant<node_config, config_error> load_node_config(const std::string& path);
 
-/// The embedded default (`tender agent --dev`): a local provider and two market
-/// providers with different catalogues (compiled into the binary).
+/// The embedded default (`tender agent --dev`): a local provider (this machine's
+/// cores and 80 % of its memory) and three market providers (`cloud-a`, `cloud-b`,
+/// `gpu-vendor`) with different embedded catalogues. Parsed by parse_node_toml from
+/// dev_config_text(); throws std::logic_error only if that text is broken (a bug).
 node_config dev_config();
+/// The TOML text behind dev_config(), e.g. to print as a starting point.
+const std::string& dev_config_text();
 
 /// Loads a market catalogue TOML (instance types with on-demand and spot prices).
 std::variant<std::vector<instance_type>, config_error> load_catalogue(const std::string& path);

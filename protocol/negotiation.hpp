@@ -81,7 +81,8 @@ struct award {
   std::string auction_id;
   std::string provider;
   usec hold_ttl = 0; ///< the hold expires this long after the provider takes it
-  MSGPACK_DEFINE_MAP(offer_id, job_id, auction_id, provider, hold_ttl)
+  micros price = 0;  ///< clearing price (Vickrey: the second price); 0 = the offer's own
+  MSGPACK_DEFINE_MAP(offer_id, job_id, auction_id, provider, hold_ttl, price)
 };
 
 /// Winner -> auction: the capacity is held; here is the allocation.

@@ -10,6 +10,23 @@
 ///
 /// Limits: cgroup v1 (memory, cpu, cpuacct, pids) where writable, cgroup v2 where
 /// present and delegated, rlimits otherwise (`mode()` tells which).
+///
+/// Files in `<root>/<job_id>/`: `state` (JSON, written by the executor), `pid` and
+/// `exit` (key=value lines, written by the shim), `stdout`, `stderr`.
+///
+/// Environment: `TENDER_EXECUTOR_MODE=rlimit` forces the rlimit fallback (also
+/// `cgroup-v1` / `cgroup-v2` to insist on one kind, falling back to rlimits when it
+/// is unusable). Job cgroups go to `<own cgroup>/tender/<job_id>` in each hierarchy,
+/// i.e. below the agent's own cgroup, so jobs stay inside whatever contains the
+/// agent; `TENDER_CGROUP_PARENT=/some/path` (relative to the hierarchy root) puts
+/// them under a delegated subtree instead.
+///
+/// Job lifecycle as seen by `poll()`:
+///
+///     launch ──► running ──(exit file appears)──────────────► exited (reason)
+///                  │ walltime reached / kill(): SIGTERM
+///                  ▼
+///              terminating ──(grace over)── SIGKILL ──► exited (reason)
 
 #include "protocol/usage.hpp"
 
@@ -46,8 +63,11 @@ struct exec_state {
   int pid = 0;                    ///< the job's own pid
   unsigned long long start_ticks = 0; ///< /proc/<pid>/stat starttime, guards against pid reuse
   usec started_at = 0;
-  std::string cgroup;             ///< cgroup path(s) or empty
+  std::string cgroup;             ///< cgroup dir(s), ':'-separated, or empty
   exec_limits limits;
+  // Added with the first implementation (additive):
+  std::string mode;                        ///< "cgroup-v1", "cgroup-v2" or "rlimit" at launch
+  unsigned long long shim_start_ticks = 0; ///< guards `shim_pid` against pid reuse
 };
 
 struct exit_info {
@@ -66,6 +86,9 @@ struct exec_event {
 
 class executor {
 public:
+  /// Time between SIGTERM and SIGKILL when a job exceeds its walltime.
+  static constexpr usec walltime_grace = 5 * sec_us;
+
   /// `root` holds one run dir per job (`root/<job_id>`), created on demand.
   explicit executor(std::string root);
   ~executor();
@@ -85,6 +108,19 @@ public:
   std::variant<exec_state, exit_info, std::string> adopt(const std::string& job_id, usec now);
 
   /// Samples every running job and reaps finished ones. Call at >= 10 Hz.
+  /// Also enforces walltime (SIGTERM, SIGKILL `walltime_grace` later) and due kills.
+  /// One event per tracked job: a sample while it runs; the event that reports the
+  /// exit carries no sample. After the exit, processes the job left behind (in its
+  /// cgroup or process group) are killed and its cgroups removed.
+  ///
+  /// Sample fields: `cpu` = CPU time used / `now` elapsed since the previous sample
+  /// (cgroup cpuacct.usage or cpu.stat; else utime+stime+cutime+cstime summed over
+  /// the job's processes: its pid, descendants, orphans the shim adopted, its process
+  /// group). `rss`: cgroup total_rss (v1) / anon (v2), else the sum of VmRSS.
+  /// `io_read`/`io_write`: cumulative, per process max(read_bytes, rchar) and
+  /// max(write_bytes, wchar) from /proc/<pid>/io — storage traffic when the disk sees
+  /// it, syscall bytes when the page cache or a pipe absorbs it; never decreasing.
+  /// `threads`: summed. `net_bytes` is not measured (0): jobs share the host network.
   std::vector<exec_event> poll(usec now);
 
   /// Changes a running job's limits in place (cgroup); false with `why` if it cannot.

@@ -1,0 +1,280 @@
+// The auction round actor: one per round of a job's negotiation.
+//
+//   collecting --(all answered | round timeout)--> evaluating
+//   evaluating --(iterated, improved, rounds left)--> done: "next round"
+//   evaluating --(no feasible offer)--> done: refused with the reasons
+//   evaluating --> committing: award best; confirm -> done: committed
+//                              refuse / commit timeout -> award next best
+//   done --> draining: a late confirm for an abandoned award is released
+//
+// Late, duplicate, expired or foreign offers are rejected by the auction_book
+// with a logged reason and never change the outcome.
+
+#include "actors/actors.hpp"
+#include "actors/auction_book.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace tender {
+
+namespace {
+
+struct round_state {
+  context_ptr ctx;
+  round_args args;
+  usec reply_by = 0;
+  usec opened_at = 0;
+  std::set<std::string> answered;
+  std::vector<const book_entry*> candidates;
+  std::size_t next_candidate = 0;
+  std::string awarded;  ///< offer id awaiting confirmation
+  usec awarded_at = 0;
+  std::set<std::string> abandoned; ///< awards we gave up on
+  micros clearing_price = 0;
+  std::vector<std::string> refusals;
+  bool evaluated = false; ///< collecting is over
+  static inline const char* name = "round";
+};
+
+using round_actor = caf::stateful_actor<round_state>;
+
+std::vector<offer_summary> summaries(const auction_book& b) {
+  std::vector<offer_summary> v;
+  for (auto& e : b.entries())
+    v.push_back(offer_summary{e.o.offer_id, e.o.provider, e.o.round, e.o.price, e.o.earliest_start,
+                              e.score.risk_adjusted, e.verdict.empty() ? "candidate" : e.verdict});
+  return v;
+}
+
+caf::actor provider_of(const round_state& st, const std::string& name) {
+  auto& d = st.args.providers;
+  for (std::size_t i = 0; i < d.names.size(); ++i)
+    if (d.names[i] == name)
+      return d.actors[i];
+  return {};
+}
+
+void finish(round_actor* self, round_result r);
+void evaluate(round_actor* self);
+void award_next(round_actor* self);
+
+void finish(round_actor* self, round_result r) {
+  auto& st = self->state;
+  r.auction_id = st.args.book->request().auction_id;
+  r.round = st.args.round;
+  r.offers = summaries(*st.args.book);
+  for (auto& e : st.args.book->entries())
+    st.ctx->journal->save_offer(e.o.job_id, e.o, e.score.risk_adjusted,
+                                e.verdict.empty() ? "candidate" : e.verdict, st.ctx->now());
+  self->send(st.args.job, std::move(r));
+  // Stay a little to release confirmations that arrive after we moved on.
+  if (st.abandoned.empty())
+    return self->quit();
+  self->become(
+    [self](commit_confirm& c) {
+      auto& st = self->state;
+      if (st.abandoned.count(c.offer_id)) {
+        st.ctx->log->warn("auction: late confirm for {} from {}: released", c.offer_id,
+                          c.alloc.provider);
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+                   release{c.alloc.allocation_id, c.offer_id, c.job_id, "confirmed too late"});
+        st.ctx->record_sla(c.alloc.provider, "late_confirm", true);
+      }
+    },
+    [](commit_refuse&) {}, [](offer&) {}, [](decline&) {},
+    [self](timeout_atom, std::string&) {}, [self](timeout_atom) { self->quit(); });
+  self->delayed_send(self, std::chrono::microseconds(st.ctx->cfg.auction.commit_timeout * 2),
+                     timeout_atom::value);
+}
+
+void evaluate(round_actor* self) {
+  auto& st = self->state;
+  if (st.evaluated)
+    return;
+  st.evaluated = true;
+  auto now = st.ctx->now();
+  auto& book = *st.args.book;
+  auto& cfg = st.ctx->cfg.auction;
+  micros best = book.best_price(now);
+  bool iterated = book.request().protocol != protocols::vickrey;
+  bool improved = st.args.round == 1 ? best > 0 : (best > 0 && best < st.args.previous_best);
+  if (iterated && improved && st.args.round < cfg.max_rounds) {
+    round_result r;
+    r.next_round = true;
+    r.best_price = best;
+    r.reason = "round " + std::to_string(st.args.round) + " best $" + format_usd(best);
+    return finish(self, std::move(r));
+  }
+  auto ctx = st.ctx;
+  auto rk = book.rank(offer_scorer{ctx->cfg.scoring},
+                      [ctx](const std::string& p) { return ctx->breach_probability(p); }, now);
+  if (rk.feasible.empty()) {
+    round_result r;
+    std::string why;
+    for (auto* e : rk.infeasible)
+      why += (why.empty() ? "" : "; ") + e->o.provider + ": " + e->score.why;
+    for (auto& [p, reason] : book.declines())
+      why += (why.empty() ? "" : "; ") + p + " declined: " + reason;
+    if (why.empty())
+      why = "no provider answered in time";
+    r.reason = "no acceptable offer: " + why;
+    return finish(self, std::move(r));
+  }
+  st.candidates = rk.feasible;
+  st.clearing_price = book.request().protocol == protocols::vickrey ? book.second_price(rk) : 0;
+  for (auto* e : rk.feasible)
+    book.set_verdict(e->o.offer_id, "");
+  award_next(self);
+}
+
+void award_next(round_actor* self) {
+  auto& st = self->state;
+  auto& book = *st.args.book;
+  while (st.next_candidate < st.candidates.size()) {
+    auto* e = st.candidates[st.next_candidate++];
+    auto prov = provider_of(st, e->o.provider);
+    if (!prov) {
+      book.set_verdict(e->o.offer_id, "refused: provider disconnected");
+      continue;
+    }
+    award a;
+    a.offer_id = e->o.offer_id;
+    a.job_id = e->o.job_id;
+    a.auction_id = e->o.auction_id;
+    a.provider = e->o.provider;
+    a.hold_ttl = st.ctx->cfg.auction.hold_ttl;
+    a.price = st.clearing_price > 0 && st.next_candidate == 1 ? st.clearing_price : 0;
+    st.awarded = a.offer_id;
+    st.awarded_at = st.ctx->now();
+    st.ctx->journal->save_award(a, st.awarded_at);
+    self->send(prov, a);
+    self->delayed_send(self, std::chrono::microseconds(st.ctx->cfg.auction.commit_timeout),
+                       timeout_atom::value, a.offer_id);
+    return;
+  }
+  round_result r;
+  std::string why;
+  for (auto& x : st.refusals)
+    why += (why.empty() ? "" : "; ") + x;
+  r.reason = "every acceptable offer fell through: " + why;
+  finish(self, std::move(r));
+}
+
+void decline_losers(round_actor* self, const std::string& winner_offer) {
+  auto& st = self->state;
+  std::set<std::string> told;
+  for (auto& e : st.args.book->entries()) {
+    if (e.o.offer_id == winner_offer || told.count(e.o.provider))
+      continue;
+    if (auto p = provider_of(st, e.o.provider)) {
+      told.insert(e.o.provider);
+      self->send(p, decline{e.o.job_id, e.o.auction_id, e.o.offer_id, e.o.provider,
+                            "another offer won"});
+    }
+  }
+}
+
+} // namespace
+
+caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args) {
+  return sys.spawn([ctx, args](round_actor* self) -> caf::behavior {
+    auto& st = self->state;
+    st.ctx = ctx;
+    st.args = args;
+    st.opened_at = ctx->now();
+    st.reply_by = st.opened_at + ctx->cfg.auction.round_timeout;
+    auto req = st.args.book->call_for(st.args.round, st.reply_by);
+    for (auto& p : st.args.providers.actors)
+      self->send(p, req);
+    self->delayed_send(self, std::chrono::microseconds(ctx->cfg.auction.round_timeout),
+                       timeout_atom::value);
+    auto& book = *st.args.book;
+    (void)book;
+    return {
+      // collecting
+      [self](offer& o) {
+        auto& st = self->state;
+        auto now = st.ctx->now();
+        std::optional<std::string> why;
+        if (st.evaluated)
+          why = "late: arrived after the round closed"; // the book is frozen now
+        else
+          why = st.args.book->add(o, now, st.reply_by);
+        if (why) {
+          st.ctx->log->warn("auction {}: rejected offer {} from {}: {}", o.auction_id,
+                            o.offer_id, o.provider, *why);
+          st.ctx->journal->save_offer(o.job_id.empty() ? st.args.book->request().job_id : o.job_id,
+                                      o, 0, "rejected: " + *why, now);
+          return;
+        }
+        // An answer slower than the provider's stated latency is an SLA breach.
+        if (o.terms.latency > 0 && now - st.opened_at > o.terms.latency * 4)
+          st.ctx->record_sla(o.provider, "slow_answer", true);
+        st.answered.insert(o.provider);
+        if (st.answered.size() >= st.args.providers.names.size())
+          evaluate(self);
+      },
+      [self](decline& d) {
+        auto& st = self->state;
+        st.args.book->add_decline(d);
+        st.answered.insert(d.provider);
+        if (st.answered.size() >= st.args.providers.names.size())
+          evaluate(self);
+      },
+      [self](timeout_atom) { evaluate(self); },
+      // committing
+      [self](commit_confirm& c) {
+        auto& st = self->state;
+        if (c.offer_id != st.awarded) {
+          // Confirm for something we no longer want: give it back at once.
+          if (auto p = caf::actor_cast<caf::actor>(self->current_sender()))
+            self->send(p, release{c.alloc.allocation_id, c.offer_id, c.job_id,
+                                  "not awarded (anymore)"});
+          return;
+        }
+        st.ctx->record_sla(c.alloc.provider, "confirm", false);
+        st.args.book->set_verdict(c.offer_id, "won");
+        decline_losers(self, c.offer_id);
+        round_result r;
+        r.committed = true;
+        r.alloc = c.alloc;
+        if (st.clearing_price > 0 && st.next_candidate == 1)
+          r.alloc.price = st.clearing_price;
+        r.reason = "won by " + c.alloc.provider + " at $" + format_usd(r.alloc.price);
+        st.awarded.clear();
+        finish(self, std::move(r));
+      },
+      [self](commit_refuse& c) {
+        auto& st = self->state;
+        if (c.offer_id != st.awarded)
+          return;
+        st.ctx->record_sla(c.provider, "refuse", true);
+        st.args.book->set_verdict(c.offer_id, "refused: " + c.reason);
+        st.refusals.push_back(c.provider + " refused: " + c.reason);
+        st.awarded.clear();
+        award_next(self);
+      },
+      [self](timeout_atom, std::string& offer_id) {
+        auto& st = self->state;
+        if (offer_id != st.awarded)
+          return;
+        std::string provider;
+        for (auto& e : st.args.book->entries())
+          if (e.o.offer_id == offer_id)
+            provider = e.o.provider;
+        st.ctx->record_sla(provider, "timeout", true);
+        st.args.book->set_verdict(offer_id, "refused: no confirmation in time");
+        st.refusals.push_back(provider + ": no confirmation in time");
+        st.abandoned.insert(offer_id);
+        if (auto p = provider_of(st, provider))
+          self->send(p, release{"", offer_id, st.args.book->request().job_id,
+                                "commit timed out"});
+        st.awarded.clear();
+        award_next(self);
+      },
+    };
+  });
+}
+
+} // namespace tender

@@ -1,0 +1,139 @@
+#include "actors/auction_book.hpp"
+
+#include <algorithm>
+
+namespace tender {
+
+auction_book::auction_book(resource_request base, std::set<std::string> providers)
+    : base_(std::move(base)), providers_(std::move(providers)) {}
+
+resource_request auction_book::call_for(std::int32_t round, usec reply_by) const {
+  auto r = base_;
+  r.round = round;
+  r.reply_by = reply_by;
+  r.price_to_beat = 0;
+  micros best = 0;
+  for (auto& e : entries_)
+    if (e.verdict.empty() && (best == 0 || e.o.price < best))
+      best = e.o.price;
+  r.price_to_beat = best;
+  return r;
+}
+
+std::optional<std::string> auction_book::check(const offer& o, usec now, usec reply_by) const {
+  if (o.offer_id.empty())
+    return "malformed: empty offer_id";
+  if (seen_ids_.count(o.offer_id))
+    return "duplicate offer " + o.offer_id;
+  if (o.job_id != base_.job_id)
+    return "foreign: offer for job " + o.job_id;
+  if (o.auction_id != base_.auction_id)
+    return "foreign: offer for auction " + o.auction_id;
+  if (!providers_.count(o.provider))
+    return "foreign: unknown provider " + o.provider;
+  if (o.price < 0 || o.rate_per_hour < 0)
+    return "malformed: negative price";
+  if (reply_by > 0 && now > reply_by)
+    return "late: arrived after the round closed";
+  if (o.valid_until > 0 && o.valid_until < now)
+    return "expired: valid_until passed";
+  if (!covers(o.granted, base_.request))
+    return "does not cover the request";
+  if (o.terms.availability < 0 || o.terms.availability > 1 || o.terms.preemption_probability < 0)
+    return "malformed: SLA out of range";
+  return std::nullopt;
+}
+
+std::optional<std::string> auction_book::add(const offer& o, usec now, usec reply_by) {
+  auto why = check(o, now, reply_by);
+  if (why) {
+    ++rejected_;
+    auto key = why->substr(0, why->find(':'));
+    ++reasons_[key];
+    return why;
+  }
+  seen_ids_.insert(o.offer_id);
+  entries_.push_back(book_entry{o, {}, {}});
+  return std::nullopt;
+}
+
+void auction_book::add_decline(const decline& d) {
+  if (providers_.count(d.provider))
+    declines_[d.provider] = d.reason;
+}
+
+micros auction_book::best_price(usec now) const {
+  micros best = 0;
+  for (auto& e : entries_)
+    if (e.verdict.empty() && (e.o.valid_until == 0 || e.o.valid_until >= now) &&
+        (best == 0 || e.o.price < best))
+      best = e.o.price;
+  return best;
+}
+
+ranking auction_book::rank(const offer_scorer& scorer,
+                           const std::function<double(const std::string&)>& breach, usec now) {
+  // A provider's newest offer supersedes its earlier ones.
+  std::map<std::string, std::size_t> newest;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    auto& e = entries_[i];
+    if (!e.verdict.empty() && e.verdict.rfind("superseded", 0) != 0 &&
+        e.verdict.rfind("infeasible", 0) != 0)
+      continue;
+    auto it = newest.find(e.o.provider);
+    if (it == newest.end() || entries_[it->second].o.round <= e.o.round)
+      newest[e.o.provider] = i;
+  }
+  ranking r;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    auto& e = entries_[i];
+    auto it = newest.find(e.o.provider);
+    bool current = it != newest.end() && it->second == i;
+    if (!current) {
+      if (e.verdict.empty())
+        e.verdict = "superseded by a later offer";
+      continue;
+    }
+    if (e.o.valid_until > 0 && e.o.valid_until < now) {
+      e.verdict = "expired before the decision";
+      continue;
+    }
+    e.score = scorer.score(e.o, base_, breach(e.o.provider), now);
+    if (e.score.feasible) {
+      e.verdict.clear();
+      r.feasible.push_back(&e);
+    } else {
+      e.verdict = "infeasible: " + e.score.why;
+      r.infeasible.push_back(&e);
+    }
+  }
+  auto by_score = [](const book_entry* a, const book_entry* b) {
+    if (a->score.risk_adjusted != b->score.risk_adjusted)
+      return a->score.risk_adjusted < b->score.risk_adjusted;
+    if (a->o.price != b->o.price)
+      return a->o.price < b->o.price;
+    return a->o.offer_id < b->o.offer_id; // deterministic tie-break
+  };
+  std::sort(r.feasible.begin(), r.feasible.end(), by_score);
+  std::sort(r.infeasible.begin(), r.infeasible.end(), by_score);
+  return r;
+}
+
+micros auction_book::second_price(const ranking& r) const {
+  if (r.feasible.empty())
+    return 0;
+  micros own = r.feasible.front()->o.price;
+  micros second = 0;
+  for (auto* e : r.feasible)
+    if (e != r.feasible.front() && (second == 0 || e->o.price < second))
+      second = e->o.price;
+  return second > 0 ? std::max(second, own) : own;
+}
+
+void auction_book::set_verdict(const std::string& offer_id, const std::string& verdict) {
+  for (auto& e : entries_)
+    if (e.o.offer_id == offer_id)
+      e.verdict = verdict;
+}
+
+} // namespace tender

@@ -1,0 +1,53 @@
+#pragma once
+/// What every actor of a node shares: configuration, journal, predictor, clock and
+/// id source. Thread-safe members only (the journal and predictor lock inside).
+
+#include "actors/journal.hpp"
+#include "config/node_config.hpp"
+#include "actors/offer_scorer.hpp"
+#include "models/predictor.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace tender {
+
+struct node_context {
+  node_config cfg;
+  std::string data_dir;
+  std::unique_ptr<tender::journal> journal;
+  std::function<usec()> clock;
+  std::shared_ptr<spdlog::logger> log;
+
+  usec now() const { return clock(); }
+
+  /// Unique ids: prefix + random node epoch + counter ("j-4f2a9c-17").
+  std::string new_id(const char* prefix);
+
+  /// The predictor, behind a lock.
+  prediction predict(const job_spec& spec, const resource_profile& measured);
+  void observe(const finished_job& j);
+  void set_predictor(std::unique_ptr<predictor> p);
+
+  /// Provider SLA history -> posterior breach probability.
+  double breach_probability(const std::string& provider);
+  void record_sla(const std::string& provider, const std::string& kind, bool breach);
+
+private:
+  std::mutex mu_;
+  std::unique_ptr<predictor> predictor_ = std::make_unique<baseline_predictor>();
+  std::string epoch_;
+  std::atomic<std::uint64_t> counter_{0};
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> sla_; ///< breaches, kept
+  bool sla_loaded_ = false;
+};
+
+} // namespace tender

@@ -1,0 +1,280 @@
+// The gateway: bridges the node's ZeroMQ ROUTER and its actors.
+//
+// An I/O thread (not a CAF worker) owns the ROUTER: it reads frames, decodes them,
+// answers undecodable ones with an `error` at once, and hands decoded messages to
+// the gateway actor. The gateway actor routes them (client requests to the intake,
+// provider traffic to the peer's proxy) and sends replies back through an inproc
+// PUSH socket that the I/O thread forwards to the ROUTER. No CAF worker ever
+// blocks on ZeroMQ.
+
+#include "actors/actors.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <atomic>
+#include <thread>
+
+namespace tender {
+
+namespace {
+
+std::atomic<int> bridge_counter{0};
+
+class zmq_bridge {
+public:
+  zmq_bridge(context_ptr ctx) : ctx_(std::move(ctx)) {}
+  ~zmq_bridge() { stop(); }
+
+  std::optional<std::string> bind(const std::string& endpoint) {
+    try {
+      router_ = zmq::socket_t(zctx_, zmq::socket_type::router);
+      router_.set(zmq::sockopt::linger, 0);
+      router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(default_max_frame) * 4);
+      router_.set(zmq::sockopt::sndhwm, 100000);
+      router_.set(zmq::sockopt::rcvhwm, 100000);
+      router_.bind(endpoint);
+      bound_ = router_.get(zmq::sockopt::last_endpoint);
+      inproc_ = "inproc://tender-gateway-out-" + std::to_string(++bridge_counter);
+      pull_ = zmq::socket_t(zctx_, zmq::socket_type::pull);
+      pull_.set(zmq::sockopt::linger, 0);
+      pull_.bind(inproc_);
+    } catch (const zmq::error_t& e) {
+      return "cannot listen on " + endpoint + ": " + e.what();
+    }
+    return std::nullopt;
+  }
+
+  void run(caf::actor gateway) {
+    gateway_ = std::move(gateway);
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  void stop() {
+    running_ = false;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  const std::string& bound() const { return bound_; }
+  const std::string& inproc() const { return inproc_; }
+  zmq::context_t& zctx() { return zctx_; }
+
+private:
+  void reply_error(const std::string& peer, const decoded& d) {
+    auto e = make_envelope(d.failure, ctx_->cfg.node_name, ctx_->now(), ctx_->new_id("m"), d.id);
+    auto bytes = encode(e);
+    try {
+      router_.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+
+  void loop() {
+    zmq::pollitem_t items[] = {{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0},
+                               {static_cast<void*>(pull_), 0, ZMQ_POLLIN, 0}};
+    while (running_) {
+      try {
+        zmq::poll(items, 2, std::chrono::milliseconds(100));
+        if (items[0].revents & ZMQ_POLLIN)
+          drain_router();
+        if (items[1].revents & ZMQ_POLLIN)
+          drain_pull();
+      } catch (const zmq::error_t& e) {
+        if (e.num() == ETERM)
+          break;
+        ctx_->log->error("gateway: {}", e.what());
+      }
+    }
+    router_.close();
+    pull_.close();
+  }
+
+  void drain_router() {
+    for (int n = 0; n < 1024; ++n) {
+      std::vector<zmq::message_t> frames;
+      auto got = zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      if (!got)
+        return;
+      if (frames.size() < 2)
+        continue;
+      std::string peer = frames.front().to_string();
+      // A DEALER sends [payload]; a REQ-style client may add an empty delimiter.
+      auto& payload = frames.back();
+      auto d = decode(std::string_view(static_cast<const char*>(payload.data()), payload.size()));
+      if (!d) {
+        ctx_->log->warn("gateway: bad message from peer {}: {} ({}{}{})", hex(peer),
+                        d.failure.message, d.failure.code, d.failure.field.empty() ? "" : ", field ",
+                        d.failure.field);
+        reply_error(peer, d);
+        continue;
+      }
+      caf::anon_send(gateway_, inbound{peer, std::move(*d.message)});
+    }
+  }
+
+  void drain_pull() {
+    for (int n = 0; n < 1024; ++n) {
+      std::vector<zmq::message_t> frames;
+      auto got = zmq::recv_multipart(pull_, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      if (!got)
+        return;
+      if (frames.size() != 2)
+        continue;
+      try {
+        router_.send(frames[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        router_.send(frames[1], zmq::send_flags::dontwait);
+      } catch (const zmq::error_t&) {
+      }
+    }
+  }
+
+  static std::string hex(const std::string& s) {
+    static const char* d = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : s) {
+      out += d[c >> 4];
+      out += d[c & 15];
+    }
+    return out;
+  }
+
+  context_ptr ctx_;
+  zmq::context_t zctx_{1};
+  zmq::socket_t router_;
+  zmq::socket_t pull_;
+  std::string bound_;
+  std::string inproc_;
+  caf::actor gateway_;
+  std::thread thread_;
+  std::atomic<bool> running_{true};
+};
+
+struct gateway_state {
+  context_ptr ctx;
+  caf::actor intake;
+  std::shared_ptr<zmq_bridge> bridge;
+  std::unique_ptr<zmq::socket_t> push;
+  std::map<std::string, caf::actor> providers; ///< peer routing id -> proxy
+  static inline const char* name = "gateway";
+};
+
+using gateway_actor = caf::stateful_actor<gateway_state>;
+
+void send_out(gateway_actor* self, const std::string& peer, const envelope& e) {
+  auto& st = self->state;
+  auto bytes = encode(e);
+  try {
+    st.push->send(zmq::buffer(peer), zmq::send_flags::sndmore);
+    st.push->send(zmq::buffer(bytes), zmq::send_flags::none);
+  } catch (const zmq::error_t& err) {
+    st.ctx->log->error("gateway: cannot send: {}", err.what());
+  }
+}
+
+void reply(gateway_actor* self, const std::string& peer, const envelope& req, body b) {
+  auto& st = self->state;
+  send_out(self, peer, make_envelope(std::move(b), st.ctx->cfg.node_name, st.ctx->now(),
+                                     st.ctx->new_id("m"), req.id));
+}
+
+} // namespace
+
+std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, context_ptr ctx,
+                                                        caf::actor intake,
+                                                        const std::string& bind) {
+  auto bridge = std::make_shared<zmq_bridge>(ctx);
+  if (auto err = bridge->bind(bind))
+    return *err;
+  auto actor = sys.spawn([ctx, intake, bridge](gateway_actor* self) -> caf::behavior {
+    auto& st = self->state;
+    st.ctx = ctx;
+    st.intake = intake;
+    st.bridge = bridge;
+    st.push = std::make_unique<zmq::socket_t>(bridge->zctx(), zmq::socket_type::push);
+    st.push->set(zmq::sockopt::linger, 0);
+    st.push->connect(bridge->inproc());
+    // `push` is declared after `bridge` in the state, so it closes before the bridge's
+    // ZeroMQ context terminates.
+    // One bad message must not take the gateway down: log it and go on.
+    self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        self->state.ctx->log->error("gateway: {}", e.what());
+      } catch (...) {
+        self->state.ctx->log->error("gateway: unknown exception");
+      }
+      return caf::none;
+    });
+    return {
+      [self](inbound& in) {
+        auto& st = self->state;
+        auto peer = in.peer;
+        auto req = in.msg;
+        std::visit(
+          [&](auto& b) {
+            using T = std::decay_t<decltype(b)>;
+            if constexpr (std::is_same_v<T, job_submit> || std::is_same_v<T, job_query> ||
+                          std::is_same_v<T, jobs_query> || std::is_same_v<T, job_cancel> ||
+                          std::is_same_v<T, providers_query>) {
+              self->request(st.intake, std::chrono::seconds(30), std::move(b))
+                .then([self, peer, req](body& answer) { reply(self, peer, req, std::move(answer)); },
+                      [self, peer, req](caf::error& e) {
+                        reply(self, peer, req,
+                              error{"internal", self->system().render(e), type_name(req.body), ""});
+                      });
+            } else if constexpr (std::is_same_v<T, provider_hello>) {
+              if (b.name.empty()) {
+                reply(self, peer, req, error{"invalid", "provider_hello needs a name",
+                                             "provider_hello", "name"});
+                return;
+              }
+              auto it = st.providers.find(peer);
+              if (it == st.providers.end()) {
+                auto proxy = spawn_remote_provider(self->system(), st.ctx,
+                                                   caf::actor_cast<caf::actor>(self), peer, b);
+                st.providers[peer] = proxy;
+                self->send(st.intake, register_atom::value, b.name, proxy, true);
+                st.ctx->log->info("remote provider {} ({}) joined", b.name, b.kind);
+              }
+              reply(self, peer, req, welcome{st.ctx->cfg.node_name, b.name});
+            } else if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline> ||
+                                 std::is_same_v<T, commit_confirm> ||
+                                 std::is_same_v<T, commit_refuse> ||
+                                 std::is_same_v<T, usage_report> ||
+                                 std::is_same_v<T, scale_offer> || std::is_same_v<T, error>) {
+              auto it = st.providers.find(peer);
+              if (it == st.providers.end()) {
+                if constexpr (!std::is_same_v<T, error>)
+                  reply(self, peer, req,
+                        error{"unknown_peer", "send provider_hello before provider messages",
+                              message_name<T>::value, ""});
+                return;
+              }
+              self->send(it->second, inbound_atom::value, req);
+            } else {
+              reply(self, peer, req,
+                    error{"unexpected", std::string("a node does not accept ") +
+                                          message_name<T>::value + " messages",
+                          message_name<T>::value, ""});
+            }
+          },
+          in.msg.body);
+      },
+      [self](outbound& out) { send_out(self, out.peer, out.msg); },
+      [self](stop_atom) { self->quit(); },
+    };
+  });
+  bridge->run(actor);
+  gateway_handle h;
+  h.actor = actor;
+  h.endpoint = bridge->bound();
+  h.stop_io = [bridge] { bridge->stop(); };
+  return h;
+}
+
+} // namespace tender

@@ -1,0 +1,213 @@
+// The intake actor: accepts job_submit, answers queries, keeps the provider
+// directory and the latest status of every job.
+
+#include "actors/actors.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace tender {
+
+namespace {
+
+struct provider_entry {
+  std::string name;
+  caf::actor handle;
+  bool remote = false;
+};
+
+struct intake_state {
+  context_ptr ctx;
+  caf::actor profiler;
+  std::map<std::string, job_status> status;  ///< every job
+  std::map<std::string, caf::actor> live;    ///< jobs with an actor
+  std::vector<std::string> order;            ///< submission order
+  std::vector<provider_entry> providers;
+  static inline const char* name = "intake";
+};
+
+using intake_actor = caf::stateful_actor<intake_state>;
+
+error make_error(std::string code, std::string message, std::string type = {},
+                 std::string field = {}) {
+  return error{std::move(code), std::move(message), std::move(type), std::move(field)};
+}
+
+/// Server-side checks of a submission (the CLI already checked its file).
+std::optional<error> validate(const job_spec& s) {
+  if (s.command.empty())
+    return make_error("invalid", "job has no command", "job_submit", "spec.command");
+  if (s.command.front().empty())
+    return make_error("invalid", "job command's program is empty", "job_submit", "spec.command");
+  if (s.max_cost < 0)
+    return make_error("invalid", "max_cost must not be negative", "job_submit", "spec.max_cost");
+  if (s.walltime < 0)
+    return make_error("invalid", "walltime must not be negative", "job_submit", "spec.walltime");
+  if (s.hints.cpu < 0 || s.hints.memory < 0 || s.hints.gpus < 0)
+    return make_error("invalid", "hints must not be negative", "job_submit", "spec.hints");
+  return std::nullopt;
+}
+
+provider_directory directory(const intake_state& st) {
+  provider_directory d;
+  for (auto& p : st.providers) {
+    d.names.push_back(p.name);
+    d.actors.push_back(p.handle);
+    d.remote.push_back(p.remote);
+  }
+  return d;
+}
+
+} // namespace
+
+caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor profiler) {
+  return sys.spawn([ctx, profiler](intake_actor* self) -> caf::behavior {
+    self->state.ctx = ctx;
+    self->state.profiler = profiler;
+    self->set_down_handler([self](caf::down_msg& dm) {
+      auto& ps = self->state.providers;
+      for (auto it = ps.begin(); it != ps.end();) {
+        if (it->handle.address() == dm.source) {
+          self->state.ctx->log->warn("provider {} is gone", it->name);
+          it = ps.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto it = self->state.live.begin(); it != self->state.live.end();) {
+        if (it->second.address() == dm.source)
+          it = self->state.live.erase(it);
+        else
+          ++it;
+      }
+    });
+    auto start_job = [self](job_record rec, bool resume) {
+      auto& st = self->state;
+      auto id = rec.job_id;
+      if (!st.status.count(id))
+        st.order.push_back(id);
+      st.status[id] = rec.status;
+      if (!is_final(rec.status.state)) {
+        auto job = spawn_job(self->system(), st.ctx, std::move(rec), caf::actor_cast<caf::actor>(self),
+                             st.profiler, resume);
+        self->monitor(job);
+        st.live[id] = job;
+      }
+    };
+    return {
+      [self, start_job](job_submit& sub) -> body {
+        auto& st = self->state;
+        if (auto bad = validate(sub.spec))
+          return *bad;
+        auto now = st.ctx->now();
+        auto id = st.ctx->new_id("j");
+        std::string existing;
+        if (!st.ctx->journal->insert_job(id, sub.client_key, sub.spec, now, &existing)) {
+          if (!existing.empty() && st.status.count(existing))
+            return st.status[existing]; // idempotent resubmission
+          return make_error("journal", "could not record the job; nothing was accepted",
+                            "job_submit");
+        }
+        job_record rec;
+        rec.job_id = id;
+        rec.client_key = sub.client_key;
+        rec.spec = sub.spec;
+        rec.status.job_id = id;
+        rec.status.name = sub.spec.name;
+        rec.status.user = sub.spec.user;
+        rec.status.state = job_state::submitted;
+        rec.status.submitted_at = now;
+        st.ctx->journal->transition(id, job_state::submitted, job_state::submitted, "accepted",
+                                    now);
+        st.ctx->log->info("job {} ({}) submitted by {}", id, sub.spec.name, sub.spec.user);
+        auto reply = rec.status;
+        start_job(std::move(rec), false);
+        return reply;
+      },
+      [self](job_query& q) -> body {
+        auto& st = self->state;
+        auto it = st.status.find(q.job_id);
+        if (it == st.status.end())
+          return make_error("not_found", "no job " + q.job_id, "job_query", "job_id");
+        return it->second;
+      },
+      [self](jobs_query& q) -> body {
+        auto& st = self->state;
+        job_list l;
+        for (auto& id : st.order)
+          l.jobs.push_back(st.status[id]);
+        if (q.limit > 0 && static_cast<std::size_t>(q.limit) < l.jobs.size())
+          l.jobs.erase(l.jobs.begin(), l.jobs.end() - q.limit);
+        return l;
+      },
+      [self](job_cancel& c) -> body {
+        auto& st = self->state;
+        auto it = st.status.find(c.job_id);
+        if (it == st.status.end())
+          return make_error("not_found", "no job " + c.job_id, "job_cancel", "job_id");
+        if (is_final(it->second.state))
+          return it->second;
+        auto live = st.live.find(c.job_id);
+        if (live != st.live.end())
+          self->send(live->second, cancel_atom::value,
+                     c.reason.empty() ? std::string("cancelled by user") : c.reason);
+        return it->second;
+      },
+      [self](providers_query&) -> caf::result<body> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<body>();
+        if (st.providers.empty()) {
+          rp.deliver(body{provider_list{}});
+          return rp;
+        }
+        auto acc = std::make_shared<provider_list>();
+        auto pending = std::make_shared<std::size_t>(st.providers.size());
+        for (auto& p : st.providers) {
+          auto name = p.name;
+          auto remote = p.remote;
+          self->request(p.handle, std::chrono::seconds(2), info_atom::value)
+            .then(
+              [=](provider_info& info) mutable {
+                info.remote = remote;
+                acc->providers.push_back(std::move(info));
+                if (--*pending == 0)
+                  rp.deliver(body{*acc});
+              },
+              [=](caf::error&) mutable {
+                provider_info info;
+                info.name = name;
+                info.remote = remote;
+                info.connected = false;
+                acc->providers.push_back(std::move(info));
+                if (--*pending == 0)
+                  rp.deliver(body{*acc});
+              });
+        }
+        return rp;
+      },
+      [self](update_atom, job_status& s) {
+        auto& st = self->state;
+        if (!st.status.count(s.job_id))
+          st.order.push_back(s.job_id);
+        st.status[s.job_id] = std::move(s);
+      },
+      [self](register_atom, std::string& name, caf::actor& handle, bool remote) {
+        auto& ps = self->state.providers;
+        for (auto& p : ps)
+          if (p.name == name) {
+            p.handle = handle;
+            p.remote = remote;
+            self->monitor(handle);
+            return;
+          }
+        self->monitor(handle);
+        ps.push_back(provider_entry{name, handle, remote});
+      },
+      [self](providers_atom) { return directory(self->state); },
+      [self, start_job](resume_atom, job_record& rec) { start_job(std::move(rec), true); },
+      [self](stop_atom) { self->quit(); },
+    };
+  });
+}
+
+} // namespace tender

@@ -1,0 +1,331 @@
+// The job actor: one per job, the job's state machine.
+//
+//   submitted -> profiling -> negotiating -> committed -> running -> done | failed
+//                    |             |             |           |
+//                    |             +-> refused   |           +-> (cancel) -> cancelled
+//                    +------------- (cancel) ----+-> cancelled
+//
+// Every transition is journaled before it is announced. After a restart the actor
+// resumes from the journaled state: profiling and negotiating start over, a
+// committed job is launched on its allocation, a running one is re-adopted.
+
+#include "actors/actors.hpp"
+#include "actors/auction_book.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace tender {
+
+namespace {
+
+struct job_actor_state {
+  context_ptr ctx;
+  caf::actor intake;
+  caf::actor profiler;
+  job_record rec;
+  std::shared_ptr<auction_book> book;
+  provider_directory providers;
+  caf::actor provider; ///< the allocation's provider
+  std::int32_t round = 0;
+  bool cancel_requested = false;
+  std::string cancel_reason;
+  // usage accumulation
+  double cpu_sum = 0;
+  std::int64_t cpu_n = 0;
+  usec last_journaled_sample = 0;
+  static inline const char* name = "job";
+};
+
+using job_actor = caf::stateful_actor<job_actor_state>;
+
+resources request_from(const job_spec& spec, const resource_profile& p) {
+  resources r = spec.hints;
+  if (r.cpu <= 0) {
+    double cores = std::max(p.cpu_hi, p.cpu_mean);
+    r.cpu = cores > 0 ? static_cast<millicores>(std::ceil(cores * 1000.0 / 250.0) * 250) : 1000;
+  }
+  if (r.memory <= 0) {
+    bytes_t m = std::max(p.mem_hi, p.mem_peak);
+    r.memory = m > 0 ? (m + m / 4 + (64ll << 20)) : (256ll << 20);
+  }
+  if (r.gpus <= 0 && !r.gpu_type.empty())
+    r.gpus = 1;
+  if (r.gpus <= 0 && p.gpus > 0) {
+    r.gpus = p.gpus;
+    r.gpu_type = p.gpu_type;
+  }
+  return r;
+}
+
+void publish(job_actor* self) {
+  auto& st = self->state;
+  self->send(st.intake, update_atom::value, st.rec.status);
+}
+
+/// Journals the transition, then announces it.
+void move_to(job_actor* self, job_state to, const std::string& reason) {
+  auto& st = self->state;
+  auto from = st.rec.status.state;
+  st.rec.status.state = to;
+  st.rec.status.reason = reason;
+  auto now = st.ctx->now();
+  if (is_final(to) && st.rec.status.finished_at == 0)
+    st.rec.status.finished_at = now;
+  st.ctx->journal->transition(st.rec.job_id, from, to, reason, now);
+  st.ctx->journal->save_status(st.rec.status);
+  st.ctx->log->info("job {}: {} -> {}{}{}", st.rec.job_id, to_string(from), to_string(to),
+                    reason.empty() ? "" : ": ", reason);
+  publish(self);
+  if (is_final(to))
+    self->quit();
+}
+
+void start_negotiation(job_actor* self);
+void start_profiling(job_actor* self);
+void launch_job(job_actor* self);
+
+void release_allocation(job_actor* self, const std::string& reason) {
+  auto& st = self->state;
+  if (!st.rec.alloc || !st.provider)
+    return;
+  release r{st.rec.alloc->allocation_id, st.rec.alloc->offer_id, st.rec.job_id, reason};
+  self->send(st.provider, r);
+  st.ctx->journal->save_release(r, st.ctx->now());
+}
+
+caf::actor find_provider(const provider_directory& d, const std::string& name) {
+  for (std::size_t i = 0; i < d.names.size(); ++i)
+    if (d.names[i] == name)
+      return d.actors[i];
+  return {};
+}
+
+void start_profiling(job_actor* self) {
+  auto& st = self->state;
+  move_to(self, job_state::profiling, "");
+  usec budget = st.rec.spec.profile_budget > 0 ? st.rec.spec.profile_budget : 10 * sec_us;
+  self->request(st.profiler, std::chrono::microseconds(budget + 30 * sec_us), profile_atom::value,
+                st.rec.job_id, st.rec.spec)
+    .then(
+      [self](resource_profile& p) {
+        auto& st = self->state;
+        if (st.cancel_requested)
+          return move_to(self, job_state::cancelled, st.cancel_reason);
+        st.rec.status.profile = p;
+        st.rec.status.has_profile = true;
+        st.ctx->journal->save_profile(st.rec.job_id, p);
+        start_negotiation(self);
+      },
+      [self](caf::error& e) {
+        move_to(self, job_state::failed, "profiler: " + self->system().render(e));
+      });
+}
+
+void start_round(job_actor* self, micros previous_best) {
+  auto& st = self->state;
+  ++st.round;
+  round_args a;
+  a.book = st.book;
+  a.providers = st.providers;
+  a.round = st.round;
+  a.previous_best = previous_best;
+  a.job = caf::actor_cast<caf::actor>(self);
+  spawn_round(self->system(), st.ctx, std::move(a));
+}
+
+void start_negotiation(job_actor* self) {
+  auto& st = self->state;
+  move_to(self, job_state::negotiating, "");
+  self->request(st.intake, std::chrono::seconds(5), providers_atom::value)
+    .then(
+      [self](provider_directory& d) {
+        auto& st = self->state;
+        if (d.names.empty())
+          return move_to(self, job_state::refused, "no providers are connected");
+        st.providers = d;
+        resource_request req;
+        req.job_id = st.rec.job_id;
+        req.auction_id = st.ctx->new_id("a");
+        req.profile = st.rec.status.profile;
+        req.profile.job_id = st.rec.job_id;
+        req.request = request_from(st.rec.spec, st.rec.status.profile);
+        req.software = st.rec.spec.software;
+        req.deadline = st.rec.spec.deadline;
+        req.max_cost = st.rec.spec.max_cost;
+        req.protocol = st.ctx->cfg.auction.protocol;
+        std::set<std::string> names(d.names.begin(), d.names.end());
+        st.book = std::make_shared<auction_book>(req, names);
+        st.round = 0;
+        start_round(self, 0);
+      },
+      [self](caf::error& e) {
+        move_to(self, job_state::failed, "provider directory: " + self->system().render(e));
+      });
+}
+
+void launch_job(job_actor* self) {
+  auto& st = self->state;
+  if (!st.provider) {
+    return move_to(self, job_state::failed,
+                   "provider " + st.rec.alloc->provider + " is not connected");
+  }
+  launch l;
+  l.job_id = st.rec.job_id;
+  l.allocation_id = st.rec.alloc->allocation_id;
+  l.lease_token = st.rec.alloc->lease_token;
+  l.spec = st.rec.spec;
+  self->send(st.provider, l);
+}
+
+void on_usage(job_actor* self, usage_report& r) {
+  auto& st = self->state;
+  auto& s = st.rec.status;
+  if (r.started_at > 0 && s.started_at == 0)
+    s.started_at = r.started_at;
+  for (auto& x : r.samples) {
+    st.cpu_sum += static_cast<double>(x.cpu) / 1000.0;
+    st.cpu_n++;
+    s.mem_used_peak = std::max(s.mem_used_peak, x.rss);
+    s.io_read = std::max(s.io_read, x.io_read);
+    s.io_write = std::max(s.io_write, x.io_write);
+    st.ctx->journal->save_usage(st.rec.job_id, x);
+  }
+  if (st.cpu_n > 0)
+    s.cpu_used_mean = st.cpu_sum / static_cast<double>(st.cpu_n);
+  if (s.state == job_state::committed && !r.final) {
+    move_to(self, job_state::running, "started on " + st.rec.alloc->provider);
+  } else if (!r.samples.empty()) {
+    publish(self);
+  }
+  if (r.final) {
+    s.exit_code = r.exit_code;
+    if (r.finished_at > 0)
+      s.finished_at = r.finished_at;
+    if (s.started_at > 0) {
+      finished_job f;
+      f.spec = st.rec.spec;
+      f.submitted_at = s.submitted_at;
+      f.runtime = (s.finished_at > 0 ? s.finished_at : st.ctx->now()) - s.started_at;
+      f.cpu_mean = s.cpu_used_mean;
+      f.mem_peak = s.mem_used_peak;
+      st.ctx->observe(f);
+    }
+    st.ctx->journal->save_release(
+      release{st.rec.alloc ? st.rec.alloc->allocation_id : "", "", st.rec.job_id, r.reason},
+      st.ctx->now());
+    if (st.cancel_requested)
+      move_to(self, job_state::cancelled, st.cancel_reason + " (" + r.reason + ")");
+    else if (r.exit_code == 0)
+      move_to(self, job_state::done, r.reason);
+    else
+      move_to(self, job_state::failed, r.reason);
+  }
+}
+
+} // namespace
+
+caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, caf::actor intake,
+                     caf::actor profiler, bool resume) {
+  return sys.spawn([=](job_actor* self) mutable -> caf::behavior {
+    auto& st = self->state;
+    st.ctx = ctx;
+    st.intake = intake;
+    st.profiler = profiler;
+    st.rec = std::move(rec);
+    // Kick off in the first message so that the behaviour is installed.
+    self->send(self, start_atom::value, resume);
+    return {
+      [self](start_atom, bool resume) {
+        auto& st = self->state;
+        auto state = st.rec.status.state;
+        if (!resume || state == job_state::submitted || state == job_state::profiling) {
+          return start_profiling(self);
+        }
+        if (state == job_state::negotiating)
+          return start_negotiation(self);
+        // committed / running / rescaling: find the provider and re-adopt.
+        self->request(st.intake, std::chrono::seconds(5), providers_atom::value)
+          .then(
+            [self, state](provider_directory& d) {
+              auto& st = self->state;
+              st.providers = d;
+              if (!st.rec.alloc)
+                return move_to(self, job_state::failed,
+                               "restart: no allocation journaled for a " +
+                                 std::string(to_string(state)) + " job");
+              st.provider = find_provider(d, st.rec.alloc->provider);
+              if (!st.provider)
+                return move_to(self, job_state::failed,
+                               "restart: provider " + st.rec.alloc->provider + " is gone");
+              self->send(st.provider, adopt_atom::value, *st.rec.alloc);
+              if (state == job_state::committed)
+                launch_job(self);
+            },
+            [self](caf::error& e) {
+              move_to(self, job_state::failed, "restart: " + self->system().render(e));
+            });
+      },
+      [self](round_result& r) {
+        auto& st = self->state;
+        st.rec.status.offers = r.offers;
+        if (st.cancel_requested && !r.committed)
+          return move_to(self, job_state::cancelled, st.cancel_reason);
+        if (r.next_round)
+          return start_round(self, r.best_price);
+        if (!r.committed)
+          return move_to(self, job_state::refused, r.reason);
+        st.rec.alloc = r.alloc;
+        st.provider = find_provider(st.providers, r.alloc.provider);
+        st.rec.status.provider = r.alloc.provider;
+        st.rec.status.allocation_id = r.alloc.allocation_id;
+        st.rec.status.price = r.alloc.price;
+        st.rec.status.allocated = r.alloc.granted;
+        st.ctx->journal->save_allocation(r.alloc, st.ctx->now());
+        if (st.cancel_requested) {
+          release_allocation(self, st.cancel_reason);
+          return move_to(self, job_state::cancelled, st.cancel_reason);
+        }
+        move_to(self, job_state::committed, r.reason);
+        launch_job(self);
+      },
+      [self](usage_report& r) { on_usage(self, r); },
+      [self](error& e) {
+        // The provider refused the launch (lease) or something went wrong.
+        auto& st = self->state;
+        if (st.rec.status.state == job_state::committed) {
+          release_allocation(self, "launch refused");
+          move_to(self, job_state::failed, "launch refused: " + e.message);
+        } else {
+          st.ctx->log->warn("job {}: provider error: {}", st.rec.job_id, e.message);
+        }
+      },
+      [self](cancel_atom, std::string& reason) {
+        auto& st = self->state;
+        st.cancel_requested = true;
+        st.cancel_reason = reason;
+        switch (st.rec.status.state) {
+          case job_state::submitted:
+            move_to(self, job_state::cancelled, reason);
+            break;
+          case job_state::committed:
+            release_allocation(self, reason);
+            move_to(self, job_state::cancelled, reason);
+            break;
+          case job_state::running:
+          case job_state::rescaling:
+            if (st.provider)
+              self->send(st.provider, stop_atom::value, st.rec.job_id, reason);
+            break;
+          default:
+            break; // profiling / negotiating: finishes the stage, then cancels
+        }
+      },
+      [self](status_atom) { return self->state.rec.status; },
+    };
+  });
+}
+
+} // namespace tender

@@ -1,0 +1,846 @@
+#include "actors/journal.hpp"
+
+#include <sqlite3.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+#include <unordered_map>
+
+namespace tender {
+
+namespace {
+
+/// Migration N (1-based) is `migrations[N - 1]`: SQL steps run in one transaction
+/// that also sets `user_version` to N. Append only: a shipped migration is never
+/// edited, because databases in the field already ran it.
+const std::vector<std::vector<const char*>> migrations = {
+    // 1: the tables.
+    {
+        R"(CREATE TABLE jobs (
+             seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+             job_id        TEXT    NOT NULL UNIQUE,
+             client_key    TEXT    UNIQUE,
+             spec          BLOB    NOT NULL,
+             state         INTEGER NOT NULL DEFAULT 0,
+             reason        TEXT    NOT NULL DEFAULT '',
+             provider      TEXT    NOT NULL DEFAULT '',
+             allocation_id TEXT    NOT NULL DEFAULT '',
+             price         INTEGER NOT NULL DEFAULT 0,
+             allocated     BLOB,
+             submitted_at  INTEGER NOT NULL,
+             started_at    INTEGER NOT NULL DEFAULT 0,
+             finished_at   INTEGER NOT NULL DEFAULT 0,
+             exit_code     INTEGER NOT NULL DEFAULT -1,
+             profile       BLOB,
+             cpu_used_mean REAL    NOT NULL DEFAULT 0,
+             mem_used_peak INTEGER NOT NULL DEFAULT 0,
+             io_read       INTEGER NOT NULL DEFAULT 0,
+             io_write      INTEGER NOT NULL DEFAULT 0,
+             offers        BLOB
+           ))",
+        R"(CREATE TABLE transitions (
+             id         INTEGER PRIMARY KEY,
+             job_id     TEXT    NOT NULL REFERENCES jobs(job_id),
+             from_state INTEGER NOT NULL,
+             to_state   INTEGER NOT NULL,
+             reason     TEXT    NOT NULL,
+             at         INTEGER NOT NULL
+           ))",
+        R"(CREATE TABLE offers (
+             offer_id   TEXT    PRIMARY KEY,
+             job_id     TEXT    NOT NULL REFERENCES jobs(job_id),
+             auction_id TEXT    NOT NULL,
+             round      INTEGER NOT NULL,
+             provider   TEXT    NOT NULL,
+             price      INTEGER NOT NULL,
+             body       BLOB    NOT NULL,
+             score      REAL    NOT NULL,
+             verdict    TEXT    NOT NULL,
+             at         INTEGER NOT NULL
+           ))",
+        R"(CREATE TABLE awards (
+             id         INTEGER PRIMARY KEY,
+             offer_id   TEXT    NOT NULL,
+             job_id     TEXT    NOT NULL REFERENCES jobs(job_id),
+             auction_id TEXT    NOT NULL,
+             provider   TEXT    NOT NULL,
+             hold_ttl   INTEGER NOT NULL,
+             body       BLOB    NOT NULL,
+             at         INTEGER NOT NULL
+           ))",
+        R"(CREATE TABLE allocations (
+             allocation_id  TEXT    PRIMARY KEY,
+             job_id         TEXT    NOT NULL REFERENCES jobs(job_id),
+             offer_id       TEXT    NOT NULL,
+             provider       TEXT    NOT NULL,
+             price          INTEGER NOT NULL,
+             body           BLOB    NOT NULL,
+             created_at     INTEGER NOT NULL,
+             released_at    INTEGER,
+             release_reason TEXT
+           ))",
+        R"(CREATE TABLE releases (
+             id            INTEGER PRIMARY KEY,
+             allocation_id TEXT    NOT NULL,
+             offer_id      TEXT    NOT NULL,
+             job_id        TEXT    NOT NULL,
+             reason        TEXT    NOT NULL,
+             at            INTEGER NOT NULL
+           ))",
+        R"(CREATE TABLE usage (
+             id        INTEGER PRIMARY KEY,
+             job_id    TEXT    NOT NULL REFERENCES jobs(job_id),
+             at        INTEGER NOT NULL,
+             cpu       INTEGER NOT NULL,
+             rss       INTEGER NOT NULL,
+             io_read   INTEGER NOT NULL,
+             io_write  INTEGER NOT NULL,
+             net_bytes INTEGER NOT NULL,
+             threads   INTEGER NOT NULL
+           ))",
+        R"(CREATE TABLE sla_events (
+             id       INTEGER PRIMARY KEY,
+             provider TEXT    NOT NULL,
+             kind     TEXT    NOT NULL,
+             breach   INTEGER NOT NULL,
+             at       INTEGER NOT NULL
+           ))",
+    },
+    // 2: indexes for the per-job reads a restart does. Separate from 1 so that the
+    // upgrade path is exercised from the start.
+    {
+        "CREATE INDEX transitions_job ON transitions(job_id, id)",
+        "CREATE INDEX offers_job ON offers(job_id, round, at)",
+        "CREATE INDEX awards_job ON awards(job_id)",
+        "CREATE INDEX allocations_job ON allocations(job_id, created_at)",
+        "CREATE INDEX allocations_offer ON allocations(offer_id)",
+        "CREATE INDEX usage_job ON usage(job_id, at)",
+        "CREATE INDEX sla_events_provider ON sla_events(provider, id)",
+    },
+};
+
+static_assert(journal::current_schema_version > 0);
+
+template <class T> std::string pack(const T& value) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, value);
+  return std::string(buf.data(), buf.size());
+}
+
+template <class T> bool unpack(std::string_view bytes, T& out) {
+  try {
+    auto handle = msgpack::unpack(bytes.data(), bytes.size());
+    handle.get().convert(out);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string describe_open_failure(const std::string& path, int system_errno) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path parent = fs::path(path).parent_path();
+  if (parent.empty())
+    parent = ".";
+  // Walk up to the nearest existing ancestor: it says why the file cannot be made.
+  for (fs::path p = parent; !p.empty(); p = p.parent_path()) {
+    auto st = fs::status(p, ec);
+    if (ec && st.type() != fs::file_type::not_found)
+      break;
+    if (st.type() == fs::file_type::not_found) {
+      if (p == p.parent_path())
+        break;
+      continue;
+    }
+    if (st.type() != fs::file_type::directory)
+      return p.string() + " is not a directory";
+    if (p != parent)
+      return "directory " + parent.string() + " does not exist";
+    break;
+  }
+  std::string cause = "cannot open the database file";
+  if (system_errno != 0)
+    cause += std::string(": ") + std::strerror(system_errno);
+  return cause;
+}
+
+} // namespace
+
+// --- prepared statements ------------------------------------------------------
+
+struct journal::statements {
+  std::unordered_map<std::string, sqlite3_stmt*> by_sql;
+  ~statements() {
+    for (auto& [sql, stmt] : by_sql)
+      sqlite3_finalize(stmt);
+  }
+};
+
+/// A cached statement in use: binds left to right, resets on destruction so the
+/// statement goes back to the cache clean.
+class journal::query {
+public:
+  query(sqlite3_stmt* stmt, sqlite3* db, std::string* error)
+      : stmt_(stmt), db_(db), error_(error) {}
+  query(const query&) = delete;
+  query& operator=(const query&) = delete;
+  ~query() {
+    if (stmt_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+
+  query& bind(std::int64_t v) {
+    check(stmt_ ? sqlite3_bind_int64(stmt_, ++next_, v) : SQLITE_MISUSE);
+    return *this;
+  }
+  query& bind(std::int32_t v) { return bind(static_cast<std::int64_t>(v)); }
+  query& bind(bool v) { return bind(static_cast<std::int64_t>(v ? 1 : 0)); }
+  query& bind(double v) {
+    check(stmt_ ? sqlite3_bind_double(stmt_, ++next_, v) : SQLITE_MISUSE);
+    return *this;
+  }
+  query& bind(job_state s) { return bind(static_cast<std::int64_t>(s)); }
+  query& bind(const std::string& text) {
+    check(stmt_ ? sqlite3_bind_text(stmt_, ++next_, text.data(), static_cast<int>(text.size()),
+                                    SQLITE_TRANSIENT)
+                : SQLITE_MISUSE);
+    return *this;
+  }
+  /// NULL when `text` is empty.
+  query& bind_or_null(const std::string& text) {
+    if (!text.empty())
+      return bind(text);
+    check(stmt_ ? sqlite3_bind_null(stmt_, ++next_) : SQLITE_MISUSE);
+    return *this;
+  }
+  query& bind_blob(const std::string& bytes) {
+    check(stmt_ ? sqlite3_bind_blob(stmt_, ++next_, bytes.data(), static_cast<int>(bytes.size()),
+                                    SQLITE_TRANSIENT)
+                : SQLITE_MISUSE);
+    return *this;
+  }
+
+  /// True while there is a row to read.
+  bool next_row() {
+    if (!ok_)
+      return false;
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW)
+      return true;
+    if (rc != SQLITE_DONE)
+      check(rc);
+    return false;
+  }
+  /// Runs a statement that returns no rows.
+  bool run() {
+    while (next_row()) {
+    }
+    return ok_;
+  }
+  /// False once any bind or step has failed; the message is in the journal's step error.
+  bool ok() const { return ok_; }
+
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  bool null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string text(int col) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  std::string_view blob(int col) const {
+    auto p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string_view();
+  }
+
+private:
+  void check(int rc) {
+    if (rc == SQLITE_OK || !ok_)
+      return;
+    ok_ = false;
+    *error_ = stmt_ ? sqlite3_errmsg(db_) : *error_;
+  }
+
+  sqlite3_stmt* stmt_;
+  sqlite3* db_;
+  std::string* error_;
+  int next_ = 0;
+  bool ok_ = stmt_ != nullptr;
+};
+
+journal::query journal::prepare(const char* sql) const {
+  auto& cache = stmts_->by_sql;
+  auto it = cache.find(sql);
+  if (it == cache.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+      step_error_ = sqlite3_errmsg(db_);
+      sqlite3_finalize(stmt);
+      return query(nullptr, db_, &step_error_);
+    }
+    it = cache.emplace(sql, stmt).first;
+  }
+  return query(it->second, db_, &step_error_);
+}
+
+bool journal::exec(const char* sql) const {
+  return prepare(sql).run();
+}
+
+bool journal::fail(const std::string& what) const {
+  last_error_ = "journal " + path_ + ": " + what;
+  if (on_error_)
+    on_error_(last_error_);
+  return false;
+}
+
+/// Runs `body` (which returns false on failure, leaving the cause in `step_error_`)
+/// in its own transaction, or in a savepoint inside a batch. Caller holds `mu_`.
+template <class Body> bool journal::write(const std::string& what, Body&& body) {
+  const bool own = batch_depth_ == 0;
+  if (!exec(own ? "BEGIN IMMEDIATE" : "SAVEPOINT write"))
+    return fail(what + ": " + step_error_);
+  if (!body()) {
+    std::string cause = step_error_;
+    if (own) {
+      exec("ROLLBACK");
+    } else {
+      exec("ROLLBACK TO write");
+      exec("RELEASE write");
+    }
+    return fail(what + ": " + cause);
+  }
+  if (!exec(own ? "COMMIT" : "RELEASE write")) {
+    std::string cause = step_error_;
+    if (own && !sqlite3_get_autocommit(db_))
+      exec("ROLLBACK");
+    return fail(what + ": " + cause);
+  }
+  return true;
+}
+
+// --- opening ------------------------------------------------------------------
+
+journal::journal(sqlite3* db) : db_(db), stmts_(std::make_unique<statements>()) {}
+
+journal::~journal() {
+  std::lock_guard lock(mu_);
+  stmts_.reset(); // finalize before close
+  // An open batch is rolled back by the close.
+  sqlite3_close_v2(db_);
+}
+
+std::variant<std::unique_ptr<journal>, std::string> journal::open(const std::string& path) {
+  return open(path, journal_options{});
+}
+
+std::variant<std::unique_ptr<journal>, std::string> journal::open(const std::string& path,
+                                                                  const journal_options& options) {
+  const std::string prefix = "journal " + path + ": ";
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string cause =
+        db ? describe_open_failure(path, sqlite3_system_errno(db)) : std::string("out of memory");
+    sqlite3_close_v2(db);
+    return prefix + cause;
+  }
+  std::unique_ptr<journal> j(new journal(db));
+  j->path_ = path;
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+
+  // The version first: a newer database is refused before anything is changed.
+  auto read_version = [&](int& out) {
+    auto q = j->prepare("PRAGMA user_version");
+    if (!q.next_row())
+      return false;
+    out = static_cast<int>(q.int64(0));
+    return true;
+  };
+  int version = 0;
+  if (!read_version(version))
+    return prefix + j->step_error_;
+  if (version > current_schema_version)
+    return prefix + "database schema version " + std::to_string(version) +
+           " is newer than this tender (" + std::to_string(current_schema_version) + ")";
+
+  {
+    auto q = j->prepare("PRAGMA journal_mode=WAL");
+    std::string mode = q.next_row() ? q.text(0) : std::string();
+    if (!q.ok())
+      return prefix + "cannot switch to WAL mode: " + j->step_error_;
+    if (mode != "wal")
+      return prefix + "cannot switch to WAL mode (the journal mode stays \"" + mode + "\")";
+  }
+  if (!j->exec(options.sync == journal_sync::full ? "PRAGMA synchronous=FULL"
+                                                  : "PRAGMA synchronous=NORMAL") ||
+      !j->exec("PRAGMA foreign_keys=ON"))
+    return prefix + j->step_error_;
+
+  for (int target = version + 1; target <= current_schema_version; ++target) {
+    if (!j->exec("BEGIN IMMEDIATE"))
+      return prefix + "migration " + std::to_string(target) + ": " + j->step_error_;
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    bool ok = read_version(version);
+    if (ok && version < target) {
+      for (const char* step : migrations[static_cast<std::size_t>(target - 1)]) {
+        ok = sqlite3_exec(db, step, nullptr, nullptr, nullptr) == SQLITE_OK;
+        if (!ok) {
+          j->step_error_ = sqlite3_errmsg(db);
+          break;
+        }
+      }
+      if (ok) {
+        std::string set = "PRAGMA user_version=" + std::to_string(target);
+        ok = sqlite3_exec(db, set.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+        if (!ok)
+          j->step_error_ = sqlite3_errmsg(db);
+      }
+    }
+    if (!ok || !j->exec("COMMIT")) {
+      std::string cause = j->step_error_;
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      return prefix + "migration " + std::to_string(target) + ": " + cause;
+    }
+  }
+  j->version_ = current_schema_version;
+  return j;
+}
+
+int journal::schema_version() const {
+  return version_;
+}
+
+std::string journal::last_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
+void journal::set_error_handler(std::function<void(const std::string&)> handler) {
+  std::lock_guard lock(mu_);
+  on_error_ = std::move(handler);
+}
+
+// --- batches ------------------------------------------------------------------
+
+bool journal::begin_batch() {
+  std::lock_guard lock(mu_);
+  if (batch_depth_ == 0 && !exec("BEGIN IMMEDIATE"))
+    return fail("begin_batch: " + step_error_);
+  ++batch_depth_;
+  return true;
+}
+
+bool journal::commit_batch() {
+  std::lock_guard lock(mu_);
+  if (batch_depth_ == 0)
+    return fail("commit_batch: no batch is open");
+  if (--batch_depth_ > 0)
+    return true;
+  if (!exec("COMMIT")) {
+    std::string cause = step_error_;
+    if (!sqlite3_get_autocommit(db_))
+      exec("ROLLBACK");
+    return fail("commit_batch: " + cause + " (the batch was rolled back)");
+  }
+  return true;
+}
+
+// --- writes -------------------------------------------------------------------
+
+namespace {
+/// Fails a write whose UPDATE matched no row.
+bool found(sqlite3* db, std::string& error, const std::string& what) {
+  if (sqlite3_changes(db) > 0)
+    return true;
+  error = "no " + what;
+  return false;
+}
+} // namespace
+
+bool journal::insert_job(const std::string& job_id, const std::string& client_key,
+                         const job_spec& spec, usec submitted_at, std::string* existing_id) {
+  std::lock_guard lock(mu_);
+  if (existing_id)
+    existing_id->clear();
+  std::string known;
+  bool inserted = write("insert_job " + job_id, [&] {
+    if (!client_key.empty()) {
+      auto q = prepare("SELECT job_id FROM jobs WHERE client_key = ?");
+      q.bind(client_key);
+      if (q.next_row()) {
+        known = q.text(0);
+        return true; // nothing to write; the transaction just ends
+      }
+      if (!q.ok())
+        return false;
+    }
+    return prepare("INSERT INTO jobs (job_id, client_key, spec, state, submitted_at) "
+                   "VALUES (?, ?, ?, ?, ?)")
+        .bind(job_id)
+        .bind_or_null(client_key)
+        .bind_blob(pack(spec))
+        .bind(job_state::submitted)
+        .bind(submitted_at)
+        .run();
+  });
+  if (!inserted)
+    return false;
+  if (!known.empty()) {
+    if (existing_id)
+      *existing_id = known;
+    return false;
+  }
+  return true;
+}
+
+bool journal::transition(const std::string& job_id, job_state from, job_state to,
+                         const std::string& reason, usec at) {
+  std::lock_guard lock(mu_);
+  return write("transition " + job_id, [&] {
+    if (!prepare("UPDATE jobs SET state = ?, reason = ? WHERE job_id = ?")
+             .bind(to)
+             .bind(reason)
+             .bind(job_id)
+             .run() ||
+        !found(db_, step_error_, "job " + job_id))
+      return false;
+    return prepare("INSERT INTO transitions (job_id, from_state, to_state, reason, at) "
+                   "VALUES (?, ?, ?, ?, ?)")
+        .bind(job_id)
+        .bind(from)
+        .bind(to)
+        .bind(reason)
+        .bind(at)
+        .run();
+  });
+}
+
+bool journal::save_profile(const std::string& job_id, const resource_profile& p) {
+  std::lock_guard lock(mu_);
+  return write("save_profile " + job_id, [&] {
+    return prepare("UPDATE jobs SET profile = ? WHERE job_id = ?")
+               .bind_blob(pack(p))
+               .bind(job_id)
+               .run() &&
+           found(db_, step_error_, "job " + job_id);
+  });
+}
+
+bool journal::save_offer(const std::string& job_id, const offer& o, double score,
+                         const std::string& verdict, usec at) {
+  std::lock_guard lock(mu_);
+  return write("save_offer " + o.offer_id, [&] {
+    return prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
+                   "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT(offer_id) DO UPDATE SET job_id = excluded.job_id, "
+                   "auction_id = excluded.auction_id, round = excluded.round, "
+                   "provider = excluded.provider, price = excluded.price, body = excluded.body, "
+                   "score = excluded.score, verdict = excluded.verdict, at = excluded.at")
+        .bind(o.offer_id)
+        .bind(job_id)
+        .bind(o.auction_id)
+        .bind(o.round)
+        .bind(o.provider)
+        .bind(o.price)
+        .bind_blob(pack(o))
+        .bind(score)
+        .bind(verdict)
+        .bind(at)
+        .run();
+  });
+}
+
+bool journal::update_offer_verdict(const std::string& offer_id, const std::string& verdict) {
+  std::lock_guard lock(mu_);
+  return write("update_offer_verdict " + offer_id, [&] {
+    return prepare("UPDATE offers SET verdict = ? WHERE offer_id = ?")
+               .bind(verdict)
+               .bind(offer_id)
+               .run() &&
+           found(db_, step_error_, "offer " + offer_id);
+  });
+}
+
+bool journal::save_award(const award& a, usec at) {
+  std::lock_guard lock(mu_);
+  return write("save_award " + a.offer_id, [&] {
+    return prepare(
+               "INSERT INTO awards (offer_id, job_id, auction_id, provider, hold_ttl, body, at) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(a.offer_id)
+        .bind(a.job_id)
+        .bind(a.auction_id)
+        .bind(a.provider)
+        .bind(a.hold_ttl)
+        .bind_blob(pack(a))
+        .bind(at)
+        .run();
+  });
+}
+
+bool journal::save_allocation(const allocation& a, usec at) {
+  std::lock_guard lock(mu_);
+  // The body carries the lease token; the error text names only the allocation id.
+  return write("save_allocation " + a.allocation_id, [&] {
+    return prepare("INSERT INTO allocations (allocation_id, job_id, offer_id, provider, price, "
+                   "body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT(allocation_id) DO UPDATE SET job_id = excluded.job_id, "
+                   "offer_id = excluded.offer_id, provider = excluded.provider, "
+                   "price = excluded.price, body = excluded.body")
+        .bind(a.allocation_id)
+        .bind(a.job_id)
+        .bind(a.offer_id)
+        .bind(a.provider)
+        .bind(a.price)
+        .bind_blob(pack(a))
+        .bind(at)
+        .run();
+  });
+}
+
+bool journal::save_release(const release& r, usec at) {
+  std::lock_guard lock(mu_);
+  std::string what = "save_release " + (r.allocation_id.empty() ? r.offer_id : r.allocation_id);
+  return write(what, [&] {
+    bool ok = r.allocation_id.empty()
+                  ? prepare("UPDATE allocations SET released_at = ?, release_reason = ? "
+                            "WHERE offer_id = ? AND released_at IS NULL")
+                        .bind(at)
+                        .bind(r.reason)
+                        .bind(r.offer_id)
+                        .run()
+                  : prepare("UPDATE allocations SET released_at = ?, release_reason = ? "
+                            "WHERE allocation_id = ? AND released_at IS NULL")
+                        .bind(at)
+                        .bind(r.reason)
+                        .bind(r.allocation_id)
+                        .run();
+    return ok && prepare("INSERT INTO releases (allocation_id, offer_id, job_id, reason, at) "
+                         "VALUES (?, ?, ?, ?, ?)")
+                     .bind(r.allocation_id)
+                     .bind(r.offer_id)
+                     .bind(r.job_id)
+                     .bind(r.reason)
+                     .bind(at)
+                     .run();
+  });
+}
+
+bool journal::save_status(const job_status& s) {
+  std::lock_guard lock(mu_);
+  return write("save_status " + s.job_id, [&] {
+    return prepare("UPDATE jobs SET provider = ?, allocation_id = ?, price = ?, allocated = ?, "
+                   "started_at = ?, finished_at = ?, exit_code = ?, cpu_used_mean = ?, "
+                   "mem_used_peak = ?, io_read = ?, io_write = ?, offers = ?, "
+                   "profile = CASE WHEN ? THEN ? ELSE profile END WHERE job_id = ?")
+               .bind(s.provider)
+               .bind(s.allocation_id)
+               .bind(s.price)
+               .bind_blob(pack(s.allocated))
+               .bind(s.started_at)
+               .bind(s.finished_at)
+               .bind(s.exit_code)
+               .bind(s.cpu_used_mean)
+               .bind(s.mem_used_peak)
+               .bind(s.io_read)
+               .bind(s.io_write)
+               .bind_blob(pack(s.offers))
+               .bind(s.has_profile)
+               .bind_blob(pack(s.profile))
+               .bind(s.job_id)
+               .run() &&
+           found(db_, step_error_, "job " + s.job_id);
+  });
+}
+
+bool journal::save_usage(const std::string& job_id, const usage_sample& s) {
+  std::lock_guard lock(mu_);
+  return write("save_usage " + job_id, [&] {
+    return prepare(
+               "INSERT INTO usage (job_id, at, cpu, rss, io_read, io_write, net_bytes, threads) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(job_id)
+        .bind(s.at)
+        .bind(s.cpu)
+        .bind(s.rss)
+        .bind(s.io_read)
+        .bind(s.io_write)
+        .bind(s.net_bytes)
+        .bind(s.threads)
+        .run();
+  });
+}
+
+bool journal::save_sla_event(const sla_event& e) {
+  std::lock_guard lock(mu_);
+  return write("save_sla_event " + e.provider, [&] {
+    return prepare("INSERT INTO sla_events (provider, kind, breach, at) VALUES (?, ?, ?, ?)")
+        .bind(e.provider)
+        .bind(e.kind)
+        .bind(e.breach)
+        .bind(e.at)
+        .run();
+  });
+}
+
+// --- reads --------------------------------------------------------------------
+
+namespace {
+constexpr const char* job_columns =
+    "SELECT job_id, client_key, spec, state, reason, provider, allocation_id, price, allocated, "
+    "submitted_at, started_at, finished_at, exit_code, profile, cpu_used_mean, mem_used_peak, "
+    "io_read, io_write, offers FROM jobs ";
+const std::string select_job = std::string(job_columns) + "WHERE job_id = ?";
+const std::string select_jobs = std::string(job_columns) + "ORDER BY seq";
+} // namespace
+
+/// Builds the record from a `job_columns` row, then reads its offers and
+/// allocation. A blob that does not decode is reported and left at its default:
+/// the job stays known.
+std::optional<job_record> journal::read_job(query& row) const {
+  job_record r;
+  r.job_id = row.text(0);
+  r.client_key = row.text(1);
+  auto decode = [&](int col, auto& out, const char* name) {
+    if (!row.null(col) && !unpack(row.blob(col), out))
+      fail("job " + r.job_id + ": cannot decode " + name);
+  };
+  decode(2, r.spec, "spec");
+  job_status& s = r.status;
+  s.job_id = r.job_id;
+  s.name = r.spec.name;
+  s.user = r.spec.user;
+  s.state = static_cast<job_state>(row.int64(3));
+  s.reason = row.text(4);
+  s.provider = row.text(5);
+  s.allocation_id = row.text(6);
+  s.price = row.int64(7);
+  decode(8, s.allocated, "allocated");
+  s.submitted_at = row.int64(9);
+  s.started_at = row.int64(10);
+  s.finished_at = row.int64(11);
+  s.exit_code = static_cast<std::int32_t>(row.int64(12));
+  s.has_profile = !row.null(13);
+  decode(13, s.profile, "profile");
+  s.cpu_used_mean = row.real(14);
+  s.mem_used_peak = row.int64(15);
+  s.io_read = row.int64(16);
+  s.io_write = row.int64(17);
+  decode(18, s.offers, "offers");
+
+  std::vector<offer_summary> offers;
+  {
+    auto q = prepare("SELECT offer_id, provider, round, price, body, score, verdict FROM offers "
+                     "WHERE job_id = ? ORDER BY round, at, rowid");
+    q.bind(r.job_id);
+    while (q.next_row()) {
+      offer_summary o;
+      o.offer_id = q.text(0);
+      o.provider = q.text(1);
+      o.round = static_cast<std::int32_t>(q.int64(2));
+      o.price = q.int64(3);
+      offer body;
+      if (unpack(q.blob(4), body))
+        o.earliest_start = body.earliest_start;
+      o.score = q.real(5);
+      o.verdict = q.text(6);
+      offers.push_back(std::move(o));
+    }
+    if (!q.ok()) {
+      fail("load job " + r.job_id + " offers: " + step_error_);
+      return std::nullopt;
+    }
+  }
+  if (!offers.empty())
+    s.offers = std::move(offers);
+
+  auto q = prepare("SELECT allocation_id, body FROM allocations WHERE job_id = ? "
+                   "ORDER BY released_at IS NULL DESC, created_at DESC, rowid DESC LIMIT 1");
+  q.bind(r.job_id);
+  if (q.next_row()) {
+    allocation a;
+    if (unpack(q.blob(1), a))
+      r.alloc = std::move(a);
+    else
+      fail("job " + r.job_id + ": cannot decode allocation " + q.text(0));
+  }
+  if (!q.ok()) {
+    fail("load job " + r.job_id + " allocation: " + step_error_);
+    return std::nullopt;
+  }
+  return r;
+}
+
+std::optional<job_record> journal::load_job(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  auto q = prepare(select_job.c_str());
+  q.bind(job_id);
+  if (!q.next_row()) {
+    if (!q.ok())
+      fail("load_job " + job_id + ": " + step_error_);
+    return std::nullopt;
+  }
+  return read_job(q);
+}
+
+std::vector<job_record> journal::load_jobs() const {
+  std::lock_guard lock(mu_);
+  std::vector<job_record> out;
+  auto q = prepare(select_jobs.c_str());
+  while (q.next_row())
+    if (auto r = read_job(q))
+      out.push_back(std::move(*r));
+  if (!q.ok())
+    fail("load_jobs: " + step_error_);
+  return out;
+}
+
+std::vector<std::pair<job_state, job_state>> journal::transitions(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<job_state, job_state>> out;
+  auto q = prepare("SELECT from_state, to_state FROM transitions WHERE job_id = ? ORDER BY id");
+  q.bind(job_id);
+  while (q.next_row())
+    out.emplace_back(static_cast<job_state>(q.int64(0)), static_cast<job_state>(q.int64(1)));
+  if (!q.ok())
+    fail("transitions " + job_id + ": " + step_error_);
+  return out;
+}
+
+std::vector<sla_event> journal::sla_events(const std::string& provider) const {
+  std::lock_guard lock(mu_);
+  std::vector<sla_event> out;
+  auto q = prepare("SELECT provider, kind, breach, at FROM sla_events WHERE provider = ? "
+                   "ORDER BY id");
+  q.bind(provider);
+  while (q.next_row())
+    out.push_back({q.text(0), q.text(1), q.int64(2) != 0, q.int64(3)});
+  if (!q.ok())
+    fail("sla_events " + provider + ": " + step_error_);
+  return out;
+}
+
+std::vector<usage_sample> journal::usage(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  std::vector<usage_sample> out;
+  auto q = prepare("SELECT at, cpu, rss, io_read, io_write, net_bytes, threads FROM usage "
+                   "WHERE job_id = ? ORDER BY at, id");
+  q.bind(job_id);
+  while (q.next_row())
+    out.push_back({q.int64(0), q.int64(1), q.int64(2), q.int64(3), q.int64(4), q.int64(5),
+                   static_cast<std::int32_t>(q.int64(6))});
+  if (!q.ok())
+    fail("usage " + job_id + ": " + step_error_);
+  return out;
+}
+
+} // namespace tender

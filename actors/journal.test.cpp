@@ -1,0 +1,608 @@
+#include "actors/journal.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace tender {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// Whole-value comparison for wire structs: equal MessagePack bytes.
+template <class T> std::string bytes(const T& value) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, value);
+  return std::string(buf.data(), buf.size());
+}
+
+std::unique_ptr<journal> open_ok(const std::string& path, const journal_options& o = {}) {
+  auto opened = journal::open(path, o);
+  if (auto* err = std::get_if<std::string>(&opened)) {
+    ADD_FAILURE() << *err;
+    return nullptr;
+  }
+  return std::move(std::get<std::unique_ptr<journal>>(opened));
+}
+
+std::string open_error(const std::string& path) {
+  auto opened = journal::open(path);
+  if (auto* err = std::get_if<std::string>(&opened))
+    return *err;
+  return "(opened)";
+}
+
+/// Runs SQL on a file with a plain connection, the way an older tender would have.
+void raw_exec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* msg = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &msg);
+  std::string err = msg ? msg : "";
+  sqlite3_free(msg);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << err;
+}
+
+std::string raw_text(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_stmt* stmt = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW)
+    out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+job_spec sample_spec(const std::string& name) {
+  job_spec s;
+  s.name = name;
+  s.user = "ada";
+  s.command = {"python3", "train.py", "--epochs", "3"};
+  s.workdir = "/srv/work";
+  s.env = {{"OMP_NUM_THREADS", "4"}, {"SEED", "7"}};
+  s.walltime = 1800 * sec_us;
+  s.deadline = 1'790'000'000 * sec_us;
+  s.max_cost = 2 * usd + 250'000;
+  s.priority = 3;
+  s.software = {"python3", "cuda12"};
+  s.hints = {4000, 8ll << 30, 1, "a100", 40ll << 30};
+  s.profile_command = {"python3", "train.py", "--epochs", "0"};
+  s.profile_budget = 30 * sec_us;
+  s.profile_skip = false;
+  s.inputs = {"data/train.csv"};
+  return s;
+}
+
+resource_profile sample_profile(const std::string& job_id) {
+  resource_profile p;
+  p.job_id = job_id;
+  p.cpu_mean = 3.5;
+  p.cpu_stddev = 0.25;
+  p.cpu_lo = 3.0;
+  p.cpu_hi = 4.0;
+  p.mem_mean = 6ll << 30;
+  p.mem_stddev = 1ll << 28;
+  p.mem_peak = 7ll << 30;
+  p.mem_lo = 5ll << 30;
+  p.mem_hi = 7ll << 30;
+  p.gpu_type = "a100";
+  p.gpus = 1;
+  p.net_bandwidth_bps = 1'000'000;
+  p.io_read = 1 << 20;
+  p.io_write = 1 << 10;
+  p.net_bytes = 4096;
+  p.software_stack = {"python3", "torch"};
+  p.runtime = 1500 * sec_us;
+  p.runtime_lo = 1200 * sec_us;
+  p.runtime_hi = 1900 * sec_us;
+  p.source = "sandbox+hints";
+  p.model_version = "gbt-3";
+  p.partial = true;
+  p.profile_time = 12 * sec_us;
+  p.findings = {{"gpu", "CUDA runtime 12", "libcudart.so.12"}};
+  return p;
+}
+
+offer sample_offer(const std::string& id, const std::string& job_id, std::int32_t round,
+                   const std::string& provider, micros price) {
+  offer o;
+  o.offer_id = id;
+  o.job_id = job_id;
+  o.auction_id = "auc-" + job_id;
+  o.round = round;
+  o.provider = provider;
+  o.granted = {4000, 8ll << 30, 1, "a100", 40ll << 30};
+  o.price = price;
+  o.rate_per_hour = price * 2;
+  o.earliest_start = 1'000 + round;
+  o.terms = {0.99, 0.01, 200 * ms_us};
+  o.valid_until = 5'000;
+  o.instance_type = "p4d";
+  o.spot = true;
+  return o;
+}
+
+allocation sample_allocation(const std::string& id, const std::string& job_id,
+                             const std::string& offer_id) {
+  allocation a;
+  a.allocation_id = id;
+  a.job_id = job_id;
+  a.offer_id = offer_id;
+  a.provider = "market";
+  a.granted = {4000, 8ll << 30, 1, "a100", 40ll << 30};
+  a.price = 1'750'000;
+  a.rate_per_hour = 3'500'000;
+  a.terms = {0.99, 0.01, 200 * ms_us};
+  a.lease_token = "tok-" + id + "-5f1c9e0b7a3d";
+  a.lease_expires = 9'000;
+  a.start_at = 2'000;
+  a.instance_type = "p4d";
+  return a;
+}
+
+class journal_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tender-journal-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "journal.db").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+TEST_F(journal_test, fully_populated_job_round_trips) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j);
+  const job_spec spec = sample_spec("train");
+  ASSERT_TRUE(j->insert_job("j1", "key-1", spec, 100));
+  ASSERT_TRUE(j->transition("j1", job_state::submitted, job_state::profiling, "", 110));
+  ASSERT_TRUE(j->save_profile("j1", sample_profile("j1")));
+  ASSERT_TRUE(j->transition("j1", job_state::profiling, job_state::negotiating, "", 120));
+  const offer won = sample_offer("o2", "j1", 1, "market", 1'750'000);
+  ASSERT_TRUE(
+      j->save_offer("j1", sample_offer("o1", "j1", 1, "local", 2'000'000), 2.1e6, "lost", 130));
+  ASSERT_TRUE(j->save_offer("j1", won, 1.8e6, "won", 131));
+  award a;
+  a.offer_id = "o2";
+  a.job_id = "j1";
+  a.auction_id = "auc-j1";
+  a.provider = "market";
+  a.hold_ttl = 30 * sec_us;
+  ASSERT_TRUE(j->save_award(a, 140));
+  const allocation alloc = sample_allocation("a1", "j1", "o2");
+  ASSERT_TRUE(j->save_allocation(alloc, 150));
+  ASSERT_TRUE(j->transition("j1", job_state::negotiating, job_state::committed, "", 150));
+  ASSERT_TRUE(j->transition("j1", job_state::committed, job_state::running, "", 160));
+  ASSERT_TRUE(j->transition("j1", job_state::running, job_state::done, "exit 0", 900));
+
+  job_status status;
+  status.job_id = "j1";
+  status.provider = "market";
+  status.allocation_id = "a1";
+  status.price = 1'750'000;
+  status.allocated = alloc.granted;
+  status.started_at = 160;
+  status.finished_at = 900;
+  status.exit_code = 0;
+  status.has_profile = true;
+  status.profile = sample_profile("j1");
+  status.cpu_used_mean = 3.25;
+  status.mem_used_peak = 6ll << 30;
+  status.io_read = 12345;
+  status.io_write = 678;
+  ASSERT_TRUE(j->save_status(status));
+
+  job_status expected = status;
+  expected.name = "train";
+  expected.user = "ada";
+  expected.state = job_state::done;
+  expected.reason = "exit 0";
+  expected.submitted_at = 100;
+  expected.offers = {{"o1", "local", 1, 2'000'000, 1'001, 2.1e6, "lost"},
+                     {"o2", "market", 1, 1'750'000, 1'001, 1.8e6, "won"}};
+
+  auto r = j->load_job("j1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->job_id, "j1");
+  EXPECT_EQ(r->client_key, "key-1");
+  EXPECT_EQ(bytes(r->spec), bytes(spec));
+  EXPECT_EQ(bytes(r->status), bytes(expected));
+  ASSERT_TRUE(r->alloc);
+  EXPECT_EQ(bytes(*r->alloc), bytes(alloc));
+  EXPECT_EQ(j->last_error(), "");
+  EXPECT_FALSE(j->load_job("nope"));
+}
+
+TEST_F(journal_test, transitions_keep_their_order) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  ASSERT_TRUE(j->insert_job("j2", "", sample_spec("b"), 2));
+  using s = job_state;
+  const std::vector<std::pair<s, s>> path = {
+      {s::submitted, s::profiling}, {s::profiling, s::negotiating}, {s::negotiating, s::committed},
+      {s::committed, s::running},   {s::running, s::rescaling},     {s::rescaling, s::running},
+      {s::running, s::failed}};
+  usec at = 10;
+  for (auto [from, to] : path) {
+    ASSERT_TRUE(j->transition("j1", from, to, "r", at++));
+    // Interleave another job: each keeps its own order.
+    ASSERT_TRUE(j->transition("j2", s::submitted, s::submitted, "", at++));
+  }
+  EXPECT_EQ(j->transitions("j1"), path);
+  EXPECT_EQ(j->transitions("j2").size(), path.size());
+  EXPECT_EQ(j->load_job("j1")->status.state, s::failed);
+  EXPECT_TRUE(j->transitions("none").empty());
+}
+
+TEST_F(journal_test, transition_is_one_transaction) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  // Make the log insert fail after the state update has already run.
+  raw_exec(path_, "CREATE TRIGGER refuse BEFORE INSERT ON transitions WHEN NEW.reason = 'boom' "
+                  "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+  EXPECT_FALSE(j->transition("j1", job_state::submitted, job_state::failed, "boom", 2));
+  EXPECT_NE(j->last_error().find("disk on fire"), std::string::npos) << j->last_error();
+  EXPECT_EQ(j->load_job("j1")->status.state, job_state::submitted);
+
+  ASSERT_TRUE(j->begin_batch()); // the same inside a batch (a savepoint)
+  EXPECT_FALSE(j->transition("j1", job_state::submitted, job_state::failed, "boom", 3));
+  EXPECT_EQ(j->load_job("j1")->status.state, job_state::submitted);
+  ASSERT_TRUE(j->transition("j1", job_state::submitted, job_state::profiling, "", 4));
+  ASSERT_TRUE(j->commit_batch());
+  EXPECT_EQ(j->load_job("j1")->status.state, job_state::profiling);
+  EXPECT_EQ(j->transitions("j1"), (std::vector<std::pair<job_state, job_state>>{
+                                      {job_state::submitted, job_state::profiling}}));
+}
+
+TEST_F(journal_test, offers_keep_verdicts_and_round_order) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  ASSERT_TRUE(j->save_offer("j1", sample_offer("o3", "j1", 2, "c", 900), 950.0, "pending", 30));
+  ASSERT_TRUE(j->save_offer("j1", sample_offer("o1", "j1", 1, "a", 1000), 1100.0, "pending", 10));
+  ASSERT_TRUE(j->save_offer("j1", sample_offer("o2", "j1", 1, "b", 1200), 1300.5,
+                            "rejected: over budget", 20));
+  // The same offer arriving twice is one offer.
+  ASSERT_TRUE(j->save_offer("j1", sample_offer("o1", "j1", 1, "a", 1000), 1100.0, "pending", 10));
+  ASSERT_TRUE(j->update_offer_verdict("o1", "lost"));
+  ASSERT_TRUE(j->update_offer_verdict("o3", "won"));
+  EXPECT_FALSE(j->update_offer_verdict("o9", "won"));
+  EXPECT_NE(j->last_error().find("no offer o9"), std::string::npos) << j->last_error();
+
+  const std::vector<offer_summary> expected = {
+      {"o1", "a", 1, 1000, 1001, 1100.0, "lost"},
+      {"o2", "b", 1, 1200, 1001, 1300.5, "rejected: over budget"},
+      {"o3", "c", 2, 900, 1002, 950.0, "won"}};
+  EXPECT_EQ(bytes(j->load_job("j1")->status.offers), bytes(expected));
+}
+
+TEST_F(journal_test, status_offers_used_when_no_offer_rows) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  job_status s;
+  s.job_id = "j1";
+  s.offers = {{"o1", "a", 1, 1000, 5, 1000.0, "won"}};
+  ASSERT_TRUE(j->save_status(s));
+  auto r = j->load_job("j1");
+  EXPECT_EQ(bytes(r->status.offers), bytes(s.offers));
+  EXPECT_FALSE(r->status.has_profile);
+}
+
+TEST_F(journal_test, committed_allocation_with_lease_token) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  EXPECT_FALSE(j->load_job("j1")->alloc);
+
+  const allocation first = sample_allocation("a1", "j1", "o1");
+  const allocation second = sample_allocation("a2", "j1", "o2");
+  ASSERT_TRUE(j->save_allocation(first, 100));
+  ASSERT_TRUE(j->save_allocation(second, 50)); // older, but the only one left unreleased
+  ASSERT_TRUE(j->save_release({"a1", "", "j1", "preempted"}, 200));
+  auto r = j->load_job("j1");
+  ASSERT_TRUE(r->alloc);
+  EXPECT_EQ(bytes(*r->alloc), bytes(second));
+  EXPECT_EQ(r->alloc->lease_token, second.lease_token);
+
+  // Released by offer id; with nothing unreleased the latest one is reported.
+  ASSERT_TRUE(j->save_release({"", "o2", "j1", "done"}, 300));
+  EXPECT_EQ(bytes(*j->load_job("j1")->alloc), bytes(first));
+  // A hold that never became an allocation is still a valid release.
+  EXPECT_TRUE(j->save_release({"", "o7", "j1", "lost"}, 310));
+
+  // A renewed lease replaces the body.
+  allocation renewed = first;
+  renewed.lease_token = "tok-renewed";
+  ASSERT_TRUE(j->save_allocation(renewed, 400));
+  EXPECT_EQ(j->load_job("j1")->alloc->lease_token, "tok-renewed");
+}
+
+TEST_F(journal_test, client_key_makes_submission_idempotent) {
+  auto j = open_ok(path_);
+  std::string existing = "junk";
+  EXPECT_TRUE(j->insert_job("j1", "key", sample_spec("a"), 1, &existing));
+  EXPECT_EQ(existing, "");
+  EXPECT_FALSE(j->insert_job("j2", "key", sample_spec("b"), 2, &existing));
+  EXPECT_EQ(existing, "j1");
+  EXPECT_EQ(j->last_error(), ""); // a duplicate is not a failure
+  // No key: never a duplicate.
+  EXPECT_TRUE(j->insert_job("j3", "", sample_spec("c"), 3, &existing));
+  EXPECT_TRUE(j->insert_job("j4", "", sample_spec("d"), 4, &existing));
+  // The same job id twice is a failure, told apart by an empty `existing_id`.
+  EXPECT_FALSE(j->insert_job("j1", "other", sample_spec("e"), 5, &existing));
+  EXPECT_EQ(existing, "");
+  EXPECT_NE(j->last_error().find("insert_job j1"), std::string::npos) << j->last_error();
+
+  auto jobs = j->load_jobs();
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].spec.name, "a");
+}
+
+TEST_F(journal_test, everything_survives_close_and_reopen) {
+  {
+    auto j = open_ok(path_);
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(j->insert_job("j" + std::to_string(4 - i), "",
+                                sample_spec("n" + std::to_string(i)), 100 - i));
+    ASSERT_TRUE(j->transition("j2", job_state::submitted, job_state::cancelled, "user", 200));
+    ASSERT_TRUE(j->save_usage("j2", {10, 1500, 1 << 20, 5, 6, 7, 8}));
+    ASSERT_TRUE(j->save_usage("j2", {20, 2500, 2 << 20, 15, 16, 17, 9}));
+    ASSERT_TRUE(j->save_sla_event({"market", "late_start", true, 30}));
+    ASSERT_TRUE(j->save_sla_event({"market", "ok_start", false, 40}));
+    ASSERT_TRUE(j->save_sla_event({"local", "confirm", false, 50}));
+  }
+  auto j = open_ok(path_);
+  EXPECT_EQ(j->schema_version(), journal::current_schema_version);
+  auto jobs = j->load_jobs();
+  ASSERT_EQ(jobs.size(), 5u);
+  for (int i = 0; i < 5; ++i) { // submission order, not id or time order
+    EXPECT_EQ(jobs[i].job_id, "j" + std::to_string(4 - i));
+    EXPECT_EQ(jobs[i].status.submitted_at, 100 - i);
+  }
+  EXPECT_EQ(jobs[2].status.state, job_state::cancelled);
+  EXPECT_EQ(jobs[2].status.reason, "user");
+  EXPECT_EQ(j->usage("j2"), (std::vector<usage_sample>{{10, 1500, 1 << 20, 5, 6, 7, 8},
+                                                       {20, 2500, 2 << 20, 15, 16, 17, 9}}));
+  auto events = j->sla_events("market");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, "late_start");
+  EXPECT_TRUE(events[0].breach);
+  EXPECT_EQ(events[1].kind, "ok_start");
+  EXPECT_FALSE(events[1].breach);
+  EXPECT_EQ(events[1].at, 40);
+}
+
+TEST_F(journal_test, wal_mode_is_on) {
+  auto j = open_ok(path_);
+  EXPECT_EQ(raw_text(path_, "PRAGMA journal_mode"), "wal");
+  j.reset();
+  auto full = open_ok(path_, {journal_sync::full, 100});
+  ASSERT_TRUE(full);
+  EXPECT_TRUE(full->insert_job("j1", "", sample_spec("a"), 1));
+  EXPECT_EQ(raw_text(path_, "PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(journal_test, committed_writes_survive_kill_9) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto opened = journal::open(path_);
+    if (!std::holds_alternative<std::unique_ptr<journal>>(opened))
+      _exit(2);
+    auto& j = *std::get<std::unique_ptr<journal>>(opened);
+    bool ok = j.insert_job("j1", "key", sample_spec("a"), 1) &&
+              j.transition("j1", job_state::submitted, job_state::profiling, "", 2) &&
+              j.transition("j1", job_state::profiling, job_state::negotiating, "", 3) &&
+              j.save_allocation(sample_allocation("a1", "j1", "o1"), 4) &&
+              j.transition("j1", job_state::negotiating, job_state::committed, "", 5);
+    if (!ok)
+      _exit(3);
+    raise(SIGKILL); // no close, no checkpoint, no destructors
+    _exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+  ASSERT_EQ(WTERMSIG(status), SIGKILL);
+  EXPECT_TRUE(fs::exists(path_ + "-wal")); // the writes were still only in the log
+
+  auto j = open_ok(path_);
+  auto r = j->load_job("j1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->client_key, "key");
+  EXPECT_EQ(r->status.state, job_state::committed);
+  EXPECT_EQ((j->transitions("j1")), (std::vector<std::pair<job_state, job_state>>{
+                                        {job_state::submitted, job_state::profiling},
+                                        {job_state::profiling, job_state::negotiating},
+                                        {job_state::negotiating, job_state::committed}}));
+  ASSERT_TRUE(r->alloc);
+  EXPECT_EQ(bytes(*r->alloc), bytes(sample_allocation("a1", "j1", "o1")));
+}
+
+/// The schema as migration 1 created it, frozen: what a database written by the
+/// first release looks like.
+constexpr const char* schema_v1 = R"(
+  CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE,
+    client_key TEXT UNIQUE, spec BLOB NOT NULL, state INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '', provider TEXT NOT NULL DEFAULT '',
+    allocation_id TEXT NOT NULL DEFAULT '', price INTEGER NOT NULL DEFAULT 0, allocated BLOB,
+    submitted_at INTEGER NOT NULL, started_at INTEGER NOT NULL DEFAULT 0,
+    finished_at INTEGER NOT NULL DEFAULT 0, exit_code INTEGER NOT NULL DEFAULT -1, profile BLOB,
+    cpu_used_mean REAL NOT NULL DEFAULT 0, mem_used_peak INTEGER NOT NULL DEFAULT 0,
+    io_read INTEGER NOT NULL DEFAULT 0, io_write INTEGER NOT NULL DEFAULT 0, offers BLOB);
+  CREATE TABLE transitions (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    from_state INTEGER NOT NULL, to_state INTEGER NOT NULL, reason TEXT NOT NULL,
+    at INTEGER NOT NULL);
+  CREATE TABLE offers (offer_id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    auction_id TEXT NOT NULL, round INTEGER NOT NULL, provider TEXT NOT NULL,
+    price INTEGER NOT NULL, body BLOB NOT NULL, score REAL NOT NULL, verdict TEXT NOT NULL,
+    at INTEGER NOT NULL);
+  CREATE TABLE awards (id INTEGER PRIMARY KEY, offer_id TEXT NOT NULL,
+    job_id TEXT NOT NULL REFERENCES jobs(job_id), auction_id TEXT NOT NULL,
+    provider TEXT NOT NULL, hold_ttl INTEGER NOT NULL, body BLOB NOT NULL, at INTEGER NOT NULL);
+  CREATE TABLE allocations (allocation_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(job_id), offer_id TEXT NOT NULL, provider TEXT NOT NULL,
+    price INTEGER NOT NULL, body BLOB NOT NULL, created_at INTEGER NOT NULL,
+    released_at INTEGER, release_reason TEXT);
+  CREATE TABLE releases (id INTEGER PRIMARY KEY, allocation_id TEXT NOT NULL,
+    offer_id TEXT NOT NULL, job_id TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
+  CREATE TABLE usage (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    at INTEGER NOT NULL, cpu INTEGER NOT NULL, rss INTEGER NOT NULL, io_read INTEGER NOT NULL,
+    io_write INTEGER NOT NULL, net_bytes INTEGER NOT NULL, threads INTEGER NOT NULL);
+  CREATE TABLE sla_events (id INTEGER PRIMARY KEY, provider TEXT NOT NULL, kind TEXT NOT NULL,
+    breach INTEGER NOT NULL, at INTEGER NOT NULL);
+  PRAGMA user_version = 1;
+)";
+
+TEST_F(journal_test, migrates_a_version_1_database_keeping_its_rows) {
+  raw_exec(path_, schema_v1);
+  const std::string spec = bytes(sample_spec("old"));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "INSERT INTO jobs (job_id, client_key, spec, state, reason, "
+                               "submitted_at) VALUES ('old1', 'k', ?, 4, 'was running', 77)",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_blob(stmt, 1, spec.data(), static_cast<int>(spec.size()), SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_DONE);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  raw_exec(path_, "INSERT INTO transitions (job_id, from_state, to_state, reason, at) "
+                  "VALUES ('old1', 3, 4, '', 76)");
+
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->schema_version(), 2);
+  EXPECT_EQ(raw_text(path_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(raw_text(path_, "SELECT name FROM sqlite_master WHERE name = 'transitions_job'"),
+            "transitions_job");
+  auto r = j->load_job("old1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->client_key, "k");
+  EXPECT_EQ(bytes(r->spec), spec);
+  EXPECT_EQ(r->status.state, job_state::running);
+  EXPECT_EQ(r->status.reason, "was running");
+  EXPECT_EQ(r->status.submitted_at, 77);
+  EXPECT_EQ(j->transitions("old1").size(), 1u);
+  // Still usable, and the same client key is still known.
+  std::string existing;
+  EXPECT_FALSE(j->insert_job("new1", "k", sample_spec("new"), 80, &existing));
+  EXPECT_EQ(existing, "old1");
+  EXPECT_TRUE(j->transition("old1", job_state::running, job_state::done, "", 90));
+  j.reset();
+  EXPECT_EQ(open_ok(path_)->load_job("old1")->status.state, job_state::done);
+}
+
+TEST_F(journal_test, refuses_a_newer_schema_untouched) {
+  raw_exec(path_, "CREATE TABLE future (x); PRAGMA user_version = 9;");
+  EXPECT_EQ(open_error(path_),
+            "journal " + path_ + ": database schema version 9 is newer than this tender (2)");
+  EXPECT_EQ(raw_text(path_, "PRAGMA journal_mode"), "delete"); // not switched to WAL
+  EXPECT_EQ(raw_text(path_, "PRAGMA user_version"), "9");
+}
+
+TEST_F(journal_test, refuses_a_file_that_is_not_a_database) {
+  std::ofstream(path_) << "this is a job file, not a journal\n" << std::string(4096, 'x');
+  EXPECT_EQ(open_error(path_), "journal " + path_ + ": file is not a database");
+}
+
+TEST_F(journal_test, refuses_a_path_it_cannot_create) {
+  // Tests run as root, so "unwritable" is a path under a regular file.
+  const fs::path file = dir_ / "file";
+  std::ofstream(file) << "x";
+  const std::string bad = (file / "journal.db").string();
+  EXPECT_EQ(open_error(bad), "journal " + bad + ": " + file.string() + " is not a directory");
+  const std::string missing = (dir_ / "no" / "such" / "journal.db").string();
+  EXPECT_EQ(open_error(missing), "journal " + missing + ": directory " +
+                                     (dir_ / "no" / "such").string() + " does not exist");
+}
+
+TEST_F(journal_test, failed_writes_are_reported_without_the_token) {
+  auto j = open_ok(path_);
+  std::vector<std::string> seen;
+  j->set_error_handler([&](const std::string& e) { seen.push_back(e); });
+
+  EXPECT_FALSE(j->transition("ghost", job_state::submitted, job_state::profiling, "", 1));
+  EXPECT_EQ(j->last_error(), "journal " + path_ + ": transition ghost: no job ghost");
+  EXPECT_TRUE(j->transitions("ghost").empty()); // nothing half-written
+
+  job_status ghost;
+  ghost.job_id = "ghost";
+  EXPECT_FALSE(j->save_status(ghost));
+  EXPECT_FALSE(j->save_profile("ghost", {}));
+  const allocation a = sample_allocation("a1", "ghost", "o1");
+  EXPECT_FALSE(j->save_allocation(a, 1)); // foreign key: no such job
+  EXPECT_NE(j->last_error().find("save_allocation a1"), std::string::npos) << j->last_error();
+  EXPECT_NE(j->last_error().find("FOREIGN KEY"), std::string::npos) << j->last_error();
+  EXPECT_FALSE(j->save_usage("ghost", {}));
+  ASSERT_EQ(seen.size(), 5u);
+  for (const auto& e : seen)
+    EXPECT_EQ(e.find(a.lease_token), std::string::npos) << e;
+  EXPECT_EQ(seen.back(), j->last_error());
+}
+
+TEST_F(journal_test, batches_commit_together) {
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->begin_batch());
+    for (int i = 0; i < 50; ++i)
+      ASSERT_TRUE(j->insert_job("b" + std::to_string(i), "", sample_spec("b"), i));
+    ASSERT_TRUE(j->begin_batch()); // nested: joins the outer batch
+    ASSERT_TRUE(j->transition("b0", job_state::submitted, job_state::profiling, "", 60));
+    ASSERT_TRUE(j->commit_batch());
+    // A failed write inside the batch fails alone.
+    EXPECT_FALSE(j->transition("ghost", job_state::submitted, job_state::profiling, "", 61));
+    ASSERT_TRUE(j->transition("b1", job_state::submitted, job_state::profiling, "", 62));
+    EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM jobs"), "0"); // not committed yet
+    ASSERT_TRUE(j->commit_batch());
+    EXPECT_FALSE(j->commit_batch()); // none open
+    EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM jobs"), "50");
+
+    // A batch left open is lost, as in a crash.
+    ASSERT_TRUE(j->begin_batch());
+    ASSERT_TRUE(j->insert_job("lost", "", sample_spec("l"), 99));
+  }
+  auto j = open_ok(path_);
+  EXPECT_EQ(j->load_jobs().size(), 50u);
+  EXPECT_FALSE(j->load_job("lost"));
+  EXPECT_EQ(j->load_job("b1")->status.state, job_state::profiling);
+}
+
+TEST_F(journal_test, threads_share_one_journal) {
+  auto j = open_ok(path_);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        EXPECT_TRUE(j->insert_job(id, id, sample_spec(id), i));
+        EXPECT_TRUE(j->transition(id, job_state::submitted, job_state::profiling, "", i));
+        EXPECT_TRUE(j->load_job(id));
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  auto jobs = j->load_jobs();
+  EXPECT_EQ(jobs.size(), 100u);
+  for (const auto& r : jobs)
+    EXPECT_EQ(r.status.state, job_state::profiling);
+}
+
+} // namespace
+} // namespace tender

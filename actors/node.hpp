@@ -1,0 +1,49 @@
+#pragma once
+/// A tender node: the actor system, the ZeroMQ gateway, intake, profiler, job,
+/// auction and provider actors, and the journal. CAF stays behind this header.
+///
+///            ZeroMQ ROUTER (tcp/inproc)                      +-----------+
+///  CLI / peers / remote providers <--> [gateway] --> [intake] --> [job]* --> [profiler]
+///                                          |            |          |
+///                                          |            |          +--> [round]* --> [provider]*
+///                                          +--> [remote provider proxy]*  (award / confirm /
+///                                                                            launch / usage)
+
+#include "config/node_config.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+
+namespace tender {
+
+struct node_options {
+  std::string listen;   ///< overrides the config's endpoint ("tcp://127.0.0.1:*" picks a free port)
+  std::string data_dir; ///< overrides the config's; empty and none configured = a temporary dir
+  bool quiet = false;   ///< no log lines on stderr
+  std::string log_level = "info";
+};
+
+class node {
+public:
+  /// Opens the journal, starts every actor, binds the gateway and resumes the
+  /// journal's unfinished jobs. Errors: one line naming what failed.
+  static std::variant<std::unique_ptr<node>, std::string> start(node_config cfg, node_options opt);
+  ~node();
+
+  /// The bound endpoint ("tcp://127.0.0.1:45123").
+  std::string endpoint() const;
+  std::string data_dir() const;
+  /// Stops the gateway and the actors. Running jobs keep running (they are re-adopted
+  /// at the next start) unless `kill_jobs`.
+  void stop(bool kill_jobs = false);
+
+  struct impl;
+
+private:
+  explicit node(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace tender

@@ -1,0 +1,238 @@
+// Provider actors. `spawn_provider` drives a provider plain class inside the node;
+// `spawn_remote_provider` stands in for one that lives in another process and is
+// reached through the gateway. Both speak the same typed messages to job and
+// round actors, so an auction cannot tell them apart.
+
+#include "actors/actors.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace tender {
+
+namespace {
+
+struct provider_state {
+  context_ptr ctx;
+  std::unique_ptr<provider> impl;
+  std::map<std::string, caf::actor> jobs; ///< job id -> job actor (usage reports)
+  static inline const char* name = "provider";
+};
+
+using provider_actor = caf::stateful_actor<provider_state>;
+
+caf::actor sender_of(caf::local_actor* self) {
+  return caf::actor_cast<caf::actor>(self->current_sender());
+}
+
+} // namespace
+
+caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_ptr<provider> p) {
+  auto shared = std::make_shared<std::unique_ptr<provider>>(std::move(p));
+  return sys.spawn([ctx, shared](provider_actor* self) -> caf::behavior {
+    auto& st = self->state;
+    st.ctx = ctx;
+    st.impl = std::move(*shared);
+    self->send(self, tick_atom::value);
+    return {
+      [self](resource_request& r) {
+        auto& st = self->state;
+        auto res = st.impl->bid(r, st.ctx->now());
+        auto to = sender_of(self);
+        if (auto* o = std::get_if<offer>(&res))
+          self->send(to, std::move(*o));
+        else
+          self->send(to, std::get<decline>(std::move(res)));
+      },
+      [self](award& a) {
+        auto& st = self->state;
+        auto res = st.impl->hold(a, st.ctx->now());
+        auto to = sender_of(self);
+        if (auto* c = std::get_if<commit_confirm>(&res))
+          self->send(to, std::move(*c));
+        else
+          self->send(to, std::get<commit_refuse>(std::move(res)));
+      },
+      [self](decline&) {
+        // The auction tells us we lost; nothing is held for a lost offer.
+      },
+      [self](release& r) {
+        auto& st = self->state;
+        st.impl->release(r, st.ctx->now());
+      },
+      [self](launch& l) {
+        auto& st = self->state;
+        auto to = sender_of(self);
+        if (auto err = st.impl->start(l, st.ctx->now())) {
+          st.ctx->log->warn("provider {}: launch of {} refused: {}", st.impl->name(), l.job_id,
+                            err->message);
+          self->send(to, std::move(*err));
+          return;
+        }
+        st.jobs[l.job_id] = to;
+      },
+      [self](scale_request& r) {
+        auto& st = self->state;
+        return st.impl->scale(r, st.ctx->now());
+      },
+      [self](stop_atom, std::string& job_id, std::string& reason) {
+        auto& st = self->state;
+        st.impl->stop(job_id, reason, st.ctx->now());
+      },
+      [self](adopt_atom, allocation& a) {
+        auto& st = self->state;
+        st.jobs[a.job_id] = sender_of(self);
+        if (auto rep = st.impl->adopt(a, st.ctx->now())) {
+          self->send(st.jobs[a.job_id], std::move(*rep));
+          if (rep->final)
+            st.jobs.erase(a.job_id);
+        }
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        for (auto& rep : st.impl->poll(st.ctx->now())) {
+          auto it = st.jobs.find(rep.job_id);
+          if (it == st.jobs.end())
+            continue;
+          bool fin = rep.final;
+          self->send(it->second, std::move(rep));
+          if (fin)
+            st.jobs.erase(it);
+        }
+        self->delayed_send(self, std::chrono::microseconds(st.ctx->cfg.sample_interval),
+                           tick_atom::value);
+      },
+      [self](info_atom) {
+        auto& st = self->state;
+        return st.impl->info(st.ctx->now());
+      },
+      [self](stop_atom) { self->quit(); },
+    };
+  });
+}
+
+namespace {
+
+struct remote_state {
+  context_ptr ctx;
+  caf::actor gateway;
+  std::string peer;
+  provider_hello hello;
+  std::map<std::string, caf::actor> auctions; ///< auction id -> round actor (latest round)
+  std::map<std::string, caf::actor> awards;   ///< offer id -> round actor
+  std::map<std::string, caf::actor> jobs;     ///< job id -> job actor
+  std::int64_t offers = 0;
+  std::int64_t wins = 0;
+  static inline const char* name = "remote_provider";
+};
+
+using remote_actor = caf::stateful_actor<remote_state>;
+
+void forward(remote_actor* self, body b) {
+  auto& st = self->state;
+  self->send(st.gateway,
+             outbound{st.peer, make_envelope(std::move(b), st.ctx->cfg.node_name, st.ctx->now(),
+                                             st.ctx->new_id("m"))});
+}
+
+} // namespace
+
+caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::actor gateway,
+                                 std::string peer, provider_hello hello) {
+  return sys.spawn([=](remote_actor* self) -> caf::behavior {
+    auto& st = self->state;
+    st.ctx = ctx;
+    st.gateway = gateway;
+    st.peer = peer;
+    st.hello = hello;
+    return {
+      // node side -> remote process
+      [self](resource_request& r) {
+        self->state.auctions[r.auction_id] = sender_of(self);
+        forward(self, r);
+      },
+      [self](award& a) {
+        self->state.awards[a.offer_id] = sender_of(self);
+        forward(self, a);
+      },
+      [self](decline& d) { forward(self, d); },
+      [self](release& r) { forward(self, r); },
+      [self](launch& l) {
+        self->state.jobs[l.job_id] = sender_of(self);
+        forward(self, l);
+      },
+      [self](scale_request& r) { forward(self, r); },
+      [self](stop_atom, std::string& job_id, std::string& reason) {
+        forward(self, release{"", "", job_id, "stop: " + reason});
+      },
+      [self](adopt_atom, allocation& a) {
+        self->state.jobs[a.job_id] = sender_of(self);
+      },
+      [self](info_atom) {
+        auto& st = self->state;
+        provider_info i;
+        i.name = st.hello.name;
+        i.kind = st.hello.kind;
+        i.remote = true;
+        i.capacity = st.hello.capacity;
+        i.offers = st.offers;
+        i.wins = st.wins;
+        i.gpu_types = st.hello.gpu_types;
+        i.risk = st.ctx->breach_probability(st.hello.name);
+        return i;
+      },
+      // remote process -> node side (via the gateway)
+      [self](inbound_atom, envelope& e) {
+        auto& st = self->state;
+        std::visit(
+          [&](auto& b) {
+            using T = std::decay_t<decltype(b)>;
+            if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline>) {
+              if constexpr (std::is_same_v<T, offer>)
+                ++st.offers;
+              auto it = st.auctions.find(b.auction_id);
+              if (it != st.auctions.end())
+                self->send(it->second, std::move(b));
+            } else if constexpr (std::is_same_v<T, commit_confirm> ||
+                                 std::is_same_v<T, commit_refuse>) {
+              auto it = st.awards.find(b.offer_id);
+              if (it != st.awards.end()) {
+                if constexpr (std::is_same_v<T, commit_confirm>)
+                  ++st.wins;
+                self->send(it->second, std::move(b));
+                st.awards.erase(it);
+              } else if constexpr (std::is_same_v<T, commit_confirm>) {
+                forward(self, release{b.alloc.allocation_id, b.offer_id, b.job_id,
+                                      "unknown award"});
+              }
+            } else if constexpr (std::is_same_v<T, usage_report>) {
+              auto it = st.jobs.find(b.job_id);
+              if (it != st.jobs.end()) {
+                bool fin = b.final;
+                self->send(it->second, std::move(b));
+                if (fin)
+                  st.jobs.erase(it);
+              }
+            } else if constexpr (std::is_same_v<T, error>) {
+              // A launch refusal names the job in `field` as "job:<id>".
+              if (b.field.rfind("job:", 0) == 0) {
+                auto it = st.jobs.find(b.field.substr(4));
+                if (it != st.jobs.end())
+                  self->send(it->second, std::move(b));
+              } else {
+                st.ctx->log->warn("remote provider {}: error {}: {}", st.hello.name, b.code,
+                                  b.message);
+              }
+            } else {
+              st.ctx->log->warn("remote provider {}: unexpected {}", st.hello.name,
+                                type_name(body{b}));
+            }
+          },
+          e.body);
+      },
+      [self](gone_atom) { self->quit(); },
+    };
+  });
+}
+
+} // namespace tender

@@ -1,0 +1,508 @@
+#include "protocol/envelope.hpp"
+
+#include <msgpack.hpp>
+
+#include <array>
+#include <concepts>
+#include <limits>
+#include <map>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace tender {
+
+namespace {
+
+/// Deepest nesting a frame may have. The deepest real message (job_list ->
+/// jobs[] -> profile -> findings[] -> finding) is about 8 levels deep.
+constexpr std::size_t max_depth = 32;
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+void pack_str(msgpack::packer<msgpack::sbuffer>& pk, std::string_view s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+// ---------------------------------------------------------------------------
+// Finding the offending field of a body that msgpack refused to convert.
+//
+// msgpack's type_error says only "std::bad_cast". To name the field, the body
+// is walked against its C++ type: `msgpack_pack` of a MSGPACK_DEFINE_MAP struct
+// is a template over the packer, so a packer of our own receives each key and a
+// typed reference to each field, and the walk recurses into nested structs,
+// vectors and maps until it reaches a value that does not convert.
+
+/// A "packer" that hands each (key, field) pair of a MSGPACK_DEFINE_MAP struct to `f`.
+/// Keys arrive as string literals (`const char[N]`), fields never are C arrays.
+template <class F> struct field_visitor {
+  F& f;
+  std::string key;
+
+  field_visitor& pack_map(std::uint32_t) { return *this; }
+  template <class T> field_visitor& pack(const T& v) {
+    if constexpr (std::is_array_v<T>)
+      key = v;
+    else
+      f(key, v);
+    return *this;
+  }
+};
+
+struct probe_packer {
+  probe_packer& pack_map(std::uint32_t);
+  template <class T> probe_packer& pack(const T&);
+};
+
+template <class T>
+concept define_map_struct = requires(const T& t, probe_packer& p) {
+  t.msgpack_pack(p);
+};
+
+template <class T> struct is_vector : std::false_type {};
+template <class U, class A> struct is_vector<std::vector<U, A>> : std::true_type {};
+template <class T> struct is_map : std::false_type {};
+template <class K, class V, class C, class A>
+struct is_map<std::map<K, V, C, A>> : std::true_type {};
+
+/// What a person should have sent for a field of C++ type T.
+template <class T> std::string describe() {
+  if constexpr (std::is_same_v<T, bool>) {
+    return "boolean";
+  } else if constexpr (std::is_enum_v<T>) {
+    return "integer (enum)";
+  } else if constexpr (std::is_integral_v<T>) {
+    std::string s = std::is_signed_v<T> ? "" : "non-negative ";
+    return s + (sizeof(T) < 8 ? std::to_string(sizeof(T) * 8) + "-bit integer" : "integer");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return "number";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return "string";
+  } else if constexpr (is_vector<T>::value) {
+    return "array of " + describe<typename T::value_type>();
+  } else if constexpr (is_map<T>::value) {
+    return "map of " + describe<typename T::key_type>() + " to " +
+           describe<typename T::mapped_type>();
+  } else {
+    return "map";
+  }
+}
+
+/// What was actually sent.
+std::string describe(const msgpack::object& o) {
+  switch (o.type) {
+  case msgpack::type::NIL:
+    return "nil";
+  case msgpack::type::BOOLEAN:
+    return "boolean";
+  case msgpack::type::POSITIVE_INTEGER:
+    return "integer " + std::to_string(o.via.u64);
+  case msgpack::type::NEGATIVE_INTEGER:
+    return "integer " + std::to_string(o.via.i64);
+  case msgpack::type::FLOAT32:
+  case msgpack::type::FLOAT64:
+    return "number";
+  case msgpack::type::STR:
+    return "string";
+  case msgpack::type::BIN:
+    return "binary";
+  case msgpack::type::ARRAY:
+    return "array";
+  case msgpack::type::MAP:
+    return "map";
+  case msgpack::type::EXT:
+    return "extension";
+  }
+  return "unknown";
+}
+
+struct bad_field {
+  std::string path;
+  std::string expected;
+  std::string got;
+};
+
+std::string join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+template <class T> bool converts(const msgpack::object& o) {
+  try {
+    T t{};
+    o.convert(t);
+    return true;
+  } catch (const msgpack::type_error&) {
+    return false;
+  }
+}
+
+/// The first msgpack value for `key` in map `o` (msgpack keeps the first of duplicates too).
+const msgpack::object* lookup(const msgpack::object& o, std::string_view key) {
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    const auto& k = o.via.map.ptr[i].key;
+    if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key)
+      return &o.via.map.ptr[i].val;
+  }
+  return nullptr;
+}
+
+template <class T>
+std::optional<bad_field> find_bad_field(const msgpack::object& o, const std::string& path) {
+  if (converts<T>(o))
+    return std::nullopt;
+  bad_field here{path, describe<T>(), describe(o)};
+  if constexpr (define_map_struct<T>) {
+    if (o.type != msgpack::type::MAP)
+      return here;
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i)
+      if (o.via.map.ptr[i].key.type != msgpack::type::STR)
+        return bad_field{path, "map with string keys",
+                         "a key of type " + describe(o.via.map.ptr[i].key)};
+    std::optional<bad_field> found;
+    auto on_field = [&](const std::string& key, const auto& field) {
+      if (found)
+        return;
+      if (const msgpack::object* v = lookup(o, key))
+        found = find_bad_field<std::decay_t<decltype(field)>>(*v, join(path, key));
+    };
+    const T probe{};
+    field_visitor<decltype(on_field)> fv{on_field, {}};
+    probe.msgpack_pack(fv);
+    if (found)
+      return found;
+  } else if constexpr (is_vector<T>::value) {
+    if (o.type != msgpack::type::ARRAY)
+      return here;
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+      if (auto b = find_bad_field<typename T::value_type>(o.via.array.ptr[i],
+                                                          path + "[" + std::to_string(i) + "]"))
+        return b;
+  } else if constexpr (is_map<T>::value) {
+    if (o.type != msgpack::type::MAP)
+      return here;
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+      const auto& kv = o.via.map.ptr[i];
+      if (!converts<typename T::key_type>(kv.key))
+        return bad_field{path, describe<T>(), "a key of type " + describe(kv.key)};
+      std::string key = kv.key.type == msgpack::type::STR
+                            ? std::string(kv.key.via.str.ptr, kv.key.via.str.size)
+                            : std::to_string(i);
+      if (auto b = find_bad_field<typename T::mapped_type>(kv.val, join(path, key)))
+        return b;
+    }
+  }
+  return here;
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+void fail(decoded& out, std::string code, std::string field, std::string message) {
+  out.message.reset();
+  out.failure.code = std::move(code);
+  out.failure.type = out.type;
+  out.failure.field = std::move(field);
+  out.failure.message = std::move(message);
+}
+
+/// Decodes `o` as body type T; on failure names the field that did not fit.
+template <class T> bool decode_body(const msgpack::object& o, tender::body& b, decoded& out) {
+  T t{};
+  try {
+    o.convert(t);
+  } catch (const msgpack::type_error&) {
+    auto bad = find_bad_field<T>(o, "");
+    if (!bad)
+      bad = bad_field{"", "map", describe(o)};
+    std::string field = bad->path.empty() ? "body" : bad->path;
+    fail(out, "wrong_type", field,
+         std::string(message_name<T>::value) + " field `" + field + "`: expected " + bad->expected +
+             ", got " + bad->got);
+    return false;
+  }
+  b = std::move(t);
+  return true;
+}
+
+using body_decoder = bool (*)(const msgpack::object&, tender::body&, decoded&);
+
+struct body_entry {
+  std::string_view name;
+  body_decoder decode;
+};
+
+template <std::size_t... I> constexpr auto make_body_table(std::index_sequence<I...>) {
+  return std::array<body_entry, sizeof...(I)>{
+      {{message_name<std::variant_alternative_t<I, tender::body>>::value,
+        &decode_body<std::variant_alternative_t<I, tender::body>>}...}};
+}
+
+constexpr auto body_table =
+    make_body_table(std::make_index_sequence<std::variant_size_v<tender::body>>{});
+
+/// First pass over the raw bytes, allocating nothing: checks the frame is one
+/// complete MessagePack value, not nested deeper than `max_depth`, and that its
+/// arrays and maps do not declare more elements than the frame has bytes (every
+/// element takes at least one byte). Only then does the real unpack allocate.
+struct shape_check : msgpack::null_visitor {
+  std::uint64_t budget = 0;
+  std::size_t depth = 0;
+  bool too_deep = false;
+  std::uint64_t over_budget = 0; ///< elements declared beyond what the bytes can hold
+
+  bool open(std::uint64_t elements) {
+    if (++depth > max_depth) {
+      too_deep = true;
+      return false;
+    }
+    if (elements > budget) {
+      over_budget = elements;
+      return false;
+    }
+    budget -= elements;
+    return true;
+  }
+  bool start_array(std::uint32_t n) { return open(n); }
+  bool start_map(std::uint32_t n) { return open(std::uint64_t{n} * 2); }
+  bool end_array() {
+    --depth;
+    return true;
+  }
+  bool end_map() {
+    --depth;
+    return true;
+  }
+};
+
+/// Reads an optional string field of the envelope; false when it has the wrong type.
+bool read_string(const msgpack::object* o, std::string& out) {
+  if (!o || o->type == msgpack::type::NIL)
+    return true;
+  if (o->type != msgpack::type::STR)
+    return false;
+  out.assign(o->via.str.ptr, o->via.str.size);
+  return true;
+}
+
+void decode_into(std::string_view bytes, std::size_t max_frame, decoded& out) {
+  if (bytes.size() > max_frame) {
+    fail(out, "oversized", "",
+         "frame of " + std::to_string(bytes.size()) + " bytes is larger than the limit of " +
+             std::to_string(max_frame) + " bytes; split the message or raise the limit");
+    return;
+  }
+  if (bytes.empty()) {
+    fail(out, "truncated", "", "empty frame: expected a MessagePack map {v, type, body, ...}");
+    return;
+  }
+
+  shape_check shape;
+  shape.budget = bytes.size();
+  std::size_t off = 0;
+  auto ret = msgpack::detail::parse_imp(bytes.data(), bytes.size(), off, shape);
+  switch (ret) {
+  case msgpack::PARSE_SUCCESS:
+    break;
+  case msgpack::PARSE_EXTRA_BYTES:
+    fail(out, "invalid", "",
+         "trailing garbage: the message ends at byte " + std::to_string(off) + " of " +
+             std::to_string(bytes.size()) + "; send exactly one message per frame");
+    return;
+  case msgpack::PARSE_CONTINUE:
+    fail(out, "truncated", "",
+         "truncated frame: the message needs more than the " + std::to_string(bytes.size()) +
+             " bytes received (was the frame cut short?)");
+    return;
+  case msgpack::PARSE_STOP_VISITOR:
+    if (shape.too_deep) {
+      fail(out, "invalid", "",
+           "nesting deeper than " + std::to_string(max_depth) + " levels at byte " +
+               std::to_string(off) + "; no tender message is nested that deep");
+    } else {
+      fail(out, "truncated", "",
+           "truncated or corrupt frame: an array or map near byte " + std::to_string(off) +
+               " declares " + std::to_string(shape.over_budget) + " elements, more than the " +
+               std::to_string(bytes.size()) + " bytes received can hold");
+    }
+    return;
+  default:
+    fail(out, "invalid", "",
+         "not MessagePack: invalid byte at offset " + std::to_string(off) + " of " +
+             std::to_string(bytes.size()));
+    return;
+  }
+
+  const msgpack::unpack_limit limit(bytes.size(), bytes.size(), bytes.size(), bytes.size(),
+                                    bytes.size(), max_depth + 1);
+  msgpack::object_handle handle =
+      msgpack::unpack(bytes.data(), bytes.size(), nullptr, nullptr, limit);
+  const msgpack::object& root = handle.get();
+  if (root.type != msgpack::type::MAP) {
+    fail(out, "invalid", "",
+         "top level is " + describe(root) +
+             ", expected a map {v, type, id, correlation_id, sender, sent_at, body}");
+    return;
+  }
+
+  const msgpack::object *v = nullptr, *type = nullptr, *id = nullptr, *correlation_id = nullptr,
+                        *sender = nullptr, *sent_at = nullptr, *body_obj = nullptr;
+  const std::array<std::pair<std::string_view, const msgpack::object**>, 7> keys{{
+      {"v", &v},
+      {"type", &type},
+      {"id", &id},
+      {"correlation_id", &correlation_id},
+      {"sender", &sender},
+      {"sent_at", &sent_at},
+      {"body", &body_obj},
+  }};
+  for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
+    const auto& kv = root.via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR)
+      continue; // not ours: ignored like any unknown key
+    std::string_view name(kv.key.via.str.ptr, kv.key.via.str.size);
+    for (const auto& [key, slot] : keys)
+      if (name == key && !*slot)
+        *slot = &kv.val;
+  }
+
+  // Best effort first, so that even a refused message can be answered.
+  if (type && type->type == msgpack::type::STR)
+    out.type.assign(type->via.str.ptr, type->via.str.size);
+  if (id && id->type == msgpack::type::STR)
+    out.id.assign(id->via.str.ptr, id->via.str.size);
+
+  if (!v) {
+    fail(out, "invalid", "v", "envelope has no `v` (version); expected v = 1");
+    return;
+  }
+  if (v->type != msgpack::type::POSITIVE_INTEGER) {
+    fail(out, "wrong_type", "v", "envelope field `v`: expected integer, got " + describe(*v));
+    return;
+  }
+  if (v->via.u64 != wire_version) {
+    fail(out, "version", "v",
+         "unsupported envelope version " + std::to_string(v->via.u64) + "; this node speaks v" +
+             std::to_string(wire_version));
+    return;
+  }
+  if (!type) {
+    fail(out, "invalid", "type",
+         "envelope has no `type`; expected a message name like \"job_submit\"");
+    return;
+  }
+  if (type->type != msgpack::type::STR) {
+    fail(out, "wrong_type", "type",
+         "envelope field `type`: expected string, got " + describe(*type));
+    return;
+  }
+  envelope env;
+  const std::array<std::pair<const char*, std::pair<const msgpack::object*, std::string*>>, 3>
+      strings{{{"id", {id, &env.id}},
+               {"correlation_id", {correlation_id, &env.correlation_id}},
+               {"sender", {sender, &env.sender}}}};
+  for (const auto& [name, field] : strings) {
+    if (!read_string(field.first, *field.second)) {
+      fail(out, "wrong_type", name,
+           std::string("envelope field `") + name + "`: expected string, got " +
+               describe(*field.first));
+      return;
+    }
+  }
+  if (sent_at && sent_at->type != msgpack::type::NIL) {
+    bool ok = (sent_at->type == msgpack::type::POSITIVE_INTEGER &&
+               sent_at->via.u64 <= static_cast<std::uint64_t>(std::numeric_limits<usec>::max())) ||
+              sent_at->type == msgpack::type::NEGATIVE_INTEGER;
+    if (!ok) {
+      fail(out, "wrong_type", "sent_at",
+           "envelope field `sent_at`: expected integer microseconds since the epoch, got " +
+               describe(*sent_at));
+      return;
+    }
+    env.sent_at = sent_at->type == msgpack::type::POSITIVE_INTEGER
+                      ? static_cast<usec>(sent_at->via.u64)
+                      : sent_at->via.i64;
+  }
+
+  const body_entry* entry = nullptr;
+  for (const auto& e : body_table)
+    if (e.name == out.type)
+      entry = &e;
+  if (!entry) {
+    fail(out, "unknown_type", "type",
+         "unknown message type \"" + out.type + "\"; this node does not handle it");
+    return;
+  }
+  if (!body_obj) {
+    fail(out, "invalid", "body", "envelope has no `body`; expected the " + out.type + " map");
+    return;
+  }
+  if (body_obj->type != msgpack::type::MAP) {
+    fail(out, "wrong_type", "body",
+         "envelope field `body`: expected the " + out.type + " map, got " + describe(*body_obj));
+    return;
+  }
+  if (!entry->decode(*body_obj, env.body, out))
+    return;
+  env.v = wire_version;
+  out.message = std::move(env);
+}
+
+} // namespace
+
+const char* type_name(const body& b) {
+  return std::visit([](const auto& m) { return message_name<std::decay_t<decltype(m)>>::value; },
+                    b);
+}
+
+std::string encode(const envelope& e) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(7);
+  pack_str(pk, "v");
+  pk.pack(e.v);
+  pack_str(pk, "type");
+  pack_str(pk, type_name(e.body));
+  pack_str(pk, "id");
+  pack_str(pk, e.id);
+  pack_str(pk, "correlation_id");
+  pack_str(pk, e.correlation_id);
+  pack_str(pk, "sender");
+  pack_str(pk, e.sender);
+  pack_str(pk, "sent_at");
+  pk.pack(e.sent_at);
+  pack_str(pk, "body");
+  std::visit([&](const auto& m) { pk.pack(m); }, e.body);
+  return std::string(buf.data(), buf.size());
+}
+
+decoded decode(std::string_view bytes, std::size_t max_frame) {
+  decoded out;
+  try {
+    decode_into(bytes, max_frame, out);
+  } catch (const msgpack::unpack_error& e) {
+    // The first pass should have caught these; kept as a safety net.
+    fail(out, "invalid", "", std::string("not a valid message: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    fail(out, "oversized", "", "message too large to decode in memory");
+  } catch (const std::exception& e) {
+    fail(out, "invalid", "", std::string("could not decode message: ") + e.what());
+  }
+  return out;
+}
+
+envelope make_envelope(tender::body b, std::string sender, usec sent_at, std::string id,
+                       std::string correlation_id) {
+  envelope e;
+  e.v = wire_version;
+  e.id = std::move(id);
+  e.correlation_id = std::move(correlation_id);
+  e.sender = std::move(sender);
+  e.sent_at = sent_at;
+  e.body = std::move(b);
+  return e;
+}
+
+} // namespace tender

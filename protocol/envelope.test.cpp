@@ -1,0 +1,960 @@
+#include "protocol/envelope.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace tender {
+namespace {
+
+// ============================================================================
+// Golden fixtures: one fully populated, deterministic envelope per body type.
+//
+// protocol/golden/<type>.msgpack holds the exact bytes `encode` must produce.
+// A failing comparison means the wire format changed. If the change is a
+// deliberate, additive one (a new field with a default, noted in the struct's
+// "History:" line), update the fixtures on purpose and commit them:
+//
+//     TENDER_UPDATE_GOLDEN=1 ./build/protocol/tender_protocol_tests --gtest_filter='golden*'
+//
+// Never update them to silence a change that renames, removes or re-types a
+// key: older peers would misread it.
+// ============================================================================
+
+constexpr usec fixed_sent_at = 1'795'611'229'123'000; // 2026-11-25T12:53:49.123Z
+constexpr usec hour = 3600 * sec_us;
+
+resources example_resources() {
+  return resources{4000, 16LL << 30, 2, "A100", 40LL << 30};
+}
+
+sla example_sla() {
+  return sla{0.995, 0.0125, 250 * ms_us};
+}
+
+resource_profile example_profile() {
+  resource_profile p;
+  p.job_id = "job-0001";
+  p.cpu_mean = 3.25;
+  p.cpu_stddev = 0.5;
+  p.cpu_lo = 2.75;
+  p.cpu_hi = 4.0; // integral: packed as an integer by msgpack, must still decode
+  p.mem_mean = 6LL << 30;
+  p.mem_stddev = 512LL << 20;
+  p.mem_peak = 7LL << 30;
+  p.mem_lo = 5LL << 30;
+  p.mem_hi = 8LL << 30;
+  p.gpu_type = "A100";
+  p.gpus = 2;
+  p.net_bandwidth_bps = 125'000'000;
+  p.io_read = 3LL << 30;
+  p.io_write = 1LL << 30;
+  p.net_bytes = 200'000'000;
+  p.software_stack = {"python3.11", "cuda12", "torch2.1"};
+  p.runtime = 2 * hour;
+  p.runtime_lo = 90 * 60 * sec_us;
+  p.runtime_hi = 3 * hour;
+  p.confidence = 0.85;
+  p.source = "sandbox+hints";
+  p.model_version = "xgb-2026-11-01";
+  p.partial = true;
+  p.profile_time = 42 * sec_us;
+  p.findings = {{"gpu", "CUDA runtime 12", "libcudart.so.12"},
+                {"cores", "OpenMP with 4 threads", "OMP_NUM_THREADS=4"}};
+  return p;
+}
+
+job_spec example_spec() {
+  job_spec s;
+  s.name = "train-resnet";
+  s.user = "ada";
+  s.command = {"python3", "train.py", "--epochs", "10"};
+  s.workdir = "/home/ada/resnet";
+  s.env = {{"CUDA_VISIBLE_DEVICES", "0,1"}, {"OMP_NUM_THREADS", "4"}};
+  s.walltime = 2 * hour;
+  s.deadline = fixed_sent_at + 24 * hour;
+  s.max_cost = 12'500'000;
+  s.priority = -3; // negative msgpack int kind
+  s.software = {"python3.11", "cuda12"};
+  s.hints = example_resources();
+  s.profile_command = {"python3", "train.py", "--epochs", "1"};
+  s.profile_budget = 60 * sec_us;
+  s.profile_skip = true;
+  s.inputs = {"data/train.tar", "data/labels.csv"};
+  return s;
+}
+
+allocation example_allocation() {
+  allocation a;
+  a.allocation_id = "alloc-0001";
+  a.job_id = "job-0001";
+  a.offer_id = "offer-0003";
+  a.provider = "market-eu";
+  a.granted = example_resources();
+  a.price = 8'123'456;
+  a.rate_per_hour = 4'061'728;
+  a.terms = example_sla();
+  a.lease_token = "lt-5f2b9c0e7a1d4e3f";
+  a.lease_expires = fixed_sent_at + 5 * 60 * sec_us;
+  a.start_at = fixed_sent_at + 60 * sec_us;
+  a.instance_type = "p4d.24xlarge";
+  return a;
+}
+
+job_status example_status() {
+  job_status s;
+  s.job_id = "job-0001";
+  s.name = "train-resnet";
+  s.user = "ada";
+  s.state = job_state::running;
+  s.reason = "started on market-eu";
+  s.provider = "market-eu";
+  s.allocation_id = "alloc-0001";
+  s.price = 8'123'456;
+  s.allocated = example_resources();
+  s.offers = {
+      {"offer-0001", "local", 1, 9'000'000, fixed_sent_at, 9'450'000.5, "lost"},
+      {"offer-0003", "market-eu", 2, 8'123'456, fixed_sent_at + 60 * sec_us, 8'300'000.25, "won"}};
+  s.submitted_at = fixed_sent_at - 10 * 60 * sec_us;
+  s.started_at = fixed_sent_at - 5 * 60 * sec_us;
+  s.finished_at = fixed_sent_at + 3 * hour;
+  s.exit_code = 0;
+  s.has_profile = true;
+  s.profile = example_profile();
+  s.cpu_used_mean = 3.5;
+  s.mem_used_peak = 7LL << 30;
+  s.io_read = 2LL << 30;
+  s.io_write = 1LL << 29;
+  return s;
+}
+
+offer example_offer() {
+  offer o;
+  o.offer_id = "offer-0003";
+  o.job_id = "job-0001";
+  o.auction_id = "auction-0001";
+  o.round = 2;
+  o.provider = "market-eu";
+  o.granted = example_resources();
+  o.price = 8'123'456;
+  o.rate_per_hour = 4'061'728;
+  o.earliest_start = fixed_sent_at + 60 * sec_us;
+  o.terms = example_sla();
+  o.valid_until = fixed_sent_at + 30 * sec_us;
+  o.instance_type = "p4d.24xlarge";
+  o.spot = true;
+  return o;
+}
+
+provider_info example_provider_info(std::string name) {
+  provider_info p;
+  p.name = std::move(name);
+  p.kind = "market";
+  p.remote = true;
+  p.connected = false;
+  p.capacity = example_resources();
+  p.free = resources{1000, 2LL << 30, 0, "A100", 40LL << 30};
+  p.offers = 120;
+  p.wins = 33;
+  p.breaches = 2;
+  p.risk = 0.0625;
+  p.gpu_types = {"A100", "H100"};
+  return p;
+}
+
+/// The fixtures, one per body type, in variant order.
+std::vector<envelope> golden_examples() {
+  std::vector<body> bodies;
+  bodies.emplace_back(job_submit{example_spec(), "client-key-7"});
+  bodies.emplace_back(example_status());
+  bodies.emplace_back(job_query{"job-0001"});
+  bodies.emplace_back(jobs_query{25});
+  {
+    job_status other = example_status();
+    other.job_id = "job-0002";
+    other.state = job_state::failed;
+    other.exit_code = 137;
+    bodies.emplace_back(job_list{{example_status(), other}});
+  }
+  bodies.emplace_back(job_cancel{"job-0001", "user asked"});
+  bodies.emplace_back(example_profile());
+  {
+    resource_request r;
+    r.job_id = "job-0001";
+    r.auction_id = "auction-0001";
+    r.round = 2;
+    r.profile = example_profile();
+    r.request = example_resources();
+    r.software = {"python3.11", "cuda12"};
+    r.deadline = fixed_sent_at + 24 * hour;
+    r.max_cost = 12'500'000;
+    r.protocol = protocols::vickrey;
+    r.price_to_beat = 9'000'000;
+    r.reply_by = fixed_sent_at + 2 * sec_us;
+    bodies.emplace_back(r);
+  }
+  bodies.emplace_back(example_offer());
+  bodies.emplace_back(decline{"job-0001", "auction-0001", "offer-0001", "local", "lost: price"});
+  bodies.emplace_back(
+      award{"offer-0003", "job-0001", "auction-0001", "market-eu", 30 * sec_us, 7'900'000});
+  bodies.emplace_back(commit_confirm{"offer-0003", "job-0001", example_allocation()});
+  bodies.emplace_back(commit_refuse{"offer-0003", "job-0001", "market-eu", "capacity gone"});
+  bodies.emplace_back(example_allocation());
+  bodies.emplace_back(release{"alloc-0001", "offer-0003", "job-0001", "job done"});
+  bodies.emplace_back(launch{"job-0001", "alloc-0001", "lt-5f2b9c0e7a1d4e3f", example_spec()});
+  {
+    usage_report u;
+    u.job_id = "job-0001";
+    u.allocation_id = "alloc-0001";
+    u.provider = "market-eu";
+    u.samples = {{fixed_sent_at, 3500, 6LL << 30, 100'000, 2'000, 3'000, 12},
+                 {fixed_sent_at + 5 * sec_us, 3900, 7LL << 30, 200'000, 4'000, 6'000, 13}};
+    u.final = true;
+    u.exit_code = 0;
+    u.reason = "exited";
+    u.started_at = fixed_sent_at - 5 * 60 * sec_us;
+    u.finished_at = fixed_sent_at + 5 * sec_us;
+    bodies.emplace_back(u);
+  }
+  bodies.emplace_back(scale_request{"job-0001", "alloc-0001", example_resources(),
+                                    "memory above the 90% interval", false});
+  bodies.emplace_back(scale_offer{"job-0001", "alloc-0001", "market-eu", false, true,
+                                  example_resources(), -250'000, 15 * sec_us, "migrated"});
+  bodies.emplace_back(provider_hello{"market-eu",
+                                     "market",
+                                     {"A100", "H100"},
+                                     {"python3.11", "cuda12"},
+                                     {"avx2", "avx512f"},
+                                     {"iterated", "vickrey"},
+                                     example_resources()});
+  bodies.emplace_back(welcome{"node-1", "market-eu"});
+  bodies.emplace_back(providers_query{true});
+  bodies.emplace_back(
+      provider_list{{example_provider_info("market-eu"), example_provider_info("market-us")}});
+  bodies.emplace_back(error{"wrong_type", "job_submit field `spec.command`: expected array",
+                            "job_submit", "spec.command"});
+
+  std::vector<envelope> out;
+  int n = 0;
+  for (auto& b : bodies) {
+    ++n;
+    out.push_back(make_envelope(std::move(b), "node-1", fixed_sent_at + n,
+                                "msg-" + std::to_string(n), "msg-corr-" + std::to_string(n)));
+  }
+  return out;
+}
+
+std::filesystem::path golden_dir() {
+  const char* env = std::getenv("TENDER_SOURCE_DIR");
+  std::filesystem::path root = env && *env ? env : TENDER_SOURCE_DIR;
+  return root / "protocol" / "golden";
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool updating_golden() {
+  const char* env = std::getenv("TENDER_UPDATE_GOLDEN");
+  return env && std::string(env) == "1";
+}
+
+std::vector<std::string> golden_frames() {
+  std::vector<std::string> frames;
+  for (const auto& e : golden_examples())
+    frames.push_back(encode(e));
+  return frames;
+}
+
+template <std::size_t... I> std::set<std::string> all_type_names(std::index_sequence<I...>) {
+  return {message_name<std::variant_alternative_t<I, body>>::value...};
+}
+
+TEST(golden, every_body_type_has_a_fixture) {
+  std::set<std::string> want =
+      all_type_names(std::make_index_sequence<std::variant_size_v<body>>{});
+  std::set<std::string> have;
+  auto examples = golden_examples();
+  for (std::size_t i = 0; i < examples.size(); ++i) {
+    EXPECT_EQ(examples[i].body.index(), i) << "fixtures must follow the variant order";
+    have.insert(type_name(examples[i].body));
+  }
+  EXPECT_EQ(have, want);
+  EXPECT_EQ(examples.size(), std::variant_size_v<body>);
+}
+
+/// Every key of `fixture` (and of its nested maps) must differ from `defaults`.
+void expect_populated(const msgpack::object& fixture, const msgpack::object& defaults,
+                      const std::string& path) {
+  ASSERT_EQ(fixture.type, msgpack::type::MAP) << path;
+  ASSERT_EQ(defaults.type, msgpack::type::MAP) << path;
+  ASSERT_EQ(fixture.via.map.size, defaults.via.map.size) << path;
+  for (std::uint32_t i = 0; i < defaults.via.map.size; ++i) {
+    const auto& key = defaults.via.map.ptr[i].key;
+    const auto& dflt = defaults.via.map.ptr[i].val;
+    const auto& mine = fixture.via.map.ptr[i].val;
+    std::string name = path + "." + key.as<std::string>();
+    ASSERT_EQ(fixture.via.map.ptr[i].key, key) << name;
+    // Nested structs are maps with keys even by default; a std::map field is empty.
+    if (dflt.type == msgpack::type::MAP && dflt.via.map.size > 0)
+      expect_populated(mine, dflt, name);
+    else
+      EXPECT_NE(mine, dflt) << name << " keeps its default: populate it so the fixture pins it";
+  }
+}
+
+TEST(golden, fixtures_populate_every_field) {
+  for (const auto& e : golden_examples()) {
+    envelope empty = e;
+    std::visit([&](const auto& b) { empty.body = std::decay_t<decltype(b)>{}; }, e.body);
+    std::string a = encode(e), b = encode(empty);
+    msgpack::object_handle ha = msgpack::unpack(a.data(), a.size());
+    msgpack::object_handle hb = msgpack::unpack(b.data(), b.size());
+    expect_populated(ha.get().via.map.ptr[6].val, hb.get().via.map.ptr[6].val, type_name(e.body));
+  }
+}
+
+TEST(golden, encode_matches_fixture_bytes) {
+  std::filesystem::path dir = golden_dir();
+  if (updating_golden())
+    std::filesystem::create_directories(dir);
+  for (const auto& e : golden_examples()) {
+    std::string bytes = encode(e);
+    std::filesystem::path file = dir / (std::string(type_name(e.body)) + ".msgpack");
+    if (updating_golden()) {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      ASSERT_TRUE(out.good()) << "could not write " << file;
+      continue;
+    }
+    ASSERT_TRUE(std::filesystem::exists(file))
+        << file << " is missing; create it with TENDER_UPDATE_GOLDEN=1";
+    EXPECT_EQ(read_file(file), bytes)
+        << type_name(e.body) << ": the encoding changed. If deliberate and additive, rerun with "
+        << "TENDER_UPDATE_GOLDEN=1 and commit protocol/golden/.";
+  }
+}
+
+TEST(golden, fixtures_decode_and_reencode_identically) {
+  std::filesystem::path dir = golden_dir();
+  for (const auto& e : golden_examples()) {
+    std::string name = type_name(e.body);
+    std::string bytes = read_file(dir / (name + ".msgpack"));
+    ASSERT_FALSE(bytes.empty()) << name;
+    decoded d = decode(bytes);
+    ASSERT_TRUE(d) << name << ": " << d.failure.code << " " << d.failure.message;
+    const envelope& m = *d.message;
+    EXPECT_EQ(m.v, 1u);
+    EXPECT_EQ(type_name(m.body), name);
+    EXPECT_EQ(m.id, e.id);
+    EXPECT_EQ(m.correlation_id, e.correlation_id);
+    EXPECT_EQ(m.sender, e.sender);
+    EXPECT_EQ(m.sent_at, e.sent_at);
+    EXPECT_EQ(d.id, e.id);
+    EXPECT_EQ(d.type, name);
+    // Every field of a fixture differs from its default, so a field lost or
+    // altered by decoding would change the re-encoded bytes.
+    EXPECT_EQ(encode(m), bytes) << name;
+  }
+}
+
+TEST(golden, decoded_values_are_the_ones_sent) {
+  auto examples = golden_examples();
+  decoded d = decode(encode(examples[0]));
+  ASSERT_TRUE(d);
+  const auto& spec = std::get<job_submit>(d.message->body).spec;
+  EXPECT_EQ(spec.command, example_spec().command);
+  EXPECT_EQ(spec.env, example_spec().env);
+  EXPECT_EQ(spec.priority, -3);
+  EXPECT_EQ(spec.hints, example_resources());
+
+  d = decode(encode(examples[1]));
+  ASSERT_TRUE(d);
+  const auto& status = std::get<job_status>(d.message->body);
+  EXPECT_EQ(status.state, job_state::running);
+  EXPECT_EQ(status.profile.cpu_hi, 4.0);
+  EXPECT_EQ(status.profile.cpu_mean, 3.25);
+  ASSERT_EQ(status.offers.size(), 2u);
+  EXPECT_EQ(status.offers[1].score, 8'300'000.25);
+  EXPECT_EQ(status.profile.findings.size(), 2u);
+}
+
+// ============================================================================
+// Building hostile and odd frames by hand.
+
+using packer = msgpack::packer<msgpack::sbuffer>;
+
+struct frame_builder {
+  msgpack::sbuffer buf;
+  packer pk{buf};
+  std::string bytes() const { return std::string(buf.data(), buf.size()); }
+};
+
+void key(packer& pk, std::string_view k) {
+  pk.pack_str(static_cast<std::uint32_t>(k.size()));
+  pk.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
+}
+
+/// {v: 1, type, id: "m-1", sender: "test", sent_at: 5, body: <body(pk)>}.
+std::string frame_with_body(std::string_view type, const std::function<void(packer&)>& body_fn) {
+  frame_builder f;
+  f.pk.pack_map(6);
+  key(f.pk, "v");
+  f.pk.pack(1);
+  key(f.pk, "type");
+  key(f.pk, type);
+  key(f.pk, "id");
+  key(f.pk, "m-1");
+  key(f.pk, "sender");
+  key(f.pk, "test");
+  key(f.pk, "sent_at");
+  f.pk.pack(5);
+  key(f.pk, "body");
+  body_fn(f.pk);
+  return f.bytes();
+}
+
+void expect_failure(const decoded& d, const std::string& code, const std::string& type,
+                    const std::string& field) {
+  ASSERT_FALSE(d) << "decoded although " << code << " was expected";
+  EXPECT_EQ(d.failure.code, code) << d.failure.message;
+  EXPECT_EQ(d.failure.type, type) << d.failure.message;
+  EXPECT_EQ(d.failure.field, field) << d.failure.message;
+  EXPECT_FALSE(d.failure.message.empty());
+}
+
+// ============================================================================
+// Decode errors.
+
+TEST(decode, empty_frame_is_truncated) {
+  decoded d = decode("");
+  expect_failure(d, "truncated", "", "");
+}
+
+TEST(decode, cut_frames_are_truncated) {
+  std::string bytes = encode(golden_examples()[1]);
+  for (std::size_t cut : {std::size_t{1}, std::size_t{2}, std::size_t{7}, bytes.size() / 3,
+                          bytes.size() / 2, bytes.size() - 1}) {
+    decoded d = decode(std::string_view(bytes).substr(0, cut));
+    expect_failure(d, "truncated", "", "");
+  }
+}
+
+TEST(decode, invalid_bytes) {
+  // 0xc1 is never used in MessagePack.
+  decoded d = decode(std::string("\xc1\x00\x01", 3));
+  expect_failure(d, "invalid", "", "");
+  EXPECT_NE(d.failure.message.find("offset"), std::string::npos) << d.failure.message;
+}
+
+TEST(decode, trailing_garbage_is_invalid) {
+  std::string bytes = encode(golden_examples()[2]) + std::string("\x00", 1);
+  decoded d = decode(bytes);
+  expect_failure(d, "invalid", "", "");
+  EXPECT_NE(d.failure.message.find("trailing"), std::string::npos) << d.failure.message;
+  d = decode(encode(golden_examples()[2]) + encode(golden_examples()[3]));
+  expect_failure(d, "invalid", "", "");
+}
+
+TEST(decode, top_level_must_be_a_map) {
+  frame_builder f;
+  f.pk.pack_array(2);
+  f.pk.pack(1);
+  f.pk.pack(2);
+  expect_failure(decode(f.bytes()), "invalid", "", "");
+  frame_builder s;
+  key(s.pk, "job_submit");
+  expect_failure(decode(s.bytes()), "invalid", "", "");
+}
+
+TEST(decode, missing_type_names_the_field) {
+  frame_builder f;
+  f.pk.pack_map(2);
+  key(f.pk, "v");
+  f.pk.pack(1);
+  key(f.pk, "body");
+  f.pk.pack_map(0);
+  expect_failure(decode(f.bytes()), "invalid", "", "type");
+}
+
+TEST(decode, missing_version_names_the_field) {
+  frame_builder f;
+  f.pk.pack_map(2);
+  key(f.pk, "type");
+  key(f.pk, "job_query");
+  key(f.pk, "body");
+  f.pk.pack_map(0);
+  expect_failure(decode(f.bytes()), "invalid", "job_query", "v");
+}
+
+TEST(decode, missing_body_names_the_field) {
+  frame_builder f;
+  f.pk.pack_map(3);
+  key(f.pk, "v");
+  f.pk.pack(1);
+  key(f.pk, "type");
+  key(f.pk, "job_query");
+  key(f.pk, "id");
+  key(f.pk, "m-9");
+  decoded d = decode(f.bytes());
+  expect_failure(d, "invalid", "job_query", "body");
+  EXPECT_EQ(d.id, "m-9");
+}
+
+TEST(decode, unknown_type_is_named) {
+  decoded d = decode(frame_with_body("frobnicate", [](packer& pk) { pk.pack_map(0); }));
+  expect_failure(d, "unknown_type", "frobnicate", "type");
+  EXPECT_EQ(d.type, "frobnicate");
+  EXPECT_EQ(d.id, "m-1");
+  EXPECT_NE(d.failure.message.find("frobnicate"), std::string::npos);
+}
+
+TEST(decode, other_versions_are_refused) {
+  envelope e = golden_examples()[2];
+  e.v = 2;
+  decoded d = decode(encode(e));
+  expect_failure(d, "version", "job_query", "v");
+  EXPECT_EQ(d.id, e.id);
+  EXPECT_NE(d.failure.message.find('2'), std::string::npos);
+  e.v = 0;
+  expect_failure(decode(encode(e)), "version", "job_query", "v");
+}
+
+TEST(decode, oversized_frames_are_refused_before_parsing) {
+  std::string bytes = encode(golden_examples()[1]);
+  expect_failure(decode(bytes, bytes.size() - 1), "oversized", "", "");
+  EXPECT_TRUE(decode(bytes, bytes.size()));
+  // Garbage that would be "invalid" if parsed: the size check comes first.
+  std::string huge(default_max_frame + 1, '\xc1');
+  expect_failure(decode(huge), "oversized", "", "");
+}
+
+TEST(decode, envelope_fields_of_the_wrong_type) {
+  auto with = [](std::string_view field, const std::function<void(packer&)>& value) {
+    frame_builder f;
+    f.pk.pack_map(4);
+    key(f.pk, "v");
+    if (field == "v")
+      value(f.pk);
+    else
+      f.pk.pack(1);
+    key(f.pk, "type");
+    key(f.pk, "job_query");
+    key(f.pk, field == "v" ? "id" : field);
+    if (field == "v")
+      key(f.pk, "m-1");
+    else
+      value(f.pk);
+    key(f.pk, "body");
+    f.pk.pack_map(0);
+    return f.bytes();
+  };
+  expect_failure(decode(with("sent_at", [](packer& pk) { key(pk, "yesterday"); })), "wrong_type",
+                 "job_query", "sent_at");
+  expect_failure(decode(with("sent_at", [](packer& pk) { pk.pack(1.5); })), "wrong_type",
+                 "job_query", "sent_at");
+  expect_failure(decode(with("sent_at", [](packer& pk) { pk.pack(~std::uint64_t{0}); })),
+                 "wrong_type", "job_query", "sent_at");
+  expect_failure(decode(with("id", [](packer& pk) { pk.pack(17); })), "wrong_type", "job_query",
+                 "id");
+  expect_failure(decode(with("sender", [](packer& pk) { pk.pack_array(0); })), "wrong_type",
+                 "job_query", "sender");
+  expect_failure(decode(with("correlation_id", [](packer& pk) { pk.pack(true); })), "wrong_type",
+                 "job_query", "correlation_id");
+  expect_failure(decode(with("v", [](packer& pk) { key(pk, "1"); })), "wrong_type", "job_query",
+                 "v");
+  expect_failure(decode(with("v", [](packer& pk) { pk.pack(-1); })), "wrong_type", "job_query",
+                 "v");
+
+  frame_builder t;
+  t.pk.pack_map(3);
+  key(t.pk, "v");
+  t.pk.pack(1);
+  key(t.pk, "type");
+  t.pk.pack(7);
+  key(t.pk, "body");
+  t.pk.pack_map(0);
+  expect_failure(decode(t.bytes()), "wrong_type", "", "type");
+
+  // A negative sent_at (before 1970) is a valid integer.
+  decoded ok = decode(with("sent_at", [](packer& pk) { pk.pack(-5); }));
+  ASSERT_TRUE(ok) << ok.failure.message;
+  EXPECT_EQ(ok.message->sent_at, -5);
+}
+
+TEST(decode, body_must_be_a_map) {
+  decoded d = decode(frame_with_body("job_query", [](packer& pk) { pk.pack_array(0); }));
+  expect_failure(d, "wrong_type", "job_query", "body");
+}
+
+TEST(decode, body_field_of_wrong_type_at_top_level) {
+  decoded d = decode(frame_with_body("job_query", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "job_id");
+    pk.pack(5);
+  }));
+  expect_failure(d, "wrong_type", "job_query", "job_id");
+  EXPECT_NE(d.failure.message.find("expected string"), std::string::npos) << d.failure.message;
+  EXPECT_NE(d.failure.message.find("integer 5"), std::string::npos) << d.failure.message;
+}
+
+TEST(decode, body_field_of_wrong_type_nested) {
+  decoded d = decode(frame_with_body("job_submit", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "spec");
+    pk.pack_map(2);
+    key(pk, "name");
+    key(pk, "fine");
+    key(pk, "command");
+    pk.pack(5);
+  }));
+  expect_failure(d, "wrong_type", "job_submit", "spec.command");
+
+  d = decode(frame_with_body("job_submit", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "spec");
+    pk.pack_map(1);
+    key(pk, "hints");
+    pk.pack_map(2);
+    key(pk, "memory");
+    pk.pack(1024);
+    key(pk, "cpu");
+    key(pk, "two");
+  }));
+  expect_failure(d, "wrong_type", "job_submit", "spec.hints.cpu");
+
+  // An element of an array of strings.
+  d = decode(frame_with_body("job_submit", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "spec");
+    pk.pack_map(1);
+    key(pk, "command");
+    pk.pack_array(3);
+    key(pk, "a");
+    key(pk, "b");
+    pk.pack(3);
+  }));
+  expect_failure(d, "wrong_type", "job_submit", "spec.command[2]");
+
+  // A value of a string map.
+  d = decode(frame_with_body("job_submit", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "spec");
+    pk.pack_map(1);
+    key(pk, "env");
+    pk.pack_map(2);
+    key(pk, "A");
+    key(pk, "1");
+    key(pk, "B");
+    pk.pack(2);
+  }));
+  expect_failure(d, "wrong_type", "job_submit", "spec.env.B");
+}
+
+TEST(decode, body_field_of_wrong_type_inside_an_array_of_structs) {
+  decoded d = decode(frame_with_body("job_status", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "offers");
+    pk.pack_array(3);
+    pk.pack_map(0);
+    pk.pack_map(1);
+    key(pk, "price");
+    pk.pack(5);
+    pk.pack_map(2);
+    key(pk, "offer_id");
+    key(pk, "o-3");
+    key(pk, "price");
+    key(pk, "cheap");
+  }));
+  expect_failure(d, "wrong_type", "job_status", "offers[2].price");
+
+  d = decode(frame_with_body("job_list", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "jobs");
+    pk.pack_array(2);
+    pk.pack_map(0);
+    pk.pack_map(1);
+    key(pk, "profile");
+    pk.pack_map(1);
+    key(pk, "findings");
+    pk.pack_array(1);
+    pk.pack_map(1);
+    key(pk, "detail");
+    pk.pack_array(0);
+  }));
+  expect_failure(d, "wrong_type", "job_list", "jobs[1].profile.findings[0].detail");
+
+  d = decode(frame_with_body("provider_list", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "providers");
+    pk.pack_array(1);
+    key(pk, "not a map");
+  }));
+  expect_failure(d, "wrong_type", "provider_list", "providers[0]");
+}
+
+TEST(decode, integer_overflow_and_floats_in_integer_fields_are_wrong_type) {
+  decoded d = decode(frame_with_body("jobs_query", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "limit");
+    pk.pack(std::int64_t{1} << 40); // does not fit int32
+  }));
+  expect_failure(d, "wrong_type", "jobs_query", "limit");
+  EXPECT_NE(d.failure.message.find("32-bit"), std::string::npos) << d.failure.message;
+
+  d = decode(frame_with_body("award", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "hold_ttl");
+    pk.pack(2.5);
+  }));
+  expect_failure(d, "wrong_type", "award", "hold_ttl");
+
+  d = decode(frame_with_body("providers_query", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "verbose");
+    pk.pack(1);
+  }));
+  expect_failure(d, "wrong_type", "providers_query", "verbose");
+}
+
+TEST(decode, non_string_key_in_body) {
+  decoded d = decode(frame_with_body("job_query", [](packer& pk) {
+    pk.pack_map(1);
+    pk.pack(1);
+    key(pk, "job-1");
+  }));
+  expect_failure(d, "wrong_type", "job_query", "body");
+}
+
+TEST(decode, integer_kinds_and_ints_for_doubles) {
+  decoded d = decode(frame_with_body("scale_offer", [](packer& pk) {
+    pk.pack_map(3);
+    key(pk, "price_delta");
+    pk.pack(-250'000); // negative int kind
+    key(pk, "delay");
+    pk.pack(std::uint64_t{15'000'000}); // positive int kind
+    key(pk, "granted");
+    pk.pack_map(1);
+    key(pk, "gpus");
+    pk.pack(std::uint8_t{2});
+  }));
+  ASSERT_TRUE(d) << d.failure.message;
+  const auto& s = std::get<scale_offer>(d.message->body);
+  EXPECT_EQ(s.price_delta, -250'000);
+  EXPECT_EQ(s.delay, 15'000'000);
+  EXPECT_EQ(s.granted.gpus, 2);
+
+  d = decode(frame_with_body("resource_profile", [](packer& pk) {
+    pk.pack_map(3);
+    key(pk, "cpu_mean");
+    pk.pack(3); // int for a double
+    key(pk, "cpu_lo");
+    pk.pack(-1);
+    key(pk, "confidence");
+    pk.pack(0.5f); // float32
+  }));
+  ASSERT_TRUE(d) << d.failure.message;
+  const auto& p = std::get<resource_profile>(d.message->body);
+  EXPECT_EQ(p.cpu_mean, 3.0);
+  EXPECT_EQ(p.cpu_lo, -1.0);
+  EXPECT_EQ(p.confidence, 0.5);
+}
+
+TEST(decode, missing_keys_keep_defaults_for_older_senders) {
+  decoded d = decode(frame_with_body("job_status", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "job_id");
+    key(pk, "job-7");
+  }));
+  ASSERT_TRUE(d) << d.failure.message;
+  const auto& s = std::get<job_status>(d.message->body);
+  EXPECT_EQ(s.job_id, "job-7");
+  EXPECT_EQ(s.exit_code, -1);
+  EXPECT_EQ(s.state, job_state::submitted);
+  EXPECT_EQ(s.profile.confidence, 0.9);
+
+  // Only v, type and body: the other envelope fields keep their defaults.
+  frame_builder f;
+  f.pk.pack_map(3);
+  key(f.pk, "v");
+  f.pk.pack(1);
+  key(f.pk, "type");
+  key(f.pk, "resource_request");
+  key(f.pk, "body");
+  f.pk.pack_map(0);
+  d = decode(f.bytes());
+  ASSERT_TRUE(d) << d.failure.message;
+  EXPECT_EQ(d.message->id, "");
+  EXPECT_EQ(d.message->sent_at, 0);
+  const auto& r = std::get<resource_request>(d.message->body);
+  EXPECT_EQ(r.round, 1);
+  EXPECT_EQ(r.protocol, protocols::iterated);
+}
+
+TEST(decode, unknown_keys_are_ignored_for_newer_senders) {
+  frame_builder f;
+  f.pk.pack_map(5);
+  key(f.pk, "v");
+  f.pk.pack(1);
+  key(f.pk, "type");
+  key(f.pk, "job_cancel");
+  key(f.pk, "trace_id");
+  f.pk.pack_array(2);
+  f.pk.pack(1);
+  f.pk.pack_map(0);
+  f.pk.pack(99); // a non-string key at the envelope level
+  f.pk.pack(true);
+  key(f.pk, "body");
+  f.pk.pack_map(3);
+  key(f.pk, "job_id");
+  key(f.pk, "job-1");
+  key(f.pk, "added_in_v9");
+  f.pk.pack_map(1);
+  key(f.pk, "x");
+  f.pk.pack(1.5);
+  key(f.pk, "reason");
+  key(f.pk, "no longer needed");
+  decoded d = decode(f.bytes());
+  ASSERT_TRUE(d) << d.failure.message;
+  const auto& c = std::get<job_cancel>(d.message->body);
+  EXPECT_EQ(c.job_id, "job-1");
+  EXPECT_EQ(c.reason, "no longer needed");
+}
+
+TEST(decode, deep_nesting_is_refused) {
+  // 100'000 nested one-element arrays: a stack-exhaustion attempt.
+  std::string deep(100'000, '\x91');
+  deep += '\xc0';
+  decoded d = decode(deep);
+  expect_failure(d, "invalid", "", "");
+  EXPECT_NE(d.failure.message.find("nesting"), std::string::npos) << d.failure.message;
+
+  // The same hidden under an unknown key of a real body.
+  d = decode(frame_with_body("job_query", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "extra");
+    for (int i = 0; i < 40; ++i)
+      pk.pack_map(1), key(pk, "k");
+    pk.pack_nil();
+  }));
+  expect_failure(d, "invalid", "", "");
+}
+
+TEST(decode, huge_declared_sizes_do_not_allocate) {
+  // Each declares about 4 billion elements (or bytes) in a few bytes.
+  for (std::string hostile : {std::string("\xdd\xff\xff\xff\xff", 5),     // array 32
+                              std::string("\xdf\xff\xff\xff\xff", 5),     // map 32
+                              std::string("\xdb\xff\xff\xff\xff", 5),     // str 32
+                              std::string("\xc6\xff\xff\xff\xff", 5),     // bin 32
+                              std::string("\xc9\xff\xff\xff\xff\x01", 6), // ext 32
+                              std::string("\x81\xa1v\xdd\x7f\xff\xff\xff\x01\x02", 10)}) {
+    decoded d = decode(hostile);
+    expect_failure(d, "truncated", "", "");
+  }
+  // A map that declares more pairs than the frame has bytes, followed by data.
+  std::string m("\xdf\x00\x10\x00\x00", 5);
+  m += std::string(200, '\x01');
+  expect_failure(decode(m), "truncated", "", "");
+}
+
+// ============================================================================
+// Properties: decode never throws and never crashes.
+
+TEST(decode_property, every_prefix_of_every_golden_message_is_truncated) {
+  for (const auto& bytes : golden_frames()) {
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      decoded d;
+      ASSERT_NO_THROW(d = decode(std::string_view(bytes).substr(0, n)));
+      ASSERT_FALSE(d) << "prefix of " << n << " bytes decoded";
+      EXPECT_EQ(d.failure.code, "truncated") << n << ": " << d.failure.message;
+    }
+  }
+}
+
+TEST(decode_property, random_byte_flips_never_crash) {
+  std::mt19937 rng(20261125);
+  int decoded_ok = 0, refused = 0;
+  for (const auto& original : golden_frames()) {
+    std::uniform_int_distribution<std::size_t> pos(0, original.size() - 1);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_int_distribution<int> flips(1, 4);
+    for (int round = 0; round < 300; ++round) {
+      std::string bytes = original;
+      for (int k = flips(rng); k > 0; --k)
+        bytes[pos(rng)] = static_cast<char>(byte(rng));
+      decoded d;
+      ASSERT_NO_THROW(d = decode(bytes));
+      if (d) {
+        ++decoded_ok;
+        // Whatever decoded must encode again and decode to the same bytes.
+        std::string again = encode(*d.message);
+        decoded d2 = decode(again);
+        ASSERT_TRUE(d2) << d2.failure.message;
+        EXPECT_EQ(encode(*d2.message), again);
+      } else {
+        ++refused;
+        EXPECT_FALSE(d.failure.code.empty());
+        EXPECT_FALSE(d.failure.message.empty());
+      }
+    }
+  }
+  // Both outcomes occur: the flips reach values as well as structure.
+  EXPECT_GT(decoded_ok, 0);
+  EXPECT_GT(refused, 0);
+}
+
+TEST(decode_property, random_garbage_never_crashes) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_int_distribution<std::size_t> len(0, 300);
+  for (int round = 0; round < 5000; ++round) {
+    std::string bytes(len(rng), '\0');
+    for (auto& c : bytes)
+      c = static_cast<char>(byte(rng));
+    decoded d;
+    ASSERT_NO_THROW(d = decode(bytes));
+    if (!d) {
+      EXPECT_FALSE(d.failure.code.empty());
+    }
+  }
+}
+
+// ============================================================================
+// Small API.
+
+TEST(envelope, type_name_and_make_envelope) {
+  envelope e = make_envelope(job_query{"job-1"}, "cli", 77, "m-1", "m-0");
+  EXPECT_STREQ(type_name(e.body), "job_query");
+  EXPECT_EQ(e.v, wire_version);
+  EXPECT_EQ(e.sender, "cli");
+  EXPECT_EQ(e.sent_at, 77);
+  EXPECT_EQ(e.id, "m-1");
+  EXPECT_EQ(e.correlation_id, "m-0");
+  EXPECT_STREQ(type_name(body{error{}}), "error");
+  EXPECT_STREQ(type_name(body{provider_list{}}), "provider_list");
+}
+
+TEST(envelope, encode_writes_the_seven_envelope_keys_in_order) {
+  std::string bytes = encode(make_envelope(jobs_query{3}, "cli", 9, "m-1"));
+  msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
+  const msgpack::object& o = h.get();
+  ASSERT_EQ(o.type, msgpack::type::MAP);
+  ASSERT_EQ(o.via.map.size, 7u);
+  const char* keys[] = {"v", "type", "id", "correlation_id", "sender", "sent_at", "body"};
+  for (std::uint32_t i = 0; i < 7; ++i)
+    EXPECT_EQ(o.via.map.ptr[i].key.as<std::string>(), keys[i]);
+  EXPECT_EQ(o.via.map.ptr[1].val.as<std::string>(), "jobs_query");
+  EXPECT_EQ(o.via.map.ptr[6].val.type, msgpack::type::MAP);
+}
+
+} // namespace
+} // namespace tender

@@ -1,0 +1,183 @@
+#include "protocol/json.hpp"
+
+namespace tender {
+
+namespace {
+
+double seconds(usec d) {
+  return static_cast<double>(d / sec_us) + static_cast<double>(d % sec_us) / 1e6;
+}
+
+double cores(millicores m) {
+  return static_cast<double>(m) / 1000.0;
+}
+
+template <class T> nlohmann::json array_of(const std::vector<T>& items) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& i : items)
+    a.push_back(to_json_value(i));
+  return a;
+}
+
+} // namespace
+
+nlohmann::json time_json(usec t) {
+  return t == 0 ? nlohmann::json(nullptr) : nlohmann::json(format_time(t));
+}
+
+nlohmann::json to_json_value(const resources& r) {
+  return {{"cpu", cores(r.cpu)},
+          {"memory_bytes", r.memory},
+          {"gpus", r.gpus},
+          {"gpu_type", r.gpu_type},
+          {"gpu_memory_bytes", r.gpu_memory}};
+}
+
+nlohmann::json to_json_value(const sla& s) {
+  return {{"availability", s.availability},
+          {"preemption_probability", s.preemption_probability},
+          {"latency_s", seconds(s.latency)}};
+}
+
+nlohmann::json to_json_value(const finding& f) {
+  return {{"kind", f.kind}, {"detail", f.detail}, {"evidence", f.evidence}};
+}
+
+nlohmann::json to_json_value(const resource_profile& p) {
+  return {{"job_id", p.job_id},
+          {"cpu_mean", p.cpu_mean},
+          {"cpu_stddev", p.cpu_stddev},
+          {"cpu_lo", p.cpu_lo},
+          {"cpu_hi", p.cpu_hi},
+          {"mem_mean_bytes", p.mem_mean},
+          {"mem_stddev_bytes", p.mem_stddev},
+          {"mem_peak_bytes", p.mem_peak},
+          {"mem_lo_bytes", p.mem_lo},
+          {"mem_hi_bytes", p.mem_hi},
+          {"io_read_bytes", p.io_read},
+          {"io_write_bytes", p.io_write},
+          {"net_bytes", p.net_bytes},
+          {"net_bandwidth_bps", p.net_bandwidth_bps},
+          {"gpu_type", p.gpu_type},
+          {"gpus", p.gpus},
+          {"software_stack", p.software_stack},
+          {"runtime_s", seconds(p.runtime)},
+          {"runtime_lo_s", seconds(p.runtime_lo)},
+          {"runtime_hi_s", seconds(p.runtime_hi)},
+          {"confidence", p.confidence},
+          {"source", p.source},
+          {"model_version", p.model_version},
+          {"partial", p.partial},
+          {"profile_time_s", seconds(p.profile_time)},
+          {"findings", array_of(p.findings)}};
+}
+
+nlohmann::json to_json_value(const offer_summary& o) {
+  return {{"offer_id", o.offer_id},
+          {"provider", o.provider},
+          {"round", o.round},
+          {"price", to_usd(o.price)},
+          {"earliest_start", time_json(o.earliest_start)},
+          {"score", o.score / 1e6},
+          {"verdict", o.verdict}};
+}
+
+nlohmann::json to_json_value(const job_status& s) {
+  return {{"id", s.job_id},
+          {"name", s.name},
+          {"user", s.user},
+          {"state", to_string(s.state)},
+          {"reason", s.reason},
+          {"provider", s.provider},
+          {"allocation_id", s.allocation_id},
+          {"price", to_usd(s.price)},
+          {"offers", array_of(s.offers)},
+          {"submitted_at", time_json(s.submitted_at)},
+          {"started_at", time_json(s.started_at)},
+          {"finished_at", time_json(s.finished_at)},
+          {"exit_code", s.exit_code == -1 ? nlohmann::json(nullptr) : nlohmann::json(s.exit_code)},
+          {"allocated", to_json_value(s.allocated)},
+          {"profile", s.has_profile ? to_json_value(s.profile) : nlohmann::json(nullptr)},
+          {"usage",
+           {{"cpu_mean", s.cpu_used_mean},
+            {"mem_peak_bytes", s.mem_used_peak},
+            {"io_read_bytes", s.io_read},
+            {"io_write_bytes", s.io_write}}}};
+}
+
+nlohmann::json to_json_value(const offer& o) {
+  return {{"offer_id", o.offer_id},
+          {"job_id", o.job_id},
+          {"auction_id", o.auction_id},
+          {"round", o.round},
+          {"provider", o.provider},
+          {"granted", to_json_value(o.granted)},
+          {"price", to_usd(o.price)},
+          {"rate_per_hour", to_usd(o.rate_per_hour)},
+          {"earliest_start", time_json(o.earliest_start)},
+          {"terms", to_json_value(o.terms)},
+          {"valid_until", time_json(o.valid_until)},
+          {"instance_type", o.instance_type},
+          {"spot", o.spot}};
+}
+
+nlohmann::json to_json_value(const allocation& a) {
+  // No lease_token: it is the access credential.
+  return {{"allocation_id", a.allocation_id},
+          {"job_id", a.job_id},
+          {"offer_id", a.offer_id},
+          {"provider", a.provider},
+          {"granted", to_json_value(a.granted)},
+          {"price", to_usd(a.price)},
+          {"rate_per_hour", to_usd(a.rate_per_hour)},
+          {"terms", to_json_value(a.terms)},
+          {"lease_expires", time_json(a.lease_expires)},
+          {"start_at", time_json(a.start_at)},
+          {"instance_type", a.instance_type}};
+}
+
+nlohmann::json to_json_value(const provider_info& p) {
+  return {{"name", p.name},
+          {"kind", p.kind},
+          {"remote", p.remote},
+          {"connected", p.connected},
+          {"capacity", to_json_value(p.capacity)},
+          {"free", to_json_value(p.free)},
+          {"offers", p.offers},
+          {"wins", p.wins},
+          {"breaches", p.breaches},
+          {"risk", p.risk},
+          {"gpu_types", p.gpu_types}};
+}
+
+nlohmann::json to_json_value(const usage_sample& u) {
+  return {{"at", time_json(u.at)},      {"cpu", cores(u.cpu)},          {"rss_bytes", u.rss},
+          {"io_read_bytes", u.io_read}, {"io_write_bytes", u.io_write}, {"net_bytes", u.net_bytes},
+          {"threads", u.threads}};
+}
+
+nlohmann::json to_json_value(const usage_report& u) {
+  return {{"job_id", u.job_id},
+          {"allocation_id", u.allocation_id},
+          {"provider", u.provider},
+          {"samples", array_of(u.samples)},
+          {"final", u.final},
+          {"exit_code", u.exit_code == -1 ? nlohmann::json(nullptr) : nlohmann::json(u.exit_code)},
+          {"reason", u.reason},
+          {"started_at", time_json(u.started_at)},
+          {"finished_at", time_json(u.finished_at)}};
+}
+
+nlohmann::json to_json_value(const error& e) {
+  return {{"code", e.code}, {"message", e.message}, {"type", e.type}, {"field", e.field}};
+}
+
+nlohmann::json to_json_value(const job_list& l) {
+  return array_of(l.jobs);
+}
+
+nlohmann::json to_json_value(const provider_list& l) {
+  return array_of(l.providers);
+}
+
+} // namespace tender

@@ -1,0 +1,24 @@
+#include "providers/factory.hpp"
+
+#include "providers/local.hpp"
+#include "providers/market.hpp"
+
+namespace tender {
+
+std::variant<std::unique_ptr<provider>, std::string>
+make_provider(const provider_config& cfg, const std::string& data_dir, token_source tokens,
+              usec lease_ttl) {
+  auto root = data_dir + "/runs/" + cfg.name;
+  if (cfg.kind == "local")
+    return std::unique_ptr<provider>(
+      std::make_unique<local_provider>(cfg, root, std::move(tokens), lease_ttl));
+  if (cfg.kind == "market") {
+    if (cfg.types.empty())
+      return "provider " + cfg.name + ": market with an empty catalogue";
+    return std::unique_ptr<provider>(
+      std::make_unique<market_provider>(cfg, root, std::move(tokens), lease_ttl));
+  }
+  return "provider " + cfg.name + ": unknown kind '" + cfg.kind + "' (expected local or market)";
+}
+
+} // namespace tender

@@ -1,0 +1,19 @@
+#pragma once
+/// Builds a provider plain class from its configuration.
+
+#include "providers/provider.hpp"
+#include "providers/provider_config.hpp"
+
+#include <memory>
+#include <string>
+#include <variant>
+
+namespace tender {
+
+/// `data_dir` holds the provider's run directories (`<data_dir>/runs/<provider>`).
+/// Errors name the provider and what is wrong with it.
+std::variant<std::unique_ptr<provider>, std::string>
+make_provider(const provider_config& cfg, const std::string& data_dir, token_source tokens,
+              usec lease_ttl);
+
+} // namespace tender

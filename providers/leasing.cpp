@@ -1,0 +1,460 @@
+#include "providers/leasing.hpp"
+
+#include <algorithm>
+
+namespace tender {
+
+namespace {
+
+constexpr std::size_t max_remembered_expiries = 4096;
+
+error lease_error(std::string message) {
+  error e;
+  e.code = "lease";
+  e.message = std::move(message);
+  e.type = "launch";
+  e.field = "lease_token";
+  return e;
+}
+
+__extension__ using i128 = __int128;
+
+} // namespace
+
+bool same_token(const std::string& a, const std::string& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  unsigned diff = a.size() != b.size() ? 1u : 0u;
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned>(x ^ y);
+  }
+  return diff == 0;
+}
+
+leasing_provider::leasing_provider(provider_config cfg, const resources& capacity,
+                                   executor& exec, token_source tokens, usec lease_ttl)
+    : cfg_(std::move(cfg)), book_(capacity), exec_(&exec), tokens_(std::move(tokens)),
+      lease_ttl_(lease_ttl) {
+  if (!tokens_)
+    tokens_ = random_token;
+}
+
+leasing_provider::leasing_provider(provider_config cfg, const resources& capacity,
+                                   std::string run_root, token_source tokens, usec lease_ttl)
+    : cfg_(std::move(cfg)), book_(capacity),
+      owned_exec_(std::make_unique<executor>(std::move(run_root))), exec_(owned_exec_.get()),
+      tokens_(std::move(tokens)), lease_ttl_(lease_ttl) {
+  if (!tokens_)
+    tokens_ = random_token;
+}
+
+leasing_provider::~leasing_provider() = default;
+
+provider_info leasing_provider::info(usec) const {
+  provider_info i;
+  i.name = cfg_.name;
+  i.kind = cfg_.kind;
+  i.capacity = book_.capacity();
+  i.free = book_.free();
+  i.offers = offers_made_;
+  i.wins = wins_;
+  i.gpu_types = describe().gpu_types;
+  return i;
+}
+
+offer& leasing_provider::remember(offer o, const resource_request& req, usec runtime,
+                                  usec now) {
+  o.offer_id = req.job_id + "/" + cfg_.name + "/r" + std::to_string(req.round) + "/" +
+               std::to_string(++counter_);
+  o.job_id = req.job_id;
+  o.auction_id = req.auction_id;
+  o.round = req.round;
+  o.provider = cfg_.name;
+  o.valid_until = std::max(now, req.reply_by) + offer_validity;
+  ++offers_made_;
+  auto& rec = offers_[o.offer_id];
+  rec.o = std::move(o);
+  rec.runtime = runtime;
+  return rec.o;
+}
+
+decline leasing_provider::declined(const resource_request& req, std::string reason) const {
+  decline d;
+  d.job_id = req.job_id;
+  d.auction_id = req.auction_id;
+  d.provider = cfg_.name;
+  d.reason = std::move(reason);
+  return d;
+}
+
+void leasing_provider::tidy(usec now) {
+  for (auto& gone : book_.expire(now)) {
+    auto it = alloc_of_offer_.find(gone.offer_id);
+    if (it == alloc_of_offer_.end())
+      continue;
+    const std::string alloc_id = it->second;
+    forget(alloc_id);
+    expired_.insert(alloc_id);
+    expired_order_.push_back(alloc_id);
+    if (expired_order_.size() > max_remembered_expiries) {
+      expired_.erase(expired_order_.front());
+      expired_order_.pop_front();
+    }
+  }
+  for (auto it = offers_.begin(); it != offers_.end();)
+    it = it->second.o.valid_until < now ? offers_.erase(it) : std::next(it);
+  for (auto it = refused_.begin(); it != refused_.end();)
+    it = it->second.second < now ? refused_.erase(it) : std::next(it);
+}
+
+void leasing_provider::forget(const std::string& allocation_id) {
+  auto it = allocs_.find(allocation_id);
+  if (it == allocs_.end())
+    return;
+  alloc_of_offer_.erase(it->second.alloc.offer_id);
+  if (auto j = alloc_of_job_.find(it->second.alloc.job_id);
+      j != alloc_of_job_.end() && j->second == allocation_id)
+    alloc_of_job_.erase(j);
+  allocs_.erase(it);
+}
+
+leasing_provider::alloc_record* leasing_provider::find_alloc(const std::string& allocation_id) {
+  auto it = allocs_.find(allocation_id);
+  return it == allocs_.end() ? nullptr : &it->second;
+}
+
+std::size_t leasing_provider::running_count() const {
+  return static_cast<std::size_t>(std::count_if(allocs_.begin(), allocs_.end(), [](auto& kv) {
+    return kv.second.state == phase::running;
+  }));
+}
+
+std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& a, usec now) {
+  tidy(now);
+  auto refuse = [&](std::string reason) {
+    commit_refuse r;
+    r.offer_id = a.offer_id;
+    r.job_id = a.job_id;
+    r.provider = cfg_.name;
+    r.reason = std::move(reason);
+    return r;
+  };
+  if (auto it = alloc_of_offer_.find(a.offer_id); it != alloc_of_offer_.end()) {
+    const alloc_record& rec = allocs_.at(it->second);
+    return commit_confirm{a.offer_id, rec.alloc.job_id, rec.alloc};
+  }
+  if (auto it = refused_.find(a.offer_id); it != refused_.end())
+    return refuse(it->second.first);
+  auto it = offers_.find(a.offer_id);
+  if (it == offers_.end())
+    return refuse("unknown or expired offer " + a.offer_id);
+  const offer& o = it->second.o;
+  if (!a.job_id.empty() && a.job_id != o.job_id)
+    return refuse("offer " + a.offer_id + " was made for job " + o.job_id);
+  if (a.price > 0 && a.price < o.price)
+    return refuse("award price " + format_usd(a.price) + " USD is below the offered " +
+                  format_usd(o.price) + " USD");
+  if (auto why = admit(o, now); !why.empty()) {
+    refused_[a.offer_id] = {why, o.valid_until};
+    return refuse(why);
+  }
+  std::string why;
+  if (!book_.try_hold(o.offer_id, o.granted, now, lease_ttl_, &why))
+    return refuse("capacity gone: " + why);
+
+  alloc_record rec;
+  rec.alloc.allocation_id = o.offer_id + "/a";
+  rec.alloc.job_id = o.job_id;
+  rec.alloc.offer_id = o.offer_id;
+  rec.alloc.provider = cfg_.name;
+  rec.alloc.granted = o.granted;
+  rec.alloc.price = a.price > 0 ? a.price : o.price; // Vickrey: the clearing price
+  rec.alloc.rate_per_hour = o.rate_per_hour;
+  rec.alloc.terms = o.terms;
+  rec.alloc.lease_token = tokens_();
+  rec.alloc.lease_expires = now + lease_ttl_;
+  rec.alloc.start_at = std::max(now, o.earliest_start);
+  rec.alloc.instance_type = o.instance_type;
+  rec.spot = o.spot;
+  rec.runtime = it->second.runtime;
+  const std::string id = rec.alloc.allocation_id;
+  alloc_of_offer_[o.offer_id] = id;
+  alloc_of_job_[o.job_id] = id;
+  offers_.erase(it);
+  ++wins_;
+  auto& stored = allocs_.emplace(id, std::move(rec)).first->second;
+  return commit_confirm{a.offer_id, stored.alloc.job_id, stored.alloc};
+}
+
+void leasing_provider::release(const tender::release& r, usec now) {
+  std::string id = r.allocation_id;
+  if (id.empty()) {
+    if (auto it = alloc_of_offer_.find(r.offer_id); it != alloc_of_offer_.end())
+      id = it->second;
+  }
+  alloc_record* rec = id.empty() ? nullptr : find_alloc(id);
+  if (!rec) {
+    // An offer that was never awarded: forget it.
+    if (!r.offer_id.empty()) {
+      offers_.erase(r.offer_id);
+      book_.release(r.offer_id);
+    }
+    return;
+  }
+  if (rec->state == phase::running) {
+    if (!rec->killing) {
+      rec->killing = true;
+      rec->end_reason = "released" + (r.reason.empty() ? "" : ": " + r.reason);
+      exec_->kill(rec->alloc.job_id, rec->end_reason, kill_grace, now);
+    }
+    return;
+  }
+  book_.release(rec->alloc.allocation_id);
+  book_.release(rec->alloc.offer_id);
+  forget(id);
+}
+
+std::optional<error> leasing_provider::start(const launch& l, usec now) {
+  alloc_record* rec = find_alloc(l.allocation_id);
+  if (!rec) {
+    if (expired_.count(l.allocation_id))
+      return lease_error("the lease of allocation " + l.allocation_id + " has expired");
+    return lease_error("no allocation " + l.allocation_id + " at provider " + cfg_.name);
+  }
+  if (!same_token(rec->alloc.lease_token, l.lease_token))
+    return lease_error("the lease token does not match allocation " + l.allocation_id);
+  if (!l.job_id.empty() && l.job_id != rec->alloc.job_id)
+    return lease_error("allocation " + l.allocation_id + " is not for job " + l.job_id);
+  if (rec->state != phase::leased)
+    return std::nullopt; // the same launch again: already started (or about to)
+  if (now >= rec->alloc.lease_expires)
+    return lease_error("the lease of allocation " + l.allocation_id + " has expired");
+
+  std::string why;
+  if (!book_.confirm(rec->alloc.offer_id, rec->alloc.allocation_id, now, &why))
+    return lease_error("allocation " + l.allocation_id + " cannot be committed: " + why);
+  if (now < rec->alloc.start_at) {
+    rec->state = phase::pending;
+    rec->pending_launch = l;
+    return std::nullopt;
+  }
+  if (auto failed = launch_now(*rec, l, now)) {
+    book_.release(rec->alloc.allocation_id);
+    forget(l.allocation_id);
+    error e;
+    e.code = "launch";
+    e.message = *failed;
+    e.type = "launch";
+    e.field = "spec.command";
+    return e;
+  }
+  return std::nullopt;
+}
+
+exec_limits leasing_provider::limits_for(const alloc_record& rec) const {
+  exec_limits lim;
+  lim.cpu = rec.alloc.granted.cpu;
+  lim.memory = rec.alloc.granted.memory;
+  return lim;
+}
+
+std::optional<std::string> leasing_provider::launch_now(alloc_record& rec, const launch& l,
+                                                        usec now) {
+  exec_request req;
+  req.job_id = rec.alloc.job_id;
+  req.argv = l.spec.command;
+  req.workdir = l.spec.workdir;
+  req.env = l.spec.env;
+  req.limits = limits_for(rec);
+  auto result = exec_->launch(req, now);
+  if (auto* msg = std::get_if<std::string>(&result))
+    return *msg;
+  const auto& st = std::get<exec_state>(result);
+  rec.state = phase::running;
+  rec.started_at = st.started_at != 0 ? st.started_at : now;
+  rec.pending_launch = launch{};
+  return std::nullopt;
+}
+
+usage_report leasing_provider::final_report(const alloc_record& rec, std::int32_t exit_code,
+                                            const std::string& reason, usec finished_at) const {
+  usage_report r;
+  r.job_id = rec.alloc.job_id;
+  r.allocation_id = rec.alloc.allocation_id;
+  r.provider = cfg_.name;
+  r.final = true;
+  r.exit_code = exit_code;
+  r.reason = reason;
+  r.started_at = rec.started_at;
+  r.finished_at = finished_at;
+  return r;
+}
+
+std::vector<usage_report> leasing_provider::poll(usec now) {
+  tidy(now);
+  std::vector<usage_report> out;
+  out.swap(queued_);
+
+  // Launches that waited for their start time.
+  std::vector<std::string> failed;
+  for (auto& [id, rec] : allocs_) {
+    if (rec.state != phase::pending || now < rec.alloc.start_at)
+      continue;
+    launch l = rec.pending_launch;
+    if (auto why = launch_now(rec, l, now)) {
+      out.push_back(final_report(rec, -1, "launch failed: " + *why, now));
+      failed.push_back(id);
+    }
+  }
+  for (auto& id : failed) {
+    book_.release(id);
+    forget(id);
+  }
+
+  // Injected interruptions (spot preemption).
+  for (auto& [id, rec] : allocs_) {
+    if (rec.state != phase::running || rec.killing)
+      continue;
+    if (auto why = interrupt(rec, last_poll_ == 0 ? now : last_poll_, now); !why.empty()) {
+      rec.killing = true;
+      rec.end_reason = why;
+      exec_->kill(rec.alloc.job_id, why, kill_grace, now);
+    }
+  }
+  last_poll_ = now;
+
+  std::map<std::string, usage_report> samples; // by job id, ordered
+  for (auto& ev : exec_->poll(now)) {
+    auto j = alloc_of_job_.find(ev.job_id);
+    if (j == alloc_of_job_.end())
+      continue;
+    alloc_record& rec = allocs_.at(j->second);
+    if (rec.state != phase::running)
+      continue;
+    if (ev.sample) {
+      auto& r = samples[ev.job_id];
+      if (r.job_id.empty()) {
+        r.job_id = rec.alloc.job_id;
+        r.allocation_id = rec.alloc.allocation_id;
+        r.provider = cfg_.name;
+        r.started_at = rec.started_at;
+      }
+      r.samples.push_back(*ev.sample);
+    }
+    if (ev.exited) {
+      std::string reason = ev.exited->reason;
+      if (!rec.end_reason.empty())
+        reason = rec.end_reason + (reason.empty() ? "" : " (" + reason + ")");
+      usage_report fin = final_report(rec, ev.exited->exit_code, reason,
+                                      ev.exited->finished_at != 0 ? ev.exited->finished_at : now);
+      if (auto s = samples.find(ev.job_id); s != samples.end()) {
+        fin.samples = std::move(s->second.samples);
+        samples.erase(s);
+      }
+      out.push_back(std::move(fin));
+      book_.release(rec.alloc.allocation_id);
+      forget(j->second);
+    }
+  }
+  for (auto& [job, r] : samples)
+    out.push_back(std::move(r));
+  return out;
+}
+
+scale_offer leasing_provider::scale(const scale_request& r, usec now) {
+  scale_offer s;
+  s.job_id = r.job_id;
+  s.allocation_id = r.allocation_id;
+  s.provider = cfg_.name;
+  alloc_record* rec = find_alloc(r.allocation_id);
+  if (!rec) {
+    s.reason = "no allocation " + r.allocation_id;
+    return s;
+  }
+  const resources old = rec->alloc.granted;
+  resources wanted = r.wanted;
+  if (wanted.gpus != old.gpus ||
+      (!wanted.gpu_type.empty() && wanted.gpus > 0 && wanted.gpu_type != old.gpu_type)) {
+    s.in_place = false;
+    s.reason = "GPUs cannot change in place: a new allocation is needed";
+    return s;
+  }
+  wanted.gpu_type = old.gpu_type;
+  wanted.gpu_memory = old.gpu_memory;
+  const std::string ledger_id =
+      rec->state == phase::leased ? rec->alloc.offer_id : rec->alloc.allocation_id;
+  std::string why;
+  if (!book_.resize(ledger_id, wanted, &why)) {
+    s.reason = why;
+    return s;
+  }
+  rec->alloc.granted = wanted;
+  if (rec->state == phase::running && !exec_->set_limits(rec->alloc.job_id, limits_for(*rec), why)) {
+    book_.resize(ledger_id, old);
+    rec->alloc.granted = old;
+    s.reason = "limits cannot change in place: " + why;
+    return s;
+  }
+  s.applied = true;
+  s.granted = wanted;
+  const usec elapsed = rec->state == phase::running ? now - rec->started_at : 0;
+  const usec remaining = std::max<usec>(0, rec->runtime - elapsed);
+  const i128 delta = static_cast<i128>(hourly_rate(wanted) - hourly_rate(old)) * remaining;
+  s.price_delta = static_cast<micros>(delta / (3600 * sec_us));
+  s.reason = r.reason;
+  return s;
+}
+
+void leasing_provider::stop(const std::string& job_id, const std::string& reason, usec now) {
+  auto j = alloc_of_job_.find(job_id);
+  if (j == alloc_of_job_.end())
+    return;
+  alloc_record& rec = allocs_.at(j->second);
+  if (rec.state == phase::running) {
+    if (!rec.killing) {
+      rec.killing = true;
+      rec.end_reason = "stopped" + (reason.empty() ? "" : ": " + reason);
+      exec_->kill(job_id, rec.end_reason, kill_grace, now);
+    }
+    return;
+  }
+  queued_.push_back(final_report(rec, -1, "stopped before start: " + reason, now));
+  book_.release(rec.alloc.allocation_id);
+  book_.release(rec.alloc.offer_id);
+  forget(j->second);
+}
+
+std::optional<usage_report> leasing_provider::adopt(const allocation& a, usec now) {
+  if (allocs_.count(a.allocation_id))
+    return std::nullopt;
+  alloc_record rec;
+  rec.alloc = a;
+  rec.alloc.provider = cfg_.name;
+  std::string why;
+  if (!book_.commit(a.allocation_id, a.offer_id, a.granted, &why))
+    return final_report(rec, -1, "cannot re-adopt: " + why, now);
+  auto result = exec_->adopt(a.job_id, now);
+  if (auto* st = std::get_if<exec_state>(&result)) {
+    rec.state = phase::running;
+    rec.started_at = st->started_at;
+  } else if (auto* ex = std::get_if<exit_info>(&result)) {
+    book_.release(a.allocation_id);
+    return final_report(rec, ex->exit_code, ex->reason,
+                        ex->finished_at != 0 ? ex->finished_at : now);
+  } else {
+    book_.release(a.allocation_id);
+    if (now >= a.lease_expires)
+      return final_report(rec, -1, "lost: " + std::get<std::string>(result), now);
+    // Never launched: the lease still stands until it expires.
+    if (!book_.try_hold(a.offer_id, a.granted, now, a.lease_expires - now, &why))
+      return final_report(rec, -1, "cannot re-adopt: " + why, now);
+    rec.state = phase::leased;
+  }
+  alloc_of_offer_[a.offer_id] = a.allocation_id;
+  alloc_of_job_[a.job_id] = a.allocation_id;
+  allocs_.emplace(a.allocation_id, std::move(rec));
+  return std::nullopt;
+}
+
+} // namespace tender

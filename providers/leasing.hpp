@@ -1,0 +1,143 @@
+#pragma once
+/// What the built-in providers (local, market) share: offers remembered for the
+/// award, capacity in a `ledger`, leases with unguessable tokens, and jobs run as
+/// real processes through an `executor`. Subclasses only decide how to bid.
+///
+/// One allocation's life:
+///
+///   bid ─> offer ──hold(award)──> leased ──start(launch, token)──> running ──exit──> (freed)
+///                    │              │  └─ before start_at ─> pending ──poll──┘
+///                    │              └─ lease_expires passes ─> expired (freed)
+///                    └─ refused (idempotent: the same award gets the same answer)
+///
+/// * `hold` reserves the offer's resources in the ledger until the lease expires
+///   (now + lease_ttl); the award's own `hold_ttl` is not needed because the
+///   confirm is immediate. `start` turns the hold into a committed allocation.
+/// * An award carrying a clearing price (Vickrey) sets the allocation's price; a
+///   clearing price below the offer's own is refused.
+/// * A start before the allocation's `start_at` (a market's provisioning delay) is
+///   accepted; the process is started by the first `poll` at or after `start_at`,
+///   and the usage report's `started_at` says when it really started.
+/// * `release` of a running allocation kills the job; capacity is freed when the
+///   process has exited, and its final report comes from `poll`.
+/// * The executor must not be shared with another provider: `poll` consumes its events.
+
+#include "providers/executor.hpp"
+#include "providers/ledger.hpp"
+#include "providers/provider.hpp"
+#include "providers/provider_config.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace tender {
+
+/// Compares two tokens in time independent of where they differ.
+bool same_token(const std::string& a, const std::string& b);
+
+class leasing_provider : public provider {
+public:
+  ~leasing_provider() override;
+
+  const std::string& name() const override { return cfg_.name; }
+  const provider_config& config() const { return cfg_; }
+  const ledger& book() const { return book_; }
+  provider_info info(usec now) const override;
+
+  std::variant<commit_confirm, commit_refuse> hold(const award& a, usec now) override;
+  void release(const tender::release& r, usec now) override;
+  std::optional<error> start(const launch& l, usec now) override;
+  std::vector<usage_report> poll(usec now) override;
+  scale_offer scale(const scale_request& r, usec now) override;
+  void stop(const std::string& job_id, const std::string& reason, usec now) override;
+  std::optional<usage_report> adopt(const allocation& a, usec now) override;
+
+  /// How long an offer stays valid after the request's reply_by (or now, if later).
+  static constexpr usec offer_validity = 10 * sec_us;
+  /// SIGTERM -> SIGKILL grace when a job is stopped, released or preempted.
+  static constexpr usec kill_grace = 2 * sec_us;
+  /// Runtime assumed for pricing when the profile has none.
+  static constexpr usec default_runtime = 3600 * sec_us;
+
+protected:
+  /// `capacity` is what the ledger may hand out (a market passes "unlimited" dims).
+  leasing_provider(provider_config cfg, const resources& capacity, executor& exec,
+                   token_source tokens, usec lease_ttl);
+  leasing_provider(provider_config cfg, const resources& capacity, std::string run_root,
+                   token_source tokens, usec lease_ttl);
+
+  enum class phase { leased, pending, running };
+
+  struct alloc_record {
+    allocation alloc;
+    phase state = phase::leased;
+    bool spot = false;
+    usec runtime = 0;      ///< the profile's estimate the price was made for
+    usec started_at = 0;   ///< when the process really started
+    launch pending_launch; ///< kept while `pending`
+    bool killing = false;  ///< a kill was sent (release, stop or preemption)
+    std::string end_reason; ///< why we killed it, for the final report
+    bool release_on_exit = true;
+  };
+
+  /// Fills the fields every offer shares (ids, validity) and remembers it for hold().
+  offer& remember(offer o, const resource_request& req, usec runtime, usec now);
+  /// A decline naming this provider.
+  decline declined(const resource_request& req, std::string reason) const;
+  /// Expires leases and stale offers. Call before looking at free capacity.
+  void tidy(usec now);
+  executor& exec() { return *exec_; }
+  /// Jobs with a running process.
+  std::size_t running_count() const;
+
+  /// Checked by hold() before capacity is reserved: a refusal reason or empty.
+  virtual std::string admit(const offer&, usec) { return {}; }
+  /// Checked at each poll for each running job: a reason to kill it (injected preemption).
+  virtual std::string interrupt(const alloc_record&, usec /*last_poll*/, usec /*now*/) {
+    return {};
+  }
+  /// Hourly cost of `r`, for the price_delta of a resize.
+  virtual micros hourly_rate(const resources& r) const = 0;
+  /// Limits the executor enforces for an allocation.
+  virtual exec_limits limits_for(const alloc_record& rec) const;
+
+  std::map<std::string, alloc_record> allocs_; // by allocation id
+
+private:
+  struct offer_record {
+    offer o;
+    usec runtime = 0;
+  };
+
+  alloc_record* find_alloc(const std::string& allocation_id);
+  std::optional<std::string> launch_now(alloc_record& rec, const launch& l, usec now);
+  usage_report final_report(const alloc_record& rec, std::int32_t exit_code,
+                            const std::string& reason, usec finished_at) const;
+  void forget(const std::string& allocation_id);
+
+  provider_config cfg_;
+  ledger book_;
+  std::unique_ptr<executor> owned_exec_;
+  executor* exec_;
+  token_source tokens_;
+  usec lease_ttl_;
+
+  std::uint64_t counter_ = 0;
+  std::int64_t offers_made_ = 0;
+  std::int64_t wins_ = 0;
+  usec last_poll_ = 0;
+  std::map<std::string, offer_record> offers_;      // by offer id, until awarded or stale
+  std::map<std::string, std::string> alloc_of_offer_;
+  std::map<std::string, std::string> alloc_of_job_;
+  std::map<std::string, std::pair<std::string, usec>> refused_; // offer id -> reason, until
+  std::set<std::string> expired_;                   // allocation ids whose lease expired
+  std::deque<std::string> expired_order_;           // bounds `expired_`
+  std::vector<usage_report> queued_;                // final reports for the next poll
+};
+
+} // namespace tender

@@ -1,0 +1,585 @@
+#include "providers/local.hpp"
+
+#include "protocol/json.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+namespace tender {
+namespace {
+
+constexpr bytes_t gib = bytes_t{1} << 30;
+constexpr usec t0 = 1'700'000'000 * sec_us;
+constexpr usec lease_ttl = 60 * sec_us;
+
+usec wall_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+resources res(millicores cpu, bytes_t mem, std::int32_t gpus = 0, std::string gpu_type = "") {
+  resources r;
+  r.cpu = cpu;
+  r.memory = mem;
+  r.gpus = gpus;
+  r.gpu_type = std::move(gpu_type);
+  return r;
+}
+
+provider_config local_config() {
+  provider_config c;
+  c.name = "local";
+  c.kind = "local";
+  c.capacity = res(4000, 8 * gib);
+  c.price_per_core_hour = 40'000; // $0.04
+  c.price_per_gib_hour = 5'000;   // $0.005
+  c.price_per_gpu_hour = 500'000;
+  c.busy_markup = 1.5;
+  c.reserve_price = 1'000;
+  c.availability = 0.99;
+  c.latency = 5'000;
+  return c;
+}
+
+token_source counting_tokens() {
+  auto n = std::make_shared<int>(0);
+  return [n] { return "tok-" + std::to_string(++*n); };
+}
+
+resource_request request(const std::string& job, resources want, usec runtime,
+                         std::int32_t round = 1, micros price_to_beat = 0) {
+  resource_request r;
+  r.job_id = job;
+  r.auction_id = "auc-" + job;
+  r.round = round;
+  r.request = std::move(want);
+  r.profile.job_id = job;
+  r.profile.runtime = runtime;
+  r.price_to_beat = price_to_beat;
+  return r;
+}
+
+class local_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("tender-local-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  void TearDown() override {
+    p_.reset();
+    exec_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  local_provider& make(provider_config cfg = local_config()) {
+    exec_ = std::make_unique<executor>((root_ / "runs").string());
+    p_ = std::make_unique<local_provider>(std::move(cfg), *exec_, counting_tokens(), lease_ttl);
+    return *p_;
+  }
+
+  offer bid_ok(const resource_request& r, usec now) {
+    auto v = p_->bid(r, now);
+    if (auto* d = std::get_if<decline>(&v)) {
+      ADD_FAILURE() << "declined: " << d->reason;
+      return {};
+    }
+    return std::get<offer>(v);
+  }
+
+  std::string decline_reason(const resource_request& r, usec now) {
+    auto v = p_->bid(r, now);
+    if (auto* d = std::get_if<decline>(&v)) {
+      EXPECT_EQ(d->provider, "local");
+      EXPECT_EQ(d->job_id, r.job_id);
+      return d->reason;
+    }
+    ADD_FAILURE() << "offered " << std::get<offer>(v).price;
+    return {};
+  }
+
+  allocation win(const offer& o, usec now) {
+    award a;
+    a.offer_id = o.offer_id;
+    a.job_id = o.job_id;
+    a.auction_id = o.auction_id;
+    a.provider = o.provider;
+    a.hold_ttl = 30 * sec_us;
+    auto v = p_->hold(a, now);
+    if (auto* r = std::get_if<commit_refuse>(&v)) {
+      ADD_FAILURE() << "refused: " << r->reason;
+      return {};
+    }
+    return std::get<commit_confirm>(v).alloc;
+  }
+
+  launch launch_of(const allocation& a, std::vector<std::string> argv) {
+    launch l;
+    l.job_id = a.job_id;
+    l.allocation_id = a.allocation_id;
+    l.lease_token = a.lease_token;
+    l.spec.command = std::move(argv);
+    return l;
+  }
+
+  /// Polls on the wall clock until the job's final report (at most 20 s).
+  usage_report run_to_end(const std::string& job_id) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (auto& r : p_->poll(wall_now()))
+        if (r.job_id == job_id && r.final)
+          return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "no final report for " << job_id;
+    return {};
+  }
+
+  std::filesystem::path root_;
+  std::unique_ptr<executor> exec_;
+  std::unique_ptr<local_provider> p_;
+};
+
+TEST_F(local_test, bid_is_cost_plus_for_the_profiles_runtime) {
+  make();
+  // (2 cores × $0.04 + 4 GiB × $0.005) × 0.5 h = $0.05, idle: no markup.
+  offer o = bid_ok(request("j1", res(2000, 4 * gib), 1800 * sec_us), t0);
+  offer want;
+  want.offer_id = "j1/local/r1/1";
+  want.job_id = "j1";
+  want.auction_id = "auc-j1";
+  want.round = 1;
+  want.provider = "local";
+  want.granted = res(2000, 4 * gib);
+  want.price = 50'000;
+  want.rate_per_hour = 100'000;
+  want.earliest_start = t0;
+  want.terms = sla{0.99, 0.0, 5'000};
+  want.valid_until = t0 + 10 * sec_us;
+  EXPECT_EQ(to_json_value(o).dump(1), to_json_value(want).dump(1));
+}
+
+TEST_F(local_test, markup_grows_with_utilisation_and_reserve_is_a_floor) {
+  make();
+  // Hold half the cores: utilisation 0.5, markup 1 + 0.5 × 0.5 = 1.25.
+  win(bid_ok(request("big", res(2000, 2 * gib), 3600 * sec_us), t0), t0);
+  offer o = bid_ok(request("j2", res(2000, 4 * gib), 1800 * sec_us), t0);
+  EXPECT_EQ(o.price, 62'500);
+  EXPECT_EQ(o.rate_per_hour, 125'000);
+  // A tiny job costs less than the reserve price.
+  offer tiny = bid_ok(request("j3", res(100, 0), 60 * sec_us), t0);
+  EXPECT_EQ(tiny.price, 1'000);
+}
+
+TEST_F(local_test, later_rounds_improve_down_to_the_floor_never_below) {
+  make();
+  win(bid_ok(request("big", res(2000, 2 * gib), 3600 * sec_us), t0), t0);
+  auto r = request("j2", res(2000, 4 * gib), 1800 * sec_us);
+  EXPECT_EQ(bid_ok(r, t0).price, 62'500);
+  // Round 1 ignores price_to_beat.
+  r.price_to_beat = 60'000;
+  EXPECT_EQ(bid_ok(r, t0).price, 62'500);
+  // Round 2: undercut by 1 %.
+  r.round = 2;
+  EXPECT_EQ(bid_ok(r, t0).price, 59'400);
+  // Cannot beat 40'000: offers its floor (cost without markup), not less.
+  r.price_to_beat = 40'000;
+  EXPECT_EQ(bid_ok(r, t0).price, 50'000);
+  // Already cheaper than the price to beat: keeps its list price.
+  r.price_to_beat = 100'000;
+  EXPECT_EQ(bid_ok(r, t0).price, 62'500);
+}
+
+TEST_F(local_test, declines_name_the_reason) {
+  make();
+  EXPECT_EQ(decline_reason(request("j", res(1000, 16 * gib), sec_us), t0),
+            "not enough memory: want " + format_bytes(16 * gib) + ", free " +
+                format_bytes(8 * gib));
+  EXPECT_EQ(decline_reason(request("j", res(6000, gib), sec_us), t0),
+            "not enough cpu: want 6 cores, free 4");
+  EXPECT_EQ(decline_reason(request("j", res(1000, gib, 1, "V100"), sec_us), t0),
+            "no GPU of type V100");
+  auto r = request("j", res(1000, gib), sec_us);
+  r.software = {"sh"};
+  EXPECT_TRUE(std::holds_alternative<offer>(p_->bid(r, t0))) << "sh is on PATH";
+  r.software = {"sh", "tender-no-such-program-xyz"};
+  EXPECT_EQ(decline_reason(r, t0), "software tender-no-such-program-xyz not installed");
+  r.software = {};
+  r.max_cost = 10;
+  EXPECT_EQ(decline_reason(r, t0), "price floor 0.001000 USD above max_cost 0.000010 USD");
+}
+
+TEST_F(local_test, declared_software_list_replaces_path_lookup) {
+  auto cfg = local_config();
+  cfg.software = {"python3", "gcc"};
+  make(cfg);
+  auto r = request("j", res(1000, gib), sec_us);
+  r.software = {"gcc"};
+  EXPECT_TRUE(std::holds_alternative<offer>(p_->bid(r, t0)));
+  r.software = {"sh"};
+  EXPECT_EQ(decline_reason(r, t0), "software sh not installed");
+}
+
+TEST_F(local_test, gpu_requests) {
+  auto cfg = local_config();
+  cfg.capacity.gpus = 2;
+  cfg.capacity.gpu_type = "T4";
+  cfg.capacity.gpu_memory = 16 * gib;
+  make(cfg);
+  offer o = bid_ok(request("j", res(1000, gib, 1, "t4"), 3600 * sec_us), t0);
+  resources granted = res(1000, gib, 1, "T4");
+  granted.gpu_memory = 16 * gib;
+  EXPECT_EQ(o.granted, granted);
+  EXPECT_EQ(o.price, 40'000 + 5'000 + 500'000);
+  EXPECT_EQ(decline_reason(request("j", res(1000, gib, 3), sec_us), t0),
+            "not enough GPUs: want 3, free 2");
+  auto big = request("j", res(1000, gib, 1), sec_us);
+  big.request.gpu_memory = 32 * gib;
+  EXPECT_EQ(decline_reason(big, t0), "not enough GPU memory: want " + format_bytes(32 * gib) +
+                                         " per GPU, have " + format_bytes(16 * gib));
+}
+
+TEST_F(local_test, hold_is_idempotent_and_reserves_once) {
+  make();
+  offer o = bid_ok(request("j1", res(3000, 2 * gib), 3600 * sec_us), t0);
+  allocation a = win(o, t0 + 5);
+  allocation want;
+  want.allocation_id = o.offer_id + "/a";
+  want.job_id = "j1";
+  want.offer_id = o.offer_id;
+  want.provider = "local";
+  want.granted = o.granted;
+  want.price = o.price;
+  want.rate_per_hour = o.rate_per_hour;
+  want.terms = o.terms;
+  want.lease_token = "tok-1";
+  want.lease_expires = t0 + 5 + lease_ttl;
+  want.start_at = t0 + 5;
+  EXPECT_EQ(to_json_value(a).dump(1), to_json_value(want).dump(1));
+  EXPECT_EQ(a.lease_token, "tok-1");
+  allocation again = win(o, t0 + 10);
+  EXPECT_EQ(to_json_value(again).dump(1), to_json_value(want).dump(1));
+  EXPECT_EQ(again.lease_token, "tok-1");
+  EXPECT_EQ(p_->book().free().cpu, 1000);
+  EXPECT_EQ(p_->info(t0).wins, 1);
+}
+
+TEST_F(local_test, a_clearing_price_sets_the_allocation_price_never_below_the_offer) {
+  make();
+  offer o = bid_ok(request("j1", res(2000, 4 * gib), 1800 * sec_us), t0);
+  award a;
+  a.offer_id = o.offer_id;
+  a.job_id = "j1";
+  a.price = o.price - 1;
+  auto v = p_->hold(a, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(std::get<commit_refuse>(v).reason,
+            "award price 0.049999 USD is below the offered 0.050000 USD");
+  a.price = 70'000; // the second price
+  v = p_->hold(a, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_confirm>(v));
+  EXPECT_EQ(std::get<commit_confirm>(v).alloc.price, 70'000);
+}
+
+TEST_F(local_test, hold_refuses_unknown_expired_and_overbooked_offers) {
+  make();
+  offer o1 = bid_ok(request("j1", res(3000, gib), sec_us), t0);
+  offer o2 = bid_ok(request("j2", res(3000, gib), sec_us), t0);
+  win(o1, t0);
+  award a;
+  a.offer_id = o2.offer_id;
+  a.job_id = "j2";
+  auto v = p_->hold(a, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(std::get<commit_refuse>(v).reason,
+            "capacity gone: not enough cpu: want 3 cores, free 1");
+  a.offer_id = "nonsense";
+  v = p_->hold(a, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(std::get<commit_refuse>(v).reason, "unknown or expired offer nonsense");
+  offer late = bid_ok(request("j3", res(500, gib), sec_us), t0);
+  a.offer_id = late.offer_id;
+  a.job_id = "j3";
+  v = p_->hold(a, late.valid_until + 1);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(std::get<commit_refuse>(v).reason, "unknown or expired offer " + late.offer_id);
+}
+
+TEST_F(local_test, unused_lease_expires_and_returns_capacity) {
+  make();
+  allocation a = win(bid_ok(request("j1", res(4000, 8 * gib), sec_us), t0), t0);
+  EXPECT_EQ(p_->book().free().cpu, 0);
+  EXPECT_EQ(decline_reason(request("j2", res(1000, gib), sec_us), t0 + 1),
+            "not enough cpu: want 1 cores, free 0");
+  EXPECT_TRUE(p_->poll(a.lease_expires - 1).empty());
+  EXPECT_EQ(p_->book().free().cpu, 0);
+  EXPECT_TRUE(p_->poll(a.lease_expires).empty());
+  EXPECT_EQ(p_->book().free(), local_config().capacity);
+  auto err = p_->start(launch_of(a, {"true"}), a.lease_expires);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, "lease");
+  EXPECT_EQ(err->message, "the lease of allocation " + a.allocation_id + " has expired");
+}
+
+TEST_F(local_test, start_refuses_wrong_expired_and_foreign_tokens) {
+  make();
+  allocation a = win(bid_ok(request("j1", res(1000, gib), sec_us), t0), t0);
+  allocation b = win(bid_ok(request("j2", res(1000, gib), sec_us), t0), t0);
+  ASSERT_NE(a.lease_token, b.lease_token);
+
+  launch wrong = launch_of(a, {"true"});
+  wrong.lease_token = "tok-999";
+  auto err = p_->start(wrong, t0 + 1);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, "lease");
+  EXPECT_EQ(err->message, "the lease token does not match allocation " + a.allocation_id);
+  EXPECT_EQ(err->message.find("tok-"), std::string::npos) << "never echo a token";
+
+  launch foreign = launch_of(a, {"true"});
+  foreign.lease_token = b.lease_token;
+  err = p_->start(foreign, t0 + 1);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, "lease");
+  EXPECT_EQ(err->message.find(b.lease_token), std::string::npos);
+
+  launch empty = launch_of(a, {"true"});
+  empty.lease_token.clear();
+  EXPECT_TRUE(p_->start(empty, t0 + 1));
+
+  launch other_job = launch_of(a, {"true"});
+  other_job.job_id = "j2";
+  err = p_->start(other_job, t0 + 1);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->message, "allocation " + a.allocation_id + " is not for job j2");
+
+  launch expired = launch_of(a, {"true"});
+  err = p_->start(expired, a.lease_expires);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->message, "the lease of allocation " + a.allocation_id + " has expired");
+
+  launch unknown = launch_of(a, {"true"});
+  unknown.allocation_id = "nope";
+  err = p_->start(unknown, t0 + 1);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, "lease");
+  EXPECT_EQ(err->message, "no allocation nope at provider local");
+}
+
+TEST(same_token, compares_whole_strings) {
+  EXPECT_TRUE(same_token("abc", "abc"));
+  EXPECT_FALSE(same_token("abc", "abd"));
+  EXPECT_FALSE(same_token("abc", "abcd"));
+  EXPECT_FALSE(same_token("", "a"));
+  EXPECT_TRUE(same_token("", ""));
+}
+
+TEST(random_token, is_64_hex_digits_and_differs) {
+  auto a = random_token();
+  auto b = random_token();
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_NE(a, b);
+}
+
+TEST_F(local_test, release_frees_a_lease) {
+  make();
+  allocation a = win(bid_ok(request("j1", res(4000, gib), sec_us), t0), t0);
+  release r;
+  r.allocation_id = a.allocation_id;
+  p_->release(r, t0 + 1);
+  EXPECT_EQ(p_->book().free(), local_config().capacity);
+  EXPECT_TRUE(p_->start(launch_of(a, {"true"}), t0 + 2));
+}
+
+TEST_F(local_test, scale_a_lease_in_place_within_capacity) {
+  make();
+  allocation a = win(bid_ok(request("j1", res(1000, gib), 3600 * sec_us), t0), t0);
+  scale_request s;
+  s.job_id = "j1";
+  s.allocation_id = a.allocation_id;
+  s.wanted = res(3000, 2 * gib);
+  scale_offer so = p_->scale(s, t0);
+  EXPECT_TRUE(so.applied);
+  EXPECT_TRUE(so.in_place);
+  EXPECT_EQ(so.granted, res(3000, 2 * gib));
+  // Two more cores and one more GiB for the hour, at cost.
+  EXPECT_EQ(so.price_delta, 2 * 40'000 + 5'000);
+  EXPECT_EQ(p_->book().free().cpu, 1000);
+  s.wanted = res(5000, 2 * gib);
+  so = p_->scale(s, t0);
+  EXPECT_FALSE(so.applied);
+  EXPECT_EQ(so.reason, "not enough cpu: want 5 cores, free 4");
+  s.wanted = res(1000, gib, 1);
+  so = p_->scale(s, t0);
+  EXPECT_FALSE(so.applied);
+  EXPECT_FALSE(so.in_place);
+}
+
+TEST_F(local_test, info_and_describe) {
+  make();
+  bid_ok(request("j1", res(1000, gib), sec_us), t0);
+  win(bid_ok(request("j2", res(1000, gib), sec_us), t0), t0);
+  provider_info i = p_->info(t0);
+  EXPECT_EQ(i.name, "local");
+  EXPECT_EQ(i.kind, "local");
+  EXPECT_EQ(i.capacity, local_config().capacity);
+  EXPECT_EQ(i.free, res(3000, 7 * gib));
+  EXPECT_EQ(i.offers, 2);
+  EXPECT_EQ(i.wins, 1);
+  provider_hello h = p_->describe();
+  EXPECT_EQ(h.name, "local");
+  EXPECT_EQ(h.kind, "local");
+  EXPECT_EQ(h.capacity, local_config().capacity);
+  EXPECT_TRUE(h.gpu_types.empty());
+}
+
+// ---- real processes through the executor ------------------------------------
+
+TEST_F(local_test, launches_a_real_process_and_reports_its_exit) {
+  make();
+  usec now = wall_now();
+  allocation a = win(bid_ok(request("ok-job", res(1000, gib), sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"true"}), wall_now()));
+  // The same launch again does not start a second process.
+  EXPECT_FALSE(p_->start(launch_of(a, {"true"}), wall_now()));
+  usage_report fin = run_to_end("ok-job");
+  EXPECT_TRUE(fin.final);
+  EXPECT_EQ(fin.exit_code, 0);
+  EXPECT_EQ(fin.allocation_id, a.allocation_id);
+  EXPECT_EQ(fin.provider, "local");
+  EXPECT_GE(fin.started_at, now);
+  EXPECT_GE(fin.finished_at, fin.started_at);
+  EXPECT_EQ(p_->book().free(), local_config().capacity);
+
+  now = wall_now();
+  allocation b = win(bid_ok(request("exit3", res(1000, gib), sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(b, {"sh", "-c", "exit 3"}), wall_now()));
+  fin = run_to_end("exit3");
+  EXPECT_EQ(fin.exit_code, 3);
+  EXPECT_FALSE(fin.reason.empty());
+  EXPECT_EQ(p_->book().allocations(), 0u);
+}
+
+TEST_F(local_test, a_launch_that_cannot_start_is_an_error_and_frees_capacity) {
+  make();
+  usec now = wall_now();
+  allocation a = win(bid_ok(request("bad", res(1000, gib), sec_us), now), now);
+  auto err = p_->start(launch_of(a, {"tender-no-such-program-xyz"}), wall_now());
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, "launch");
+  EXPECT_EQ(p_->book().free(), local_config().capacity);
+}
+
+TEST_F(local_test, stop_kills_a_running_job) {
+  make();
+  usec now = wall_now();
+  allocation a = win(bid_ok(request("sleeper", res(1000, gib), sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"sleep", "30"}), wall_now()));
+  p_->poll(wall_now());
+  p_->stop("sleeper", "cancelled by user", wall_now());
+  usage_report fin = run_to_end("sleeper");
+  EXPECT_NE(fin.exit_code, 0);
+  EXPECT_EQ(fin.reason.rfind("stopped: cancelled by user", 0), 0u) << fin.reason;
+  EXPECT_EQ(p_->book().free(), local_config().capacity);
+}
+
+TEST_F(local_test, running_jobs_are_sampled) {
+  make();
+  usec now = wall_now();
+  allocation a = win(bid_ok(request("busy", res(1000, gib), sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"sh", "-c", "sleep 0.5"}), wall_now()));
+  std::size_t samples = 0;
+  usage_report fin;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fin.final && std::chrono::steady_clock::now() < deadline) {
+    for (auto& r : p_->poll(wall_now())) {
+      EXPECT_EQ(r.job_id, "busy");
+      samples += r.samples.size();
+      if (r.final)
+        fin = r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(fin.final);
+  EXPECT_EQ(fin.exit_code, 0);
+  EXPECT_GT(samples, 0u);
+}
+
+TEST_F(local_test, scale_a_running_job_in_place_or_roll_back) {
+  make();
+  usec now = wall_now();
+  allocation a = win(bid_ok(request("grow", res(1000, gib), 3600 * sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"sleep", "30"}), wall_now()));
+  p_->poll(wall_now());
+  scale_request s;
+  s.job_id = "grow";
+  s.allocation_id = a.allocation_id;
+  s.wanted = res(2000, 2 * gib);
+  scale_offer so = p_->scale(s, wall_now());
+  if (exec_->mode() == "rlimit") {
+    // Limits cannot change under rlimits: refused, and the ledger is as it was.
+    EXPECT_FALSE(so.applied);
+    EXPECT_EQ(so.reason.rfind("limits cannot change in place: ", 0), 0u) << so.reason;
+    EXPECT_EQ(p_->book().committed(), res(1000, gib));
+  } else {
+    EXPECT_TRUE(so.applied) << so.reason;
+    EXPECT_EQ(p_->book().committed(), res(2000, 2 * gib));
+  }
+  p_->stop("grow", "test over", wall_now());
+  run_to_end("grow");
+  EXPECT_EQ(p_->book().free(), local_config().capacity);
+}
+
+TEST_F(local_test, adopt_after_a_restart) {
+  make();
+  usec now = wall_now();
+  allocation a = win(bid_ok(request("adoptee", res(2000, gib), sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"sleep", "30"}), wall_now()));
+  p_->poll(wall_now());
+  // A new provider and executor over the same run dirs, as after `kill -9`.
+  auto exec2 = std::make_unique<executor>((root_ / "runs").string());
+  auto p2 = std::make_unique<local_provider>(local_config(), *exec2, counting_tokens(), lease_ttl);
+  EXPECT_FALSE(p2->adopt(a, wall_now()));
+  EXPECT_EQ(p2->book().free().cpu, 2000);
+  EXPECT_FALSE(p2->adopt(a, wall_now())); // idempotent
+  EXPECT_EQ(p2->book().free().cpu, 2000);
+  p2->stop("adoptee", "test over", wall_now());
+  usage_report fin;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fin.final && std::chrono::steady_clock::now() < deadline) {
+    for (auto& r : p2->poll(wall_now()))
+      if (r.final)
+        fin = r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(fin.final);
+  EXPECT_EQ(p2->book().free(), local_config().capacity);
+  p2.reset();
+  exec2.reset();
+}
+
+TEST_F(local_test, adopt_of_a_never_launched_lease_keeps_the_lease) {
+  make();
+  allocation a = win(bid_ok(request("later", res(2000, gib), sec_us), t0), t0);
+  auto exec2 = std::make_unique<executor>((root_ / "runs2").string());
+  local_provider p2(local_config(), *exec2, counting_tokens(), lease_ttl);
+  EXPECT_FALSE(p2.adopt(a, t0 + 1));
+  EXPECT_EQ(p2.book().holds(), 1u);
+  p2.poll(a.lease_expires);
+  EXPECT_EQ(p2.book().free(), local_config().capacity);
+  auto lost = p2.adopt(a, a.lease_expires + 1);
+  ASSERT_TRUE(lost);
+  EXPECT_TRUE(lost->final);
+  EXPECT_EQ(lost->exit_code, -1);
+}
+
+} // namespace
+} // namespace tender

@@ -1,0 +1,268 @@
+#include "providers/market.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <optional>
+
+namespace tender {
+
+namespace {
+
+__extension__ using i128 = __int128;
+
+constexpr std::int64_t unlimited = std::numeric_limits<std::int64_t>::max() / 4;
+constexpr std::int32_t unlimited_gpus = std::numeric_limits<std::int32_t>::max() / 4;
+
+resources ledger_capacity(const provider_config& c) {
+  resources r = c.capacity;
+  if (r.cpu == 0)
+    r.cpu = unlimited;
+  if (r.memory == 0)
+    r.memory = unlimited;
+  if (r.gpus == 0)
+    r.gpus = unlimited_gpus;
+  return r;
+}
+
+bool iequal(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool covers_request(const instance_type& t, const resources& want) {
+  if (t.cpu < want.cpu || t.memory < want.memory || t.gpus < want.gpus)
+    return false;
+  if (want.gpus > 0) {
+    if (!want.gpu_type.empty() && !iequal(want.gpu_type, t.gpu_type))
+      return false;
+    if (t.gpu_memory < want.gpu_memory)
+      return false;
+  }
+  return true;
+}
+
+/// A uniform draw in [0, 1) from the top 53 bits: the same on every platform.
+double uniform(std::mt19937_64& g) {
+  return static_cast<double>(g() >> 11) * 0x1.0p-53;
+}
+
+struct choice {
+  const instance_type* type = nullptr;
+  bool spot = false;
+  micros per_hour = 0;
+  micros price = 0;
+};
+
+} // namespace
+
+market_provider::market_provider(provider_config cfg, executor& exec, token_source tokens,
+                                 usec lease_ttl)
+    : leasing_provider(cfg, ledger_capacity(cfg), exec, std::move(tokens), lease_ttl),
+      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {}
+
+market_provider::market_provider(provider_config cfg, std::string run_root, token_source tokens,
+                                 usec lease_ttl)
+    : leasing_provider(cfg, ledger_capacity(cfg), std::move(run_root), std::move(tokens),
+                       lease_ttl),
+      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {}
+
+resources market_provider::shape(const instance_type& t) {
+  resources r;
+  r.cpu = t.cpu;
+  r.memory = t.memory;
+  r.gpus = t.gpus;
+  if (t.gpus > 0) {
+    r.gpu_type = t.gpu_type;
+    r.gpu_memory = t.gpu_memory;
+  }
+  return r;
+}
+
+micros market_provider::billed(micros per_hour, usec runtime) {
+  const i128 seconds = std::max<i128>(60, (static_cast<i128>(runtime) + sec_us - 1) / sec_us);
+  const i128 num = static_cast<i128>(per_hour) * seconds;
+  return static_cast<micros>((num + 3599) / 3600);
+}
+
+provider_hello market_provider::describe() const {
+  const auto& c = config();
+  provider_hello h;
+  h.name = c.name;
+  h.kind = c.kind.empty() ? "market" : c.kind;
+  for (const auto& t : c.types)
+    if (t.gpus > 0 && std::find(h.gpu_types.begin(), h.gpu_types.end(), t.gpu_type) ==
+                          h.gpu_types.end())
+      h.gpu_types.push_back(t.gpu_type);
+  h.software = c.software;
+  h.cpu_features = c.cpu_features;
+  h.protocols = {protocols::iterated, protocols::vickrey};
+  h.capacity = c.capacity;
+  return h;
+}
+
+provider_info market_provider::info(usec now) const {
+  provider_info i = leasing_provider::info(now);
+  // Unlimited dimensions show as 0, as in the configuration.
+  const auto& cap = config().capacity;
+  i.capacity = cap;
+  if (cap.cpu == 0)
+    i.free.cpu = 0;
+  if (cap.memory == 0)
+    i.free.memory = 0;
+  if (cap.gpus == 0)
+    i.free.gpus = 0;
+  return i;
+}
+
+micros market_provider::hourly_rate(const resources& r) const {
+  micros best = 0;
+  for (const auto& t : config().types)
+    if (covers_request(t, r) && (best == 0 || t.on_demand_per_hour < best))
+      best = t.on_demand_per_hour;
+  return best;
+}
+
+std::variant<offer, decline> market_provider::bid(const resource_request& req, usec now) {
+  tidy(now);
+  const auto& c = config();
+  const resources& want = req.request;
+
+  for (const auto& s : req.software)
+    if (!c.software.empty() && std::find(c.software.begin(), c.software.end(), s) ==
+                                   c.software.end())
+      return declined(req, "software " + s + " not available");
+
+  std::vector<const instance_type*> covering;
+  for (const auto& t : c.types)
+    if (covers_request(t, want))
+      covering.push_back(&t);
+  if (covering.empty()) {
+    if (want.gpus > 0) {
+      bool type_known = std::any_of(c.types.begin(), c.types.end(), [&](const instance_type& t) {
+        return t.gpus > 0 && (want.gpu_type.empty() || iequal(t.gpu_type, want.gpu_type));
+      });
+      if (!type_known)
+        return declined(req, "no GPU of type " + (want.gpu_type.empty() ? "any" : want.gpu_type));
+    }
+    return declined(req, "no instance type covers " + format_cores(want.cpu) + " cores, " +
+                             format_bytes(want.memory) + ", " + std::to_string(want.gpus) +
+                             " GPUs" +
+                             (want.gpus > 0 ? " of " + format_bytes(want.gpu_memory) : ""));
+  }
+
+  const usec runtime = req.profile.runtime > 0 ? req.profile.runtime : default_runtime;
+  const bool later_round = req.round > 1 && req.price_to_beat > 0;
+
+  // Capacity: instances held or running, and the ledger's free resources.
+  const std::size_t in_use = book().holds() + book().allocations();
+  if (c.max_instances > 0 && in_use >= static_cast<std::size_t>(c.max_instances))
+    return declined(req, "capacity exhausted: " + std::to_string(in_use) + " of " +
+                             std::to_string(c.max_instances) + " instances in use");
+  const resources free = book().free();
+
+  std::optional<choice> best;
+  std::string first_shortfall;
+  for (const instance_type* t : covering) {
+    if (auto s = shortfall(shape(*t), free); !s.empty()) {
+      if (first_shortfall.empty())
+        first_shortfall = s;
+      continue;
+    }
+    const bool has_spot = c.offer_spot && t->spot_per_hour > 0;
+    const bool has_od = c.offer_on_demand && t->on_demand_per_hour > 0;
+    std::vector<choice> options;
+    if (later_round) {
+      if (has_spot)
+        options.push_back({t, true, t->spot_per_hour, 0});
+      if (has_od)
+        options.push_back({t, false, t->on_demand_per_hour, 0});
+    } else if (has_spot) {
+      options.push_back({t, true, t->spot_per_hour, 0});
+    } else if (has_od) {
+      options.push_back({t, false, t->on_demand_per_hour, 0});
+    }
+    for (auto& o : options) {
+      o.price = billed(o.per_hour, runtime);
+      // Ties: the earlier catalogue entry, then on-demand (no preemption risk).
+      if (!best || o.price < best->price || (o.price == best->price && best->spot && !o.spot &&
+                                             best->type == o.type))
+        best = o;
+    }
+  }
+  if (!best) {
+    if (!first_shortfall.empty())
+      return declined(req, "capacity exhausted: " + first_shortfall);
+    return declined(req, "no purchase option offered for the covering instance types");
+  }
+  if (req.max_cost > 0 && best->price > req.max_cost)
+    return declined(req, "cheapest instance " + best->type->name + " costs " +
+                             format_usd(best->price) + " USD, above max_cost " +
+                             format_usd(req.max_cost) + " USD");
+
+  offer o;
+  o.granted = shape(*best->type);
+  o.price = best->price;
+  o.rate_per_hour = best->per_hour;
+  o.earliest_start = now + c.provisioning_delay;
+  o.instance_type = best->type->name;
+  o.spot = best->spot;
+  o.terms.latency = c.latency;
+  o.terms.availability = c.availability;
+  if (best->spot) {
+    o.terms.preemption_probability = c.preemption_per_hour;
+    const double hours = static_cast<double>(runtime) / static_cast<double>(3600 * sec_us);
+    o.terms.availability = c.availability * std::exp(-c.preemption_per_hour * hours);
+  }
+  return remember(std::move(o), req, runtime, now);
+}
+
+std::string market_provider::admit(const offer& o, usec) {
+  const auto& c = config();
+  const std::size_t in_use = book().holds() + book().allocations();
+  if (c.max_instances > 0 && in_use >= static_cast<std::size_t>(c.max_instances))
+    return "capacity exhausted: " + std::to_string(in_use) + " of " +
+           std::to_string(c.max_instances) + " instances in use";
+  if (uniform(refusals_) < c.refuse_probability)
+    return "no " + o.instance_type + (o.spot ? " spot" : "") +
+           " capacity available right now (injected refusal)";
+  return {};
+}
+
+std::string market_provider::interrupt(const alloc_record& rec, usec last_poll, usec now) {
+  const double rate = config().preemption_per_hour;
+  if (!rec.spot || rate <= 0 || now <= last_poll)
+    return {};
+  const double hours = static_cast<double>(now - last_poll) / static_cast<double>(3600 * sec_us);
+  if (uniform(preemptions_) < 1.0 - std::exp(-rate * hours))
+    return "preempted: spot " + rec.alloc.instance_type + " reclaimed";
+  return {};
+}
+
+scale_offer market_provider::scale(const scale_request& r, usec) {
+  scale_offer s;
+  s.job_id = r.job_id;
+  s.allocation_id = r.allocation_id;
+  s.provider = name();
+  auto it = allocs_.find(r.allocation_id);
+  if (it == allocs_.end()) {
+    s.reason = "no allocation " + r.allocation_id;
+    return s;
+  }
+  const resources& have = it->second.alloc.granted;
+  if (covers(have, r.wanted)) {
+    s.applied = true;
+    s.granted = have;
+    s.reason = "the " + it->second.alloc.instance_type + " instance already covers it";
+    return s;
+  }
+  s.in_place = false;
+  s.reason = "needs a larger instance than " + it->second.alloc.instance_type +
+             ": a new allocation is needed";
+  return s;
+}
+
+} // namespace tender

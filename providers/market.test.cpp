@@ -1,0 +1,421 @@
+#include "providers/market.hpp"
+
+#include "protocol/json.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+namespace tender {
+namespace {
+
+constexpr bytes_t gib = bytes_t{1} << 30;
+constexpr usec t0 = 1'700'000'000 * sec_us;
+constexpr usec hour = 3600 * sec_us;
+
+usec wall_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+instance_type type(std::string name, int vcpus, int mem_gib, micros on_demand, micros spot,
+                   int gpus = 0, std::string gpu = "", int gpu_mem_gib = 0) {
+  instance_type t;
+  t.family = name.substr(0, name.find('.'));
+  t.name = std::move(name);
+  t.cpu = vcpus * 1000;
+  t.memory = mem_gib * gib;
+  t.gpus = gpus;
+  t.gpu_type = std::move(gpu);
+  t.gpu_memory = gpu_mem_gib * gib;
+  t.on_demand_per_hour = on_demand;
+  t.spot_per_hour = spot;
+  return t;
+}
+
+/// A slice of config/catalogues/cloud-a.toml (on-demand us-east-1, spot from the
+/// real price sheet's median rule).
+std::vector<instance_type> cloud_a_slice() {
+  return {
+      type("m5.large", 2, 8, 96'000, 31'800),
+      type("c5.large", 2, 4, 85'000, 31'400),
+      type("r5.large", 2, 16, 126'000, 36'900),
+      type("m5.xlarge", 4, 16, 192'000, 65'500),
+      type("g4dn.xlarge", 4, 16, 526'000, 213'000, 1, "T4", 16),
+      type("p3.2xlarge", 8, 61, 3'060'000, 1'146'900, 1, "V100", 16),
+      type("p3.8xlarge", 32, 244, 12'240'000, 5'438'800, 4, "V100", 16),
+  };
+}
+
+provider_config market_config() {
+  provider_config c;
+  c.name = "cloud-a";
+  c.kind = "market";
+  c.types = cloud_a_slice();
+  c.offer_spot = true;
+  c.offer_on_demand = true;
+  c.provisioning_delay = 90 * sec_us;
+  c.preemption_per_hour = 0.05;
+  c.availability = 0.999;
+  c.latency = 20'000;
+  c.seed = 42;
+  return c;
+}
+
+token_source counting_tokens() {
+  auto n = std::make_shared<int>(0);
+  return [n] { return "tok-" + std::to_string(++*n); };
+}
+
+resources res(millicores cpu, bytes_t mem, std::int32_t gpus = 0, std::string gpu_type = "") {
+  resources r;
+  r.cpu = cpu;
+  r.memory = mem;
+  r.gpus = gpus;
+  r.gpu_type = std::move(gpu_type);
+  return r;
+}
+
+resource_request request(const std::string& job, resources want, usec runtime,
+                         std::int32_t round = 1, micros price_to_beat = 0) {
+  resource_request r;
+  r.job_id = job;
+  r.auction_id = "auc-" + job;
+  r.round = round;
+  r.request = std::move(want);
+  r.profile.runtime = runtime;
+  r.price_to_beat = price_to_beat;
+  return r;
+}
+
+class market_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("tender-market-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+  }
+  void TearDown() override {
+    providers_.clear();
+    executors_.clear();
+    std::filesystem::remove_all(root_);
+  }
+
+  market_provider& make(provider_config cfg = market_config()) {
+    executors_.push_back(std::make_unique<executor>(
+        (root_ / ("runs" + std::to_string(executors_.size()))).string()));
+    providers_.push_back(std::make_unique<market_provider>(std::move(cfg), *executors_.back(),
+                                                           counting_tokens(), 60 * sec_us));
+    return *providers_.back();
+  }
+
+  static offer bid_ok(market_provider& p, const resource_request& r, usec now) {
+    auto v = p.bid(r, now);
+    if (auto* d = std::get_if<decline>(&v)) {
+      ADD_FAILURE() << "declined: " << d->reason;
+      return {};
+    }
+    return std::get<offer>(v);
+  }
+
+  static std::string decline_reason(market_provider& p, const resource_request& r, usec now) {
+    auto v = p.bid(r, now);
+    if (auto* d = std::get_if<decline>(&v))
+      return d->reason;
+    ADD_FAILURE() << "offered " << std::get<offer>(v).instance_type;
+    return {};
+  }
+
+  static std::variant<commit_confirm, commit_refuse> award_of(market_provider& p, const offer& o,
+                                                              usec now) {
+    award a;
+    a.offer_id = o.offer_id;
+    a.job_id = o.job_id;
+    a.auction_id = o.auction_id;
+    a.provider = o.provider;
+    return p.hold(a, now);
+  }
+
+  std::filesystem::path root_;
+  std::vector<std::unique_ptr<executor>> executors_;
+  std::vector<std::unique_ptr<market_provider>> providers_;
+};
+
+TEST(market_billing, per_second_with_a_minute_minimum_rounded_up) {
+  EXPECT_EQ(market_provider::billed(31'400, hour), 31'400);
+  EXPECT_EQ(market_provider::billed(31'400, 30 * sec_us), 524);           // 60 s: 523.33
+  EXPECT_EQ(market_provider::billed(31'400, 90 * sec_us + 500'000), 794); // 91 s: 793.72
+  EXPECT_EQ(market_provider::billed(3'600, 61 * sec_us), 61);
+  EXPECT_EQ(market_provider::billed(32'772'600, 24 * hour), 786'542'400);
+}
+
+TEST_F(market_test, offers_the_cheapest_covering_type_on_spot) {
+  auto& p = make();
+  offer o = bid_ok(p, request("j1", res(2000, 4 * gib), hour), t0);
+  offer want;
+  want.offer_id = "j1/cloud-a/r1/1";
+  want.job_id = "j1";
+  want.auction_id = "auc-j1";
+  want.round = 1;
+  want.provider = "cloud-a";
+  want.granted = res(2000, 4 * gib);
+  want.price = 31'400;
+  want.rate_per_hour = 31'400;
+  want.earliest_start = t0 + 90 * sec_us;
+  want.terms = sla{0.999 * std::exp(-0.05), 0.05, 20'000};
+  want.valid_until = t0 + 10 * sec_us;
+  want.instance_type = "c5.large";
+  want.spot = true;
+  EXPECT_EQ(to_json_value(o).dump(1), to_json_value(want).dump(1));
+  EXPECT_DOUBLE_EQ(o.terms.availability, 0.999 * std::exp(-0.05));
+
+  // More memory: m5.large is the cheapest that covers 6 GiB.
+  o = bid_ok(p, request("j2", res(2000, 6 * gib), 2 * hour), t0);
+  EXPECT_EQ(o.instance_type, "m5.large");
+  EXPECT_EQ(o.granted, res(2000, 8 * gib));
+  EXPECT_EQ(o.price, 63'600);
+}
+
+TEST_F(market_test, on_demand_when_spot_is_not_offered) {
+  auto cfg = market_config();
+  cfg.offer_spot = false;
+  auto& p = make(cfg);
+  offer o = bid_ok(p, request("j1", res(2000, 4 * gib), hour / 2), t0);
+  EXPECT_EQ(o.instance_type, "c5.large");
+  EXPECT_FALSE(o.spot);
+  EXPECT_EQ(o.price, 42'500);
+  EXPECT_EQ(o.terms.preemption_probability, 0.0);
+  EXPECT_DOUBLE_EQ(o.terms.availability, 0.999);
+}
+
+TEST_F(market_test, gpu_requests_match_type_and_memory) {
+  auto& p = make();
+  offer o = bid_ok(p, request("j1", res(4000, 8 * gib, 1, "T4"), hour), t0);
+  EXPECT_EQ(o.instance_type, "g4dn.xlarge");
+  EXPECT_EQ(o.granted.gpu_type, "T4");
+  EXPECT_EQ(o.granted.gpu_memory, 16 * gib);
+  EXPECT_EQ(o.price, 213'000);
+  o = bid_ok(p, request("j2", res(4000, 8 * gib, 2, "V100"), hour), t0);
+  EXPECT_EQ(o.instance_type, "p3.8xlarge");
+  EXPECT_EQ(decline_reason(p, request("j3", res(4000, 8 * gib, 1, "A100"), hour), t0),
+            "no GPU of type A100");
+  auto big = request("j4", res(4000, 8 * gib, 1, "T4"), hour);
+  big.request.gpu_memory = 32 * gib;
+  EXPECT_EQ(decline_reason(p, big, t0),
+            "no instance type covers 4 cores, " + format_bytes(8 * gib) + ", 1 GPUs of " +
+                format_bytes(32 * gib));
+  EXPECT_EQ(decline_reason(p, request("j5", res(64000, 8 * gib), hour), t0),
+            "no instance type covers 64 cores, " + format_bytes(8 * gib) + ", 0 GPUs");
+}
+
+TEST_F(market_test, later_rounds_may_switch_purchase_option_never_below_cost) {
+  auto cfg = market_config();
+  // Spot above on-demand happens in real sheets for scarce types.
+  cfg.types = {type("x.odd", 2, 8, 100'000, 200'000), type("y.other", 2, 8, 150'000, 120'000)};
+  auto& p = make(cfg);
+  auto r = request("j1", res(1000, gib), hour);
+  offer o = bid_ok(p, r, t0);
+  EXPECT_EQ(o.instance_type, "y.other");
+  EXPECT_TRUE(o.spot);
+  EXPECT_EQ(o.price, 120'000);
+  r.round = 2;
+  r.price_to_beat = 110'000;
+  o = bid_ok(p, r, t0);
+  EXPECT_EQ(o.instance_type, "x.odd");
+  EXPECT_FALSE(o.spot);
+  EXPECT_EQ(o.price, 100'000);
+  r.price_to_beat = 50'000; // cannot beat it: still the catalogue price
+  EXPECT_EQ(bid_ok(p, r, t0).price, 100'000);
+}
+
+TEST_F(market_test, declines_over_budget_and_missing_software) {
+  auto cfg = market_config();
+  cfg.software = {"python3"};
+  auto& p = make(cfg);
+  auto r = request("j1", res(2000, 4 * gib), hour);
+  r.max_cost = 30'000;
+  EXPECT_EQ(decline_reason(p, r, t0),
+            "cheapest instance c5.large costs 0.031400 USD, above max_cost 0.030000 USD");
+  r.max_cost = 0;
+  r.software = {"python3", "matlab"};
+  EXPECT_EQ(decline_reason(p, r, t0), "software matlab not available");
+}
+
+TEST_F(market_test, capacity_limits_instances_and_resources) {
+  auto cfg = market_config();
+  cfg.max_instances = 1;
+  auto& p = make(cfg);
+  offer o1 = bid_ok(p, request("j1", res(2000, 4 * gib), hour), t0);
+  offer o2 = bid_ok(p, request("j2", res(2000, 4 * gib), hour), t0);
+  ASSERT_TRUE(std::holds_alternative<commit_confirm>(award_of(p, o1, t0)));
+  EXPECT_EQ(decline_reason(p, request("j3", res(2000, 4 * gib), hour), t0),
+            "capacity exhausted: 1 of 1 instances in use");
+  auto v = award_of(p, o2, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(std::get<commit_refuse>(v).reason, "capacity exhausted: 1 of 1 instances in use");
+
+  auto cfg2 = market_config();
+  cfg2.capacity.cpu = 4000; // 4 vCPUs in all
+  auto& q = make(cfg2);
+  ASSERT_TRUE(std::holds_alternative<commit_confirm>(
+      award_of(q, bid_ok(q, request("k1", res(2000, 4 * gib), hour), t0), t0)));
+  // c5.large still fits; m5.xlarge (4 vCPUs) no longer does.
+  EXPECT_EQ(bid_ok(q, request("k2", res(2000, 4 * gib), hour), t0).instance_type, "c5.large");
+  EXPECT_EQ(decline_reason(q, request("k3", res(3000, 4 * gib), hour), t0),
+            "capacity exhausted: not enough cpu: want 4 cores, free 2");
+  provider_info i = q.info(t0);
+  EXPECT_EQ(i.capacity.cpu, 4000);
+  EXPECT_EQ(i.free.cpu, 2000);
+  EXPECT_EQ(i.free.memory, 0); // unlimited dimensions show as 0
+}
+
+TEST_F(market_test, injected_refusals_are_deterministic_by_seed) {
+  auto pattern = [&](std::uint64_t seed) {
+    auto cfg = market_config();
+    cfg.refuse_probability = 0.5;
+    cfg.seed = seed;
+    auto& p = make(cfg);
+    std::string out;
+    for (int i = 0; i < 40; ++i) {
+      offer o = bid_ok(p, request("j" + std::to_string(i), res(1000, gib), hour), t0);
+      auto v = award_of(p, o, t0);
+      out += std::holds_alternative<commit_confirm>(v) ? 'c' : 'r';
+      // The same award again gets the same answer without a new draw.
+      auto again = award_of(p, o, t0);
+      EXPECT_EQ(again.index(), v.index());
+      if (auto* r = std::get_if<commit_refuse>(&v)) {
+        EXPECT_EQ(r->reason, "no c5.large spot capacity available right now (injected refusal)");
+        EXPECT_EQ(std::get<commit_refuse>(again).reason, r->reason);
+      }
+    }
+    return out;
+  };
+  std::string a = pattern(7);
+  EXPECT_EQ(a, pattern(7));
+  EXPECT_NE(a, pattern(8));
+  auto refusals = std::count(a.begin(), a.end(), 'r');
+  EXPECT_GT(refusals, 5);
+  EXPECT_LT(refusals, 35);
+
+  auto cfg = market_config();
+  cfg.refuse_probability = 0.0;
+  auto& never = make(cfg);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_TRUE(std::holds_alternative<commit_confirm>(award_of(
+        never, bid_ok(never, request("n" + std::to_string(i), res(1000, gib), hour), t0), t0)));
+}
+
+TEST_F(market_test, hold_confirms_an_allocation_of_the_whole_instance) {
+  auto& p = make();
+  offer o = bid_ok(p, request("j1", res(1000, gib), hour), t0);
+  auto v = award_of(p, o, t0 + 1);
+  ASSERT_TRUE(std::holds_alternative<commit_confirm>(v));
+  const allocation& a = std::get<commit_confirm>(v).alloc;
+  EXPECT_EQ(a.instance_type, "c5.large");
+  EXPECT_EQ(a.granted, res(2000, 4 * gib));
+  EXPECT_EQ(a.start_at, o.earliest_start);
+  EXPECT_EQ(a.lease_token, "tok-1");
+  EXPECT_EQ(a.price, o.price);
+  auto again = award_of(p, o, t0 + 2);
+  EXPECT_EQ(std::get<commit_confirm>(again).alloc.lease_token, "tok-1");
+  EXPECT_EQ(p.book().allocations() + p.book().holds(), 1u);
+
+  scale_request s;
+  s.allocation_id = a.allocation_id;
+  s.wanted = res(2000, 3 * gib);
+  scale_offer so = p.scale(s, t0 + 3);
+  EXPECT_TRUE(so.applied);
+  EXPECT_EQ(so.price_delta, 0);
+  s.wanted = res(4000, 3 * gib);
+  so = p.scale(s, t0 + 3);
+  EXPECT_FALSE(so.applied);
+  EXPECT_FALSE(so.in_place);
+}
+
+TEST_F(market_test, gpu_vendor_describes_its_gpu_types) {
+  auto cfg = market_config();
+  cfg.name = "gpu-vendor";
+  cfg.types = {type("g5.xlarge", 4, 16, 1'006'000, 358'500, 1, "A10G", 24),
+               type("p4d.24xlarge", 96, 1152, 32'772'600, 14'003'300, 8, "A100", 40)};
+  auto& p = make(cfg);
+  provider_hello h = p.describe();
+  EXPECT_EQ(h.kind, "market");
+  EXPECT_EQ(h.gpu_types, (std::vector<std::string>{"A10G", "A100"}));
+  offer o = bid_ok(p, request("j1", res(8000, 64 * gib, 4, "A100"), 2 * hour), t0);
+  EXPECT_EQ(o.instance_type, "p4d.24xlarge");
+  EXPECT_EQ(o.price, 28'006'600);
+}
+
+// ---- real processes ---------------------------------------------------------
+
+TEST_F(market_test, launch_waits_for_provisioning_and_reports_the_real_start) {
+  auto cfg = market_config();
+  cfg.provisioning_delay = 300'000; // 0.3 s
+  auto& p = make(cfg);
+  usec now = wall_now();
+  offer o = bid_ok(p, request("m-exit3", res(1000, gib), hour), now);
+  auto v = award_of(p, o, now);
+  ASSERT_TRUE(std::holds_alternative<commit_confirm>(v));
+  allocation a = std::get<commit_confirm>(v).alloc;
+  launch l;
+  l.job_id = a.job_id;
+  l.allocation_id = a.allocation_id;
+  l.lease_token = a.lease_token;
+  l.spec.command = {"sh", "-c", "exit 3"};
+  ASSERT_FALSE(p.start(l, wall_now()));
+  l.lease_token = "tok-wrong";
+  auto err = p.start(l, wall_now());
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, "lease");
+
+  usage_report fin;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fin.final && std::chrono::steady_clock::now() < deadline) {
+    for (auto& r : p.poll(wall_now()))
+      if (r.final)
+        fin = r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(fin.final);
+  EXPECT_EQ(fin.exit_code, 3);
+  EXPECT_GE(fin.started_at, a.start_at);
+  EXPECT_EQ(fin.provider, "cloud-a");
+  EXPECT_EQ(p.book().allocations(), 0u);
+}
+
+TEST_F(market_test, spot_jobs_are_preempted_at_the_configured_rate) {
+  auto cfg = market_config();
+  cfg.provisioning_delay = 0;
+  cfg.preemption_per_hour = 1e9; // certain within any poll interval
+  auto& p = make(cfg);
+  usec now = wall_now();
+  offer o = bid_ok(p, request("m-spot", res(1000, gib), hour), now);
+  ASSERT_TRUE(o.spot);
+  allocation a = std::get<commit_confirm>(award_of(p, o, now)).alloc;
+  launch l;
+  l.job_id = a.job_id;
+  l.allocation_id = a.allocation_id;
+  l.lease_token = a.lease_token;
+  l.spec.command = {"sleep", "30"};
+  ASSERT_FALSE(p.start(l, wall_now()));
+  usage_report fin;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fin.final && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (auto& r : p.poll(wall_now()))
+      if (r.final)
+        fin = r;
+  }
+  ASSERT_TRUE(fin.final);
+  EXPECT_EQ(fin.reason.rfind("preempted: spot c5.large reclaimed", 0), 0u) << fin.reason;
+}
+
+} // namespace
+} // namespace tender

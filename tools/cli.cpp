@@ -1,0 +1,206 @@
+// The client subcommands: submit, status, jobs, cancel, providers.
+
+#include "config/job_file.hpp"
+#include "protocol/json.hpp"
+#include "tools/client.hpp"
+#include "tools/commands.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+namespace tender {
+
+namespace {
+
+std::string cores(double c) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", c);
+  return buf;
+}
+
+std::string cores_m(millicores m) { return cores(static_cast<double>(m) / 1000.0); }
+
+/// Calls the node; prints a failure and returns nullopt on transport or node errors.
+std::optional<body> ask(const client_args& c, body req, const char* what) {
+  client cl(c.connect);
+  auto r = cl.call(std::move(req), c.timeout);
+  if (auto* err = std::get_if<std::string>(&r)) {
+    std::fprintf(stderr, "tender %s: %s\n", what, err->c_str());
+    return std::nullopt;
+  }
+  auto& e = std::get<envelope>(r);
+  if (auto* err = std::get_if<error>(&e.body)) {
+    if (c.json)
+      std::cout << to_json_value(*err).dump(2) << "\n";
+    std::fprintf(stderr, "tender %s: %s (%s%s%s)\n", what, err->message.c_str(), err->code.c_str(),
+                 err->field.empty() ? "" : ", field ", err->field.c_str());
+    return std::nullopt;
+  }
+  return std::move(e.body);
+}
+
+} // namespace
+
+std::string render_offers(const job_status& s) {
+  std::ostringstream o;
+  if (s.offers.empty())
+    return "  no offers\n";
+  char line[512];
+  std::snprintf(line, sizeof line, "  %-5s %-12s %12s %14s  %s\n", "round", "provider", "price",
+                "risk-adj cost", "verdict");
+  o << line;
+  for (auto& x : s.offers) {
+    std::snprintf(line, sizeof line, "  %-5d %-12s %12s %14s  %s\n", x.round, x.provider.c_str(),
+                  ("$" + format_usd(x.price)).c_str(),
+                  ("$" + format_usd(static_cast<micros>(x.score))).c_str(), x.verdict.c_str());
+    o << line;
+  }
+  return o.str();
+}
+
+std::string render_status(const job_status& s, bool offers) {
+  std::ostringstream o;
+  o << "job " << s.job_id << " (" << s.name << ", " << s.user << "): " << to_string(s.state);
+  if (!s.reason.empty())
+    o << " - " << s.reason;
+  o << "\n";
+  if (!s.provider.empty())
+    o << "  provider " << s.provider << ", price $" << format_usd(s.price) << ", "
+      << cores_m(s.allocated.cpu) << " cores, " << format_bytes(s.allocated.memory)
+      << (s.allocated.gpus > 0 ? ", " + std::to_string(s.allocated.gpus) + "x " + s.allocated.gpu_type
+                               : std::string())
+      << "\n";
+  o << "  submitted " << format_time(s.submitted_at);
+  if (s.started_at)
+    o << ", started " << format_time(s.started_at);
+  if (s.finished_at)
+    o << ", finished " << format_time(s.finished_at);
+  if (s.exit_code >= 0)
+    o << ", exit " << s.exit_code;
+  o << "\n";
+  if (s.has_profile) {
+    auto& p = s.profile;
+    o << "  predicted: cpu " << cores(p.cpu_mean) << " +- " << cores(p.cpu_stddev)
+      << " cores, memory peak " << format_bytes(p.mem_peak) << ", run time "
+      << format_duration(p.runtime) << " [" << format_duration(p.runtime_lo) << ", "
+      << format_duration(p.runtime_hi) << "] (" << p.source << ")\n";
+  }
+  if (s.started_at)
+    o << "  measured:  cpu " << cores(s.cpu_used_mean) << " cores mean, memory peak "
+      << format_bytes(s.mem_used_peak) << ", read " << format_bytes(s.io_read) << ", written "
+      << format_bytes(s.io_write)
+      << (s.finished_at > s.started_at ? ", ran " + format_duration(s.finished_at - s.started_at)
+                                       : std::string())
+      << "\n";
+  if (offers)
+    o << render_offers(s);
+  return o.str();
+}
+
+int run_submit(const client_args& c, const std::string& job_file, bool wait) {
+  auto spec = load_job_file(job_file, wall_now());
+  if (auto* err = std::get_if<config_error>(&spec)) {
+    std::fprintf(stderr, "tender submit: %s\n", err->to_string().c_str());
+    return 2;
+  }
+  auto got = ask(c, job_submit{std::get<job_spec>(spec), ""}, "submit");
+  if (!got)
+    return 1;
+  auto* st = std::get_if<job_status>(&*got);
+  if (!st) {
+    std::fprintf(stderr, "tender submit: unexpected answer %s\n", type_name(*got));
+    return 1;
+  }
+  job_status s = *st;
+  if (wait) {
+    while (!is_final(s.state)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      auto again = ask(c, job_query{s.job_id}, "submit");
+      if (!again)
+        return 1;
+      if (auto* x = std::get_if<job_status>(&*again))
+        s = *x;
+    }
+  }
+  if (c.json)
+    std::cout << to_json_value(s).dump(2) << "\n";
+  else if (wait)
+    std::cout << render_status(s, true);
+  else
+    std::cout << s.job_id << " " << to_string(s.state) << "\n";
+  return wait && s.state != job_state::done ? 3 : 0;
+}
+
+int run_status(const client_args& c, const std::string& job_id) {
+  auto got = ask(c, job_query{job_id}, "status");
+  if (!got)
+    return 1;
+  auto& s = std::get<job_status>(*got);
+  if (c.json)
+    std::cout << to_json_value(s).dump(2) << "\n";
+  else
+    std::cout << render_status(s, true);
+  return 0;
+}
+
+int run_jobs(const client_args& c) {
+  auto got = ask(c, jobs_query{}, "jobs");
+  if (!got)
+    return 1;
+  auto& l = std::get<job_list>(*got);
+  if (c.json) {
+    auto arr = nlohmann::json::array();
+    for (auto& s : l.jobs)
+      arr.push_back(to_json_value(s));
+    std::cout << arr.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-20s %-16s %-10s %-10s %12s  %s\n", "ID", "NAME", "STATE", "PROVIDER", "PRICE",
+              "REASON");
+  for (auto& s : l.jobs)
+    std::printf("%-20s %-16s %-10s %-10s %12s  %s\n", s.job_id.c_str(), s.name.c_str(),
+                to_string(s.state), s.provider.c_str(),
+                s.provider.empty() ? "" : ("$" + format_usd(s.price)).c_str(),
+                s.reason.substr(0, 60).c_str());
+  return 0;
+}
+
+int run_cancel(const client_args& c, const std::string& job_id) {
+  auto got = ask(c, job_cancel{job_id, "cancelled by user"}, "cancel");
+  if (!got)
+    return 1;
+  auto& s = std::get<job_status>(*got);
+  if (c.json)
+    std::cout << to_json_value(s).dump(2) << "\n";
+  else
+    std::cout << s.job_id << " " << to_string(s.state)
+              << (is_final(s.state) ? " (already ended)" : " (cancelling)") << "\n";
+  return 0;
+}
+
+int run_providers(const client_args& c) {
+  auto got = ask(c, providers_query{}, "providers");
+  if (!got)
+    return 1;
+  auto& l = std::get<provider_list>(*got);
+  if (c.json) {
+    auto arr = nlohmann::json::array();
+    for (auto& p : l.providers)
+      arr.push_back(to_json_value(p));
+    std::cout << arr.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-12s %-8s %-7s %10s %12s %10s %12s %6s %6s %6s\n", "NAME", "KIND", "WHERE", "CPU",
+              "MEMORY", "FREE CPU", "FREE MEM", "OFFERS", "WINS", "RISK");
+  for (auto& p : l.providers)
+    std::printf("%-12s %-8s %-7s %10s %12s %10s %12s %6lld %6lld %6.3f\n", p.name.c_str(),
+                p.kind.c_str(), p.remote ? "remote" : "local", cores_m(p.capacity.cpu).c_str(),
+                format_bytes(p.capacity.memory).c_str(), cores_m(p.free.cpu).c_str(),
+                format_bytes(p.free.memory).c_str(), static_cast<long long>(p.offers),
+                static_cast<long long>(p.wins), p.risk);
+  return 0;
+}
+
+} // namespace tender

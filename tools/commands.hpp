@@ -1,0 +1,50 @@
+#pragma once
+/// The `tender` subcommands. Each returns the process exit code.
+
+#include "protocol/envelope.hpp"
+
+#include <string>
+
+namespace tender {
+
+constexpr const char* default_endpoint = "tcp://127.0.0.1:7470";
+
+struct agent_args {
+  bool dev = false;
+  std::string config;
+  std::string data_dir;
+  std::string listen;
+  bool quiet = false;
+};
+int run_agent(const agent_args& a);
+
+struct provider_args {
+  std::string config;
+  std::string name; ///< which [[providers]] entry (default: the first)
+  std::string connect;
+  std::string data_dir;
+};
+int run_provider(const provider_args& a);
+
+struct client_args {
+  std::string connect = default_endpoint;
+  bool json = false;
+  usec timeout = 10 * sec_us;
+};
+int run_submit(const client_args& c, const std::string& job_file, bool wait);
+int run_status(const client_args& c, const std::string& job_id);
+int run_jobs(const client_args& c);
+int run_cancel(const client_args& c, const std::string& job_id);
+int run_providers(const client_args& c);
+
+struct demo_args {
+  std::string examples; ///< folder of job files (default: examples/jobs beside the binary's source)
+  bool quiet = true;
+};
+int run_demo(const demo_args& a);
+
+/// Human-readable renderings shared by the CLI and the demo.
+std::string render_status(const job_status& s, bool offers);
+std::string render_offers(const job_status& s);
+
+} // namespace tender

@@ -1,0 +1,82 @@
+// tender: one binary for the node, remote providers, the CLI and the demo.
+
+#include "tools/commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+int main(int argc, char** argv) {
+  using namespace tender;
+  CLI::App app{"tender: gets every job the right resources, at the right price, before it runs"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+
+  agent_args aa;
+  auto* agent = app.add_subcommand("agent", "Run a node");
+  agent->add_flag("--dev", aa.dev, "Embedded default: local provider and two markets, temporary data dir");
+  agent->add_option("--config", aa.config, "Node configuration (TOML)");
+  agent->add_option("--data-dir", aa.data_dir, "Where the journal and run directories live");
+  agent->add_option("--listen", aa.listen, "ZeroMQ endpoint to bind (tcp://127.0.0.1:7470; port * picks one)");
+  agent->add_flag("--quiet", aa.quiet, "Only warnings and errors on stderr");
+
+  provider_args pa;
+  auto* prov = app.add_subcommand("provider", "Run a provider in its own process, joining a node over the mesh");
+  prov->add_option("--config", pa.config, "Configuration with [[providers]] (TOML)")->required();
+  prov->add_option("--name", pa.name, "Which provider of the file (default: the first)");
+  prov->add_option("--connect", pa.connect, "The node's endpoint")->required();
+  prov->add_option("--data-dir", pa.data_dir, "Where run directories live (default: a temporary dir)");
+
+  client_args ca;
+  auto add_client = [&ca](CLI::App* c) {
+    c->add_option("--connect", ca.connect, "The node's endpoint")->capture_default_str();
+    c->add_flag("--json", ca.json, "Machine-readable output");
+  };
+  std::string job_file, job_id;
+  bool wait = false;
+  auto* submit = app.add_subcommand("submit", "Submit a job file");
+  submit->add_option("job", job_file, "Job file (TOML)")->required();
+  submit->add_flag("--wait", wait, "Wait until the job has ended");
+  add_client(submit);
+  auto* status = app.add_subcommand("status", "Show one job");
+  status->add_option("id", job_id, "Job id")->required();
+  add_client(status);
+  auto* jobs = app.add_subcommand("jobs", "List jobs");
+  add_client(jobs);
+  auto* cancel = app.add_subcommand("cancel", "Cancel a job");
+  cancel->add_option("id", job_id, "Job id")->required();
+  add_client(cancel);
+  auto* providers = app.add_subcommand("providers", "List the node's providers");
+  add_client(providers);
+
+  demo_args da;
+  auto* demo = app.add_subcommand("demo", "Start an embedded node and run the example jobs");
+  demo->add_option("--examples", da.examples, "Folder of example job files");
+  bool verbose = false;
+  demo->add_flag("--verbose", verbose, "Show the node's log");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*agent)
+    return run_agent(aa);
+  if (*prov)
+    return run_provider(pa);
+  if (*submit)
+    return run_submit(ca, job_file, wait);
+  if (*status)
+    return run_status(ca, job_id);
+  if (*jobs)
+    return run_jobs(ca);
+  if (*cancel)
+    return run_cancel(ca, job_id);
+  if (*providers)
+    return run_providers(ca);
+  if (*demo) {
+    da.quiet = !verbose;
+    return run_demo(da);
+  }
+  return 2;
+}
