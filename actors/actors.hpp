@@ -50,6 +50,8 @@ struct gateway_handle {
   caf::actor actor;
   std::string endpoint;
   std::function<void()> stop_io; ///< stops the I/O thread (no more frames in or out)
+  std::shared_ptr<void> keep;     ///< keeps the sockets' context alive
+  void* zmq_ctx = nullptr;        ///< the bridge's zmq::context_t
 };
 std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, context_ptr ctx,
                                                         caf::actor intake,

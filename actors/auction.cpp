@@ -77,8 +77,10 @@ void finish(round_actor* self, round_result r) {
       if (st.abandoned.count(c.offer_id)) {
         st.ctx->log->warn("auction: late confirm for {} from {}: released", c.offer_id,
                           c.alloc.provider);
-        self->send(caf::actor_cast<caf::actor>(self->current_sender()),
-                   release{c.alloc.allocation_id, c.offer_id, c.job_id, "confirmed too late"});
+        auto to = provider_of(st, c.alloc.provider);
+        if (!to)
+          to = caf::actor_cast<caf::actor>(self->current_sender());
+        self->send(to, release{c.alloc.allocation_id, c.offer_id, c.job_id, "confirmed too late"});
         st.ctx->record_sla(c.alloc.provider, "late_confirm", true);
       }
     },
@@ -161,9 +163,10 @@ void award_next(round_actor* self) {
   finish(self, std::move(r));
 }
 
-void decline_losers(round_actor* self, const std::string& winner_offer) {
+void decline_losers(round_actor* self, const std::string& winner_offer,
+                    const std::string& winner) {
   auto& st = self->state;
-  std::set<std::string> told;
+  std::set<std::string> told{winner};
   for (auto& e : st.args.book->entries()) {
     if (e.o.offer_id == winner_offer || told.count(e.o.provider))
       continue;
@@ -235,7 +238,7 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
         }
         st.ctx->record_sla(c.alloc.provider, "confirm", false);
         st.args.book->set_verdict(c.offer_id, "won");
-        decline_losers(self, c.offer_id);
+        decline_losers(self, c.offer_id, c.alloc.provider);
         round_result r;
         r.committed = true;
         r.alloc = c.alloc;

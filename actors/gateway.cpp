@@ -274,6 +274,8 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
   h.actor = actor;
   h.endpoint = bridge->bound();
   h.stop_io = [bridge] { bridge->stop(); };
+  h.keep = bridge;
+  h.zmq_ctx = &bridge->zctx();
   return h;
 }
 

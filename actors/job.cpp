@@ -225,6 +225,40 @@ void on_usage(job_actor* self, usage_report& r) {
   }
 }
 
+/// After a restart: find the allocation's provider and re-adopt the job. A remote
+/// provider may take a moment to introduce itself again, so a missing one is
+/// looked for once a second for a while before the job is failed.
+void readopt(job_actor* self, int attempt) {
+  constexpr int max_attempts = 15;
+  auto& st = self->state;
+  auto state = st.rec.status.state;
+  self->request(st.intake, std::chrono::seconds(5), providers_atom::value)
+    .then(
+      [self, state, attempt](provider_directory& d) {
+        auto& st = self->state;
+        st.providers = d;
+        if (!st.rec.alloc)
+          return move_to(self, job_state::failed,
+                         "restart: no allocation journaled for a " +
+                           std::string(to_string(state)) + " job");
+        st.provider = find_provider(d, st.rec.alloc->provider);
+        if (!st.provider) {
+          if (attempt < max_attempts) {
+            self->delayed_send(self, std::chrono::seconds(1), resume_atom::value, attempt + 1);
+            return;
+          }
+          return move_to(self, job_state::failed,
+                         "restart: provider " + st.rec.alloc->provider + " did not come back");
+        }
+        self->send(st.provider, adopt_atom::value, *st.rec.alloc);
+        if (state == job_state::committed)
+          launch_job(self);
+      },
+      [self](caf::error& e) {
+        move_to(self, job_state::failed, "restart: " + self->system().render(e));
+      });
+}
+
 } // namespace
 
 caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, caf::actor intake,
@@ -247,27 +281,9 @@ caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, ca
         if (state == job_state::negotiating)
           return start_negotiation(self);
         // committed / running / rescaling: find the provider and re-adopt.
-        self->request(st.intake, std::chrono::seconds(5), providers_atom::value)
-          .then(
-            [self, state](provider_directory& d) {
-              auto& st = self->state;
-              st.providers = d;
-              if (!st.rec.alloc)
-                return move_to(self, job_state::failed,
-                               "restart: no allocation journaled for a " +
-                                 std::string(to_string(state)) + " job");
-              st.provider = find_provider(d, st.rec.alloc->provider);
-              if (!st.provider)
-                return move_to(self, job_state::failed,
-                               "restart: provider " + st.rec.alloc->provider + " is gone");
-              self->send(st.provider, adopt_atom::value, *st.rec.alloc);
-              if (state == job_state::committed)
-                launch_job(self);
-            },
-            [self](caf::error& e) {
-              move_to(self, job_state::failed, "restart: " + self->system().render(e));
-            });
+        readopt(self, 1);
       },
+      [self](resume_atom, int attempt) { readopt(self, attempt); },
       [self](round_result& r) {
         auto& st = self->state;
         st.rec.status.offers = r.offers;

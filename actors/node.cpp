@@ -4,6 +4,7 @@
 #include "providers/factory.hpp"
 
 #include <caf/all.hpp>
+#include <zmq.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -57,10 +58,13 @@ std::atomic<int> logger_counter{0};
 
 node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
-node::~node() { stop(false); }
+node::~node() { stop(); }
 
 std::string node::endpoint() const { return impl_->gateway.endpoint; }
 std::string node::data_dir() const { return impl_->ctx->data_dir; }
+zmq::context_t& node::zmq_context() const {
+  return *static_cast<zmq::context_t*>(impl_->gateway.zmq_ctx);
+}
 
 std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, node_options opt) {
   auto p = std::make_unique<impl>();
@@ -151,12 +155,11 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
   return std::unique_ptr<node>(new node(std::move(p)));
 }
 
-void node::stop(bool kill_jobs) {
+void node::stop() {
   auto& p = *impl_;
   if (p.stopped)
     return;
   p.stopped = true;
-  (void)kill_jobs;
   if (p.gateway.stop_io)
     p.gateway.stop_io(); // joins the I/O thread
   if (p.gateway.actor)

@@ -16,6 +16,10 @@
 #include <string>
 #include <variant>
 
+namespace zmq {
+class context_t;
+}
+
 namespace tender {
 
 struct node_options {
@@ -35,9 +39,11 @@ public:
   /// The bound endpoint ("tcp://127.0.0.1:45123").
   std::string endpoint() const;
   std::string data_dir() const;
-  /// Stops the gateway and the actors. Running jobs keep running (they are re-adopted
-  /// at the next start) unless `kill_jobs`.
-  void stop(bool kill_jobs = false);
+  /// The gateway's ZeroMQ context: in-process clients of an `inproc://` endpoint use it.
+  zmq::context_t& zmq_context() const;
+  /// Stops the gateway and the actors. Running jobs keep running under their shims
+  /// and are re-adopted at the next start on the same data dir.
+  void stop();
 
   struct impl;
 

@@ -55,14 +55,22 @@ enum start_stage : int {
 
 const char* stage_name(int stage) {
   switch (stage) {
-  case stage_pipe: return "pipe";
-  case stage_fork: return "fork";
-  case stage_cgroup: return "joining the cgroup";
-  case stage_rlimit: return "setrlimit";
-  case stage_chdir: return "chdir to workdir";
-  case stage_stdio: return "redirecting stdio";
-  case stage_exec: return "exec";
-  default: return "start";
+  case stage_pipe:
+    return "pipe";
+  case stage_fork:
+    return "fork";
+  case stage_cgroup:
+    return "joining the cgroup";
+  case stage_rlimit:
+    return "setrlimit";
+  case stage_chdir:
+    return "chdir to workdir";
+  case stage_stdio:
+    return "redirecting stdio";
+  case stage_exec:
+    return "exec";
+  default:
+    return "start";
   }
 }
 
@@ -361,7 +369,9 @@ struct shim_report {
 // ---------------------------------------------------------------------------
 // Ordinary helpers (executor side).
 
-std::string errno_text(int e) { return std::error_code(e, std::generic_category()).message(); }
+std::string errno_text(int e) {
+  return std::error_code(e, std::generic_category()).message();
+}
 
 std::optional<std::string> slurp(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -668,8 +678,8 @@ std::optional<cgroup_layout> probe_v1(const std::vector<mount_entry>& mounts,
   for (const char* role : {"memory", "cpu", "cpuacct", "pids"}) {
     const bool optional = std::string_view(role) == "pids";
     auto m = std::find_if(mounts.begin(), mounts.end(), [&](const mount_entry& e) {
-      return e.fstype == "cgroup" && std::count(e.super_options.begin(), e.super_options.end(),
-                                                role) > 0;
+      return e.fstype == "cgroup" &&
+             std::count(e.super_options.begin(), e.super_options.end(), role) > 0;
     });
     if (m == mounts.end()) {
       if (optional)
@@ -743,11 +753,11 @@ cgroup_layout detect_layout() {
 }
 
 std::string valid_job_id(const std::string& id) {
-  bool ok = !id.empty() && id.size() <= 200 && id.front() != '.' &&
-            std::all_of(id.begin(), id.end(), [](char c) {
-              return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-                     c == '-';
-            });
+  bool ok =
+      !id.empty() && id.size() <= 200 && id.front() != '.' &&
+      std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      });
   return ok ? std::string()
             : "invalid job id '" + id + "': use 1-200 letters, digits, '.', '_' or '-'";
 }
@@ -927,13 +937,12 @@ struct executor::impl {
       // cores it asked for (1024 shares per core, as Kubernetes does).
       long long shares = l.cpu > 0 ? std::max<long long>(2, l.cpu * 1024 / 1000) : 1024;
       if (v2) {
-        auto value = (quota > 0 ? std::to_string(quota) : "max") + " " +
-                     std::to_string(cfs_period_us);
+        auto value =
+            (quota > 0 ? std::to_string(quota) : "max") + " " + std::to_string(cfs_period_us);
         if (auto e = write_knob(dir("unified") + "/cpu.max", value); !e.empty())
           return e;
         long long weight = std::clamp(1 + (shares - 2) * 9999 / 262142, 1LL, 10000LL);
-        if (auto e = write_knob(dir("unified") + "/cpu.weight", std::to_string(weight));
-            !e.empty())
+        if (auto e = write_knob(dir("unified") + "/cpu.weight", std::to_string(weight)); !e.empty())
           return e;
       } else if (!dir("cpu").empty()) {
         if (auto e = write_knob(dir("cpu") + "/cpu.shares", std::to_string(shares)); !e.empty())
@@ -999,8 +1008,7 @@ struct executor::impl {
       if (kv.count("oom_kill"))
         return kv["oom_kill"];
       // Kernels before 4.13 lack the counter: hitting the limit is the best hint.
-      return parse_pairs("failcnt " + slurp(dir + "/memory.failcnt").value_or("0"),
-                         ' ')["failcnt"];
+      return parse_pairs("failcnt " + slurp(dir + "/memory.failcnt").value_or("0"), ' ')["failcnt"];
     }
     return 0;
   }
@@ -1130,8 +1138,9 @@ struct executor::impl {
     if (kv.count("lost"))
       e.reason = "lost: the shim could not wait for the job";
     else if (kv.count("start_stage"))
-      e.reason = std::string("failed to start: ") + stage_name(static_cast<int>(get("start_stage"))) +
-                 ": " + errno_text(static_cast<int>(get("start_errno")));
+      e.reason = std::string("failed to start: ") +
+                 stage_name(static_cast<int>(get("start_stage"))) + ": " +
+                 errno_text(static_cast<int>(get("start_errno")));
     else if (j.cancelled)
       e.reason = "cancelled: " + j.cancel_reason;
     else if (j.walltime_hit)
@@ -1242,7 +1251,9 @@ executor::~executor() {
   impl_->retry_pending();
 }
 
-std::string executor::mode() const { return impl_->layout.mode; }
+std::string executor::mode() const {
+  return impl_->layout.mode;
+}
 
 std::variant<exec_state, std::string> executor::launch(const exec_request& req, usec now) {
   auto& I = *impl_;
@@ -1271,8 +1282,8 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
 
   // Environment: a minimal inherited one, then the job's own.
   std::map<std::string, std::string> env;
-  for (const char* key : {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL",
-                          "LC_CTYPE", "TZ", "TMPDIR", "TERM"})
+  for (const char* key : {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE",
+                          "TZ", "TMPDIR", "TERM"})
     if (const char* v = std::getenv(key))
       env[key] = v;
   if (!env.count("PATH"))
@@ -1384,8 +1395,8 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
   }
 
   auto add_rlimit = [&](int resource, long long soft, long long hard) {
-    plan.rlimits[plan.n_rlimits++] = {resource, {static_cast<rlim_t>(soft),
-                                                 static_cast<rlim_t>(hard)}};
+    plan.rlimits[plan.n_rlimits++] = {resource,
+                                      {static_cast<rlim_t>(soft), static_cast<rlim_t>(hard)}};
   };
   const auto& l = req.limits;
   if (l.max_output > 0)
@@ -1478,7 +1489,7 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
 }
 
 std::variant<exec_state, exit_info, std::string> executor::adopt(const std::string& job_id,
-                                                                  usec now) {
+                                                                 usec now) {
   auto& I = *impl_;
   if (auto it = I.jobs.find(job_id); it != I.jobs.end())
     return it->second.st;
@@ -1538,8 +1549,7 @@ std::vector<exec_event> executor::poll(usec now) {
   return out;
 }
 
-bool executor::set_limits(const std::string& job_id, const exec_limits& limits,
-                          std::string& why) {
+bool executor::set_limits(const std::string& job_id, const exec_limits& limits, std::string& why) {
   auto& I = *impl_;
   auto it = I.jobs.find(job_id);
   if (it == I.jobs.end()) {
@@ -1597,7 +1607,9 @@ void executor::kill(const std::string& job_id, const std::string& reason, usec g
   I.save_state(j);
 }
 
-bool executor::running(const std::string& job_id) const { return impl_->jobs.count(job_id) > 0; }
+bool executor::running(const std::string& job_id) const {
+  return impl_->jobs.count(job_id) > 0;
+}
 
 std::vector<std::string> executor::running_jobs() const {
   std::vector<std::string> out;

@@ -9,7 +9,11 @@
 /// and still learn its exit code.
 ///
 /// Limits: cgroup v1 (memory, cpu, cpuacct, pids) where writable, cgroup v2 where
-/// present and delegated, rlimits otherwise (`mode()` tells which).
+/// present and delegated, rlimits otherwise (`mode()` tells which). Under rlimits:
+/// RLIMIT_AS for memory, RLIMIT_NPROC for pids (it counts all of the user's tasks, so
+/// it is set to those plus `pids`), RLIMIT_CPU = walltime x cores as a backstop when
+/// no executor is left to enforce walltime, no cpu cap. RLIMIT_FSIZE = `max_output`
+/// in every mode (it caps every file the job writes, not only stdout/stderr).
 ///
 /// Files in `<root>/<job_id>/`: `state` (JSON, written by the executor), `pid` and
 /// `exit` (key=value lines, written by the shim), `stdout`, `stderr`.
@@ -73,7 +77,10 @@ struct exec_state {
 struct exit_info {
   std::int32_t exit_code = -1; ///< -1 when killed by a signal
   std::int32_t signal = 0;
-  std::string reason; ///< "exited 0", "killed by signal 9", "out of memory", "walltime exceeded", ...
+  /// "exited N", "killed by signal S", "out of memory" (cgroup OOM kill), "walltime
+  /// exceeded", "cancelled: <why>", "output limit exceeded" (SIGXFSZ), "failed to
+  /// start: <stage>: <error>", "lost: ..." (no exit status could be recovered).
+  std::string reason;
   usec finished_at = 0;
 };
 

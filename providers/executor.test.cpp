@@ -37,7 +37,9 @@ usec wall_now() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-void nap(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+void nap(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -173,8 +175,8 @@ protected:
   }
 
   struct cpu_window {
-    millicores job = 0;    ///< mean of the executor's samples
-    double others = 0;     ///< cores the rest of the machine used meanwhile
+    millicores job = 0; ///< mean of the executor's samples
+    double others = 0;  ///< cores the rest of the machine used meanwhile
   };
 
   /// Mean cpu of the samples taken over about `seconds`, and how busy the rest of
@@ -207,8 +209,7 @@ protected:
   static long long machine_busy_ticks() {
     std::istringstream in(read_text("/proc/stat"));
     std::string cpu;
-    long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
-              steal = 0;
+    long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
     in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
     return user + nice + system + irq + softirq + steal;
   }
@@ -373,8 +374,9 @@ TEST_P(executor_test, rss_of_a_200_mib_allocation) {
 
 TEST_P(executor_test, io_of_50_mib_written_and_read) {
   auto j = id("io");
-  launch(j, {"sh", "-c",
-             "'" + helper + "' write data 50 && '" + helper + "' read data && echo done && sleep 60"});
+  launch(j,
+         {"sh", "-c",
+          "'" + helper + "' write data 50 && '" + helper + "' read data && echo done && sleep 60"});
   wait_output(j, "done");
   auto s = wait_sample(j, [](const usage_sample& s) { return s.io_read >= 50 * mib; });
   ASSERT_TRUE(s);
@@ -507,8 +509,8 @@ TEST_P(executor_test, cpu_quota_throttles_and_can_change_in_place) {
   auto more = mean_cpu(j, 1.5);
   std::printf("[ measured ] quota 500m: %lld, quota 1000m: %lld millicores; rest of the machine "
               "%.2f / %.2f cores\n",
-              static_cast<long long>(limited.job), static_cast<long long>(more.job),
-              limited.others, more.others);
+              static_cast<long long>(limited.job), static_cast<long long>(more.job), limited.others,
+              more.others);
   EXPECT_LE(limited.job, 650);
   EXPECT_LE(more.job, 1250);
   if (limited.others < 0.25 && more.others < 0.25) {

@@ -65,8 +65,8 @@ provider_info leasing_provider::info(usec) const {
 
 offer& leasing_provider::remember(offer o, const resource_request& req, usec runtime,
                                   usec now) {
-  o.offer_id = req.job_id + "/" + cfg_.name + "/r" + std::to_string(req.round) + "/" +
-               std::to_string(++counter_);
+  o.offer_id = req.job_id + "/" + cfg_.name + "/r" + std::to_string(req.round) + "/" + nonce_ +
+               "-" + std::to_string(++counter_);
   o.job_id = req.job_id;
   o.auction_id = req.auction_id;
   o.round = req.round;

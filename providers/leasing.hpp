@@ -128,6 +128,9 @@ private:
   usec lease_ttl_;
 
   std::uint64_t counter_ = 0;
+  /// Distinguishes this instance's ids from an earlier process's (after a restart
+  /// the counter starts again, and a resumed job may be bid on again).
+  std::string nonce_ = random_token().substr(0, 6);
   std::int64_t offers_made_ = 0;
   std::int64_t wins_ = 0;
   usec last_poll_ = 0;

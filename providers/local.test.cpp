@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -153,7 +155,9 @@ TEST_F(local_test, bid_is_cost_plus_for_the_profiles_runtime) {
   // (2 cores × $0.04 + 4 GiB × $0.005) × 0.5 h = $0.05, idle: no markup.
   offer o = bid_ok(request("j1", res(2000, 4 * gib), 1800 * sec_us), t0);
   offer want;
-  want.offer_id = "j1/local/r1/1";
+  // job / provider / round / this instance's nonce - counter
+  EXPECT_TRUE(std::regex_match(o.offer_id, std::regex("j1/local/r1/[0-9a-f]{6}-1"))) << o.offer_id;
+  want.offer_id = o.offer_id;
   want.job_id = "j1";
   want.auction_id = "auc-j1";
   want.round = 1;

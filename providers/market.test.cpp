@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -160,7 +162,9 @@ TEST_F(market_test, offers_the_cheapest_covering_type_on_spot) {
   auto& p = make();
   offer o = bid_ok(p, request("j1", res(2000, 4 * gib), hour), t0);
   offer want;
-  want.offer_id = "j1/cloud-a/r1/1";
+  // job / provider / round / this instance's nonce - counter
+  EXPECT_TRUE(std::regex_match(o.offer_id, std::regex("j1/cloud-a/r1/[0-9a-f]{6}-1"))) << o.offer_id;
+  want.offer_id = o.offer_id;
   want.job_id = "j1";
   want.auction_id = "auc-j1";
   want.round = 1;

@@ -182,3 +182,31 @@ TEST(node, a_provider_in_its_own_process_joins_and_runs_the_job) {
   EXPECT_EQ(s.value("state", ""), "done") << s.dump(2) << p.err();
   EXPECT_EQ(s.value("provider", ""), "remote-local");
 }
+
+TEST(node, a_frozen_remote_provider_cannot_stall_negotiations) {
+  temp_dir t;
+  auto prov_cfg = t.file("prov.toml", "[[providers]]\nname = \"frozen\"\nkind = \"local\"\n"
+                                      "cpus = 2\nmemory = \"2GiB\"\nprice_per_core_hour = 0.0001\n"
+                                      "price_per_gib_hour = 0.0001\n");
+  agent a(t.path + "/data");
+  process p({tender_bin(), "provider", "--config", prov_cfg, "--connect", a.endpoint(),
+             "--data-dir", t.path + "/prov"},
+            t.path, "provider");
+  ASSERT_TRUE(eventually(
+    [&] {
+      auto l = a.cli_json({"providers"});
+      if (!l.is_array())
+        return false;
+      for (auto& x : l)
+        if (x.value("name", "") == "frozen")
+          return true;
+      return false;
+    },
+    30s));
+  p.signal(SIGSTOP); // alive but silent: no offer, no decline, ever
+  auto id = a.submit(t.file("job.toml", job_toml("unstalled", R"(["true"])")));
+  auto s = a.wait_final(id, 60s);
+  p.signal(SIGCONT);
+  EXPECT_EQ(s.value("state", ""), "done") << s.dump(2);
+  EXPECT_NE(s.value("provider", ""), "frozen");
+}

@@ -5,7 +5,11 @@
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -42,6 +46,14 @@ std::optional<body> ask(const client_args& c, body req, const char* what) {
 }
 
 } // namespace
+
+std::string login_name() {
+  if (auto* u = std::getenv("USER"); u && *u)
+    return u;
+  if (auto* pw = getpwuid(getuid()))
+    return pw->pw_name;
+  return "unknown";
+}
 
 std::string render_offers(const job_status& s) {
   std::ostringstream o;
@@ -105,7 +117,10 @@ int run_submit(const client_args& c, const std::string& job_file, bool wait) {
     std::fprintf(stderr, "tender submit: %s\n", err->to_string().c_str());
     return 2;
   }
-  auto got = ask(c, job_submit{std::get<job_spec>(spec), ""}, "submit");
+  auto& js = std::get<job_spec>(spec);
+  if (js.user.empty())
+    js.user = login_name();
+  auto got = ask(c, job_submit{js, ""}, "submit");
   if (!got)
     return 1;
   auto* st = std::get_if<job_status>(&*got);

@@ -14,14 +14,24 @@ usec wall_now() {
 }
 
 struct client::impl {
-  zmq::context_t ctx{1};
-  zmq::socket_t sock{ctx, zmq::socket_type::dealer};
+  explicit impl(zmq::context_t* shared)
+      : own(shared ? nullptr : std::make_unique<zmq::context_t>(1)),
+        sock(shared ? *shared : *own, zmq::socket_type::dealer) {}
+  std::unique_ptr<zmq::context_t> own;
+  zmq::socket_t sock;
   std::uint64_t counter = 0;
   std::string prefix;
 };
 
 client::client(std::string endpoint, std::string name)
-    : impl_(std::make_unique<impl>()), endpoint_(std::move(endpoint)), name_(std::move(name)) {
+    : client(std::move(endpoint), std::move(name), nullptr) {}
+
+client::client(std::string endpoint, std::string name, zmq::context_t& shared)
+    : client(std::move(endpoint), std::move(name), &shared) {}
+
+client::client(std::string endpoint, std::string name, zmq::context_t* shared)
+    : impl_(std::make_unique<impl>(shared)), endpoint_(std::move(endpoint)),
+      name_(std::move(name)) {
   std::random_device rd;
   impl_->prefix = name_ + "-" + std::to_string(rd() % 1000000) + "-";
   impl_->sock.set(zmq::sockopt::linger, 0);

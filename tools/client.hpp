@@ -8,12 +8,18 @@
 #include <string>
 #include <variant>
 
+namespace zmq {
+class context_t;
+}
+
 namespace tender {
 
 class client {
 public:
   /// Connects lazily; `name` is the envelope's sender.
   client(std::string endpoint, std::string name = "cli");
+  /// Uses `shared` (a node's context), which `inproc://` endpoints require.
+  client(std::string endpoint, std::string name, zmq::context_t& shared);
   ~client();
 
   /// Sends `request` and waits up to `timeout` for its answer. The error string
@@ -26,6 +32,7 @@ public:
   const std::string& endpoint() const { return endpoint_; }
 
 private:
+  client(std::string endpoint, std::string name, zmq::context_t* shared);
   struct impl;
   std::unique_ptr<impl> impl_;
   std::string endpoint_;

@@ -43,6 +43,9 @@ struct demo_args {
 };
 int run_demo(const demo_args& a);
 
+/// The submitting user's login ($USER, else the password database).
+std::string login_name();
+
 /// Human-readable renderings shared by the CLI and the demo.
 std::string render_status(const job_status& s, bool offers);
 std::string render_offers(const job_status& s);

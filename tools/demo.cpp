@@ -77,7 +77,10 @@ int run_demo(const demo_args& a) {
       std::fprintf(stderr, "tender demo: %s\n", err->to_string().c_str());
       return 1;
     }
-    auto r = cl.call(job_submit{std::get<job_spec>(spec), ""});
+    auto& js = std::get<job_spec>(spec);
+    if (js.user.empty())
+      js.user = login_name();
+    auto r = cl.call(job_submit{js, ""});
     if (auto* err = std::get_if<std::string>(&r)) {
       std::fprintf(stderr, "tender demo: %s\n", err->c_str());
       return 1;
@@ -152,7 +155,12 @@ int run_demo(const demo_args& a) {
   std::printf("\ntender demo: %zu jobs in %.1f s, %s\n", jobs.size(),
               static_cast<double>(wall_now() - t0) / 1e6,
               bad == 0 ? "all as expected" : "SOME JOBS DID NOT END AS EXPECTED");
-  nd.stop(true);
+  auto data = nd.data_dir();
+  nd.stop();
+  if (bad == 0) {
+    std::error_code ec;
+    fs::remove_all(data, ec); // the demo's temporary data dir; kept when something went wrong
+  }
   return bad == 0 ? 0 : 1;
 }
 
