@@ -181,7 +181,7 @@ void decline_losers(round_actor* self, const std::string& winner_offer,
 } // namespace
 
 caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args) {
-  return sys.spawn([ctx, args](round_actor* self) -> caf::behavior {
+  return sys.spawn([args](round_actor* self, context_ptr ctx) -> caf::behavior {
     auto& st = self->state;
     st.ctx = ctx;
     st.args = args;
@@ -277,7 +277,7 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
         award_next(self);
       },
     };
-  });
+  }, ctx);
 }
 
 } // namespace tender

@@ -189,7 +189,7 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
   auto bridge = std::make_shared<zmq_bridge>(ctx);
   if (auto err = bridge->bind(bind))
     return *err;
-  auto actor = sys.spawn([ctx, intake, bridge](gateway_actor* self) -> caf::behavior {
+  auto actor = sys.spawn([intake, bridge](gateway_actor* self, context_ptr ctx) -> caf::behavior {
     auto& st = self->state;
     st.ctx = ctx;
     st.intake = intake;
@@ -268,7 +268,7 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
       [self](outbound& out) { send_out(self, out.peer, out.msg); },
       [self](stop_atom) { self->quit(); },
     };
-  });
+  }, ctx);
   bridge->run(actor);
   gateway_handle h;
   h.actor = actor;

@@ -61,7 +61,7 @@ provider_directory directory(const intake_state& st) {
 } // namespace
 
 caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor profiler) {
-  return sys.spawn([ctx, profiler](intake_actor* self) -> caf::behavior {
+  return sys.spawn([profiler](intake_actor* self, context_ptr ctx) -> caf::behavior {
     self->state.ctx = ctx;
     self->state.profiler = profiler;
     self->set_down_handler([self](caf::down_msg& dm) {
@@ -207,7 +207,7 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
       [self, start_job](resume_atom, job_record& rec) { start_job(std::move(rec), true); },
       [self](stop_atom) { self->quit(); },
     };
-  });
+  }, ctx);
 }
 
 } // namespace tender

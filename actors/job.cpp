@@ -195,7 +195,8 @@ void on_usage(job_actor* self, usage_report& r) {
   }
   if (st.cpu_n > 0)
     s.cpu_used_mean = st.cpu_sum / static_cast<double>(st.cpu_n);
-  if (s.state == job_state::committed && !r.final) {
+  // A job that ended before its first sample still ran: it passes through running.
+  if (s.state == job_state::committed && (!r.final || r.started_at > 0)) {
     move_to(self, job_state::running, "started on " + st.rec.alloc->provider);
   } else if (!r.samples.empty()) {
     publish(self);
@@ -263,7 +264,7 @@ void readopt(job_actor* self, int attempt) {
 
 caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, caf::actor intake,
                      caf::actor profiler, bool resume) {
-  return sys.spawn([=](job_actor* self) mutable -> caf::behavior {
+  return sys.spawn([=](job_actor* self, context_ptr ctx) mutable -> caf::behavior {
     auto& st = self->state;
     st.ctx = ctx;
     st.intake = intake;
@@ -341,7 +342,7 @@ caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, ca
       },
       [self](status_atom) { return self->state.rec.status; },
     };
-  });
+  }, ctx);
 }
 
 } // namespace tender

@@ -129,7 +129,7 @@ void finish(profiler_actor* self, const std::string& key, const std::string& not
 } // namespace
 
 caf::actor spawn_profiler(caf::actor_system& sys, context_ptr ctx) {
-  return sys.spawn([ctx](profiler_actor* self) -> caf::behavior {
+  return sys.spawn([](profiler_actor* self, context_ptr ctx) -> caf::behavior {
     auto& st = self->state;
     st.ctx = ctx;
     st.exec = std::make_unique<executor>(ctx->data_dir + "/profiles");
@@ -199,7 +199,7 @@ caf::actor spawn_profiler(caf::actor_system& sys, context_ptr ctx) {
       },
       [self](stop_atom) { self->quit(); },
     };
-  });
+  }, ctx);
 }
 
 } // namespace tender

@@ -29,7 +29,7 @@ caf::actor sender_of(caf::local_actor* self) {
 
 caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_ptr<provider> p) {
   auto shared = std::make_shared<std::unique_ptr<provider>>(std::move(p));
-  return sys.spawn([ctx, shared](provider_actor* self) -> caf::behavior {
+  return sys.spawn([shared](provider_actor* self, context_ptr ctx) -> caf::behavior {
     auto& st = self->state;
     st.ctx = ctx;
     st.impl = std::move(*shared);
@@ -108,7 +108,7 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
       },
       [self](stop_atom) { self->quit(); },
     };
-  });
+  }, ctx);
 }
 
 namespace {
@@ -139,7 +139,7 @@ void forward(remote_actor* self, body b) {
 
 caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::actor gateway,
                                  std::string peer, provider_hello hello) {
-  return sys.spawn([=](remote_actor* self) -> caf::behavior {
+  return sys.spawn([=](remote_actor* self, context_ptr ctx) -> caf::behavior {
     auto& st = self->state;
     st.ctx = ctx;
     st.gateway = gateway;
@@ -232,7 +232,7 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
       },
       [self](gone_atom) { self->quit(); },
     };
-  });
+  }, ctx);
 }
 
 } // namespace tender

@@ -2,6 +2,8 @@
 
 #include "protocol/json.hpp"
 
+#include "providers/testing.hpp"
+
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -54,26 +56,12 @@ token_source counting_tokens() {
   return [n] { return "tok-" + std::to_string(++*n); };
 }
 
-resource_request request(const std::string& job, resources want, usec runtime,
-                         std::int32_t round = 1, micros price_to_beat = 0) {
-  resource_request r;
-  r.job_id = job;
-  r.auction_id = "auc-" + job;
-  r.round = round;
-  r.request = std::move(want);
-  r.profile.job_id = job;
-  r.profile.runtime = runtime;
-  r.price_to_beat = price_to_beat;
-  return r;
-}
+using tender::testing::request;
 
 class local_test : public ::testing::Test {
 protected:
   void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("tender-local-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
+    root_ = tender::testing::scratch_root("tender-local");
     std::filesystem::create_directories(root_);
   }
   void TearDown() override {

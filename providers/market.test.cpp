@@ -2,6 +2,8 @@
 
 #include "protocol/json.hpp"
 
+#include "providers/testing.hpp"
+
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -84,25 +86,12 @@ resources res(millicores cpu, bytes_t mem, std::int32_t gpus = 0, std::string gp
   return r;
 }
 
-resource_request request(const std::string& job, resources want, usec runtime,
-                         std::int32_t round = 1, micros price_to_beat = 0) {
-  resource_request r;
-  r.job_id = job;
-  r.auction_id = "auc-" + job;
-  r.round = round;
-  r.request = std::move(want);
-  r.profile.runtime = runtime;
-  r.price_to_beat = price_to_beat;
-  return r;
-}
+using tender::testing::request;
 
 class market_test : public ::testing::Test {
 protected:
   void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("tender-market-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
+    root_ = tender::testing::scratch_root("tender-market");
   }
   void TearDown() override {
     providers_.clear();

@@ -33,6 +33,29 @@ std::vector<std::string> journal_states(const std::string& db, const std::string
   return out;
 }
 
+/// Starts `tender provider` with one local provider `name`, joined to `a`.
+std::unique_ptr<process> start_remote_provider(const temp_dir& t, agent& a, const std::string& name,
+                                               const std::string& core_hour_price) {
+  auto cfg = t.file(name + ".toml", "[[providers]]\nname = \"" + name + "\"\nkind = \"local\"\n"
+                                    "cpus = 2\nmemory = \"2GiB\"\nprice_per_core_hour = " +
+                                      core_hour_price + "\nprice_per_gib_hour = 0.0001\n");
+  return std::make_unique<process>(
+    std::vector<std::string>{tender_bin(), "provider", "--config", cfg, "--connect", a.endpoint(),
+                             "--data-dir", t.path + "/" + name},
+    t.path, name);
+}
+
+/// True once the node lists a provider called `name`.
+bool lists_provider(agent& a, const std::string& name) {
+  auto l = a.cli_json({"providers"});
+  if (!l.is_array())
+    return false;
+  for (auto& x : l)
+    if (x.value("name", "") == name)
+      return true;
+  return false;
+}
+
 } // namespace
 
 TEST(node, a_submitted_job_runs_to_done_through_every_stage) {
@@ -163,50 +186,25 @@ TEST(node, after_kill_9_every_job_is_known_and_a_running_job_is_readopted) {
 TEST(node, a_provider_in_its_own_process_joins_and_runs_the_job) {
   temp_dir t;
   auto node_cfg = t.file("node.toml", "[node]\nname = \"solo\"\n");
-  auto prov_cfg = t.file("prov.toml", "[[providers]]\nname = \"remote-local\"\nkind = \"local\"\n"
-                                      "cpus = 2\nmemory = \"2GiB\"\nprice_per_core_hour = 0.01\n"
-                                      "price_per_gib_hour = 0.001\n");
   agent a(t.path + "/data", {"--config", node_cfg});
-  process p({tender_bin(), "provider", "--config", prov_cfg, "--connect", a.endpoint(),
-             "--data-dir", t.path + "/prov"},
-            t.path, "provider");
-  ASSERT_TRUE(eventually(
-    [&] {
-      auto l = a.cli_json({"providers"});
-      return l.is_array() && l.size() == 1 && l[0].value("name", "") == "remote-local";
-    },
-    30s))
-    << p.err();
+  auto p = start_remote_provider(t, a, "remote-local", "0.01");
+  ASSERT_TRUE(eventually([&] { return lists_provider(a, "remote-local"); }, 30s)) << p->err();
+  EXPECT_EQ(a.cli_json({"providers"}).size(), 1u);
   auto id = a.submit(t.file("job.toml", job_toml("remote", R"(["sh", "-c", "exit 0"])")));
   auto s = a.wait_final(id, 60s);
-  EXPECT_EQ(s.value("state", ""), "done") << s.dump(2) << p.err();
+  EXPECT_EQ(s.value("state", ""), "done") << s.dump(2) << p->err();
   EXPECT_EQ(s.value("provider", ""), "remote-local");
 }
 
 TEST(node, a_frozen_remote_provider_cannot_stall_negotiations) {
   temp_dir t;
-  auto prov_cfg = t.file("prov.toml", "[[providers]]\nname = \"frozen\"\nkind = \"local\"\n"
-                                      "cpus = 2\nmemory = \"2GiB\"\nprice_per_core_hour = 0.0001\n"
-                                      "price_per_gib_hour = 0.0001\n");
   agent a(t.path + "/data");
-  process p({tender_bin(), "provider", "--config", prov_cfg, "--connect", a.endpoint(),
-             "--data-dir", t.path + "/prov"},
-            t.path, "provider");
-  ASSERT_TRUE(eventually(
-    [&] {
-      auto l = a.cli_json({"providers"});
-      if (!l.is_array())
-        return false;
-      for (auto& x : l)
-        if (x.value("name", "") == "frozen")
-          return true;
-      return false;
-    },
-    30s));
-  p.signal(SIGSTOP); // alive but silent: no offer, no decline, ever
+  auto p = start_remote_provider(t, a, "frozen", "0.0001");
+  ASSERT_TRUE(eventually([&] { return lists_provider(a, "frozen"); }, 30s)) << p->err();
+  p->signal(SIGSTOP); // alive but silent: no offer, no decline, ever
   auto id = a.submit(t.file("job.toml", job_toml("unstalled", R"(["true"])")));
   auto s = a.wait_final(id, 60s);
-  p.signal(SIGCONT);
+  p->signal(SIGCONT);
   EXPECT_EQ(s.value("state", ""), "done") << s.dump(2);
   EXPECT_NE(s.value("provider", ""), "frozen");
 }

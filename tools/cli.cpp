@@ -45,6 +45,14 @@ std::optional<body> ask(const client_args& c, body req, const char* what) {
   return std::move(e.body);
 }
 
+/// Prints a list of protocol values as one JSON array.
+template <class T> void print_json_array(const std::vector<T>& xs) {
+  auto arr = nlohmann::json::array();
+  for (auto& x : xs)
+    arr.push_back(to_json_value(x));
+  std::cout << arr.dump(2) << "\n";
+}
+
 } // namespace
 
 std::string login_name() {
@@ -166,10 +174,7 @@ int run_jobs(const client_args& c) {
     return 1;
   auto& l = std::get<job_list>(*got);
   if (c.json) {
-    auto arr = nlohmann::json::array();
-    for (auto& s : l.jobs)
-      arr.push_back(to_json_value(s));
-    std::cout << arr.dump(2) << "\n";
+    print_json_array(l.jobs);
     return 0;
   }
   std::printf("%-20s %-16s %-10s %-10s %12s  %s\n", "ID", "NAME", "STATE", "PROVIDER", "PRICE",
@@ -201,10 +206,7 @@ int run_providers(const client_args& c) {
     return 1;
   auto& l = std::get<provider_list>(*got);
   if (c.json) {
-    auto arr = nlohmann::json::array();
-    for (auto& p : l.providers)
-      arr.push_back(to_json_value(p));
-    std::cout << arr.dump(2) << "\n";
+    print_json_array(l.providers);
     return 0;
   }
   std::printf("%-12s %-8s %-7s %10s %12s %10s %12s %6s %6s %6s\n", "NAME", "KIND", "WHERE", "CPU",
