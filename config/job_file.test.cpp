@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -332,7 +334,10 @@ TEST_F(job_file_on_disk, load_errors_name_the_file) {
 }
 
 fs::path examples_dir() {
-  return fs::path(__FILE__).parent_path().parent_path() / "examples" / "jobs";
+  // The source tree comes from the test's environment (CMake sets it): __FILE__ may be
+  // relative when ccache rewrites paths.
+  const char* src = std::getenv("TENDER_SOURCE_DIR");
+  return fs::path(src ? src : ".") / "examples" / "jobs";
 }
 
 TEST(job_file_examples, every_example_parses) {

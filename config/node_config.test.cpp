@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -341,7 +343,8 @@ TEST_F(node_config_on_disk, load_errors_name_the_file) {
 }
 
 TEST(node_config_examples, sample_config_parses) {
-  auto examples = fs::path(__FILE__).parent_path().parent_path() / "examples";
+  const char* src = std::getenv("TENDER_SOURCE_DIR"); // set by CMake for tests
+  auto examples = fs::path(src ? src : ".") / "examples";
   auto r = load_node_config((examples / "tender.toml").string());
   ASSERT_TRUE(std::holds_alternative<node_config>(r)) << std::get<config_error>(r).to_string();
   const auto& c = std::get<node_config>(r);

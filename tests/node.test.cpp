@@ -9,6 +9,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -207,4 +208,29 @@ TEST(node, a_frozen_remote_provider_cannot_stall_negotiations) {
   p->signal(SIGCONT);
   EXPECT_EQ(s.value("state", ""), "done") << s.dump(2);
   EXPECT_NE(s.value("provider", ""), "frozen");
+}
+
+TEST(node, a_job_caught_mid_stage_by_kill_9_resumes_after_the_restart) {
+  temp_dir t;
+  auto data = t.path + "/data";
+  std::string id;
+  {
+    agent a(data);
+    // The profile run keeps the job in `profiling` for a few seconds.
+    id = a.submit(t.file("staged.toml", job_toml("staged", R"(["sh", "-c", "exit 0"])",
+                                                 "[job.profile]\ncommand = [\"sleep\", \"4\"]\n"
+                                                 "budget = \"6s\"\n")));
+    ASSERT_TRUE(eventually(
+      [&] { return a.cli_json({"status", id}).value("state", "") == "profiling"; }, 30s));
+    a.proc().signal(SIGKILL);
+    a.proc().wait(10s);
+  }
+  agent b(data);
+  auto s = b.wait_final(id, 60s);
+  EXPECT_EQ(s.value("state", ""), "done") << s.dump(2);
+  auto states = journal_states(data + "/journal.db", id);
+  // Profiling started twice (before and after the crash), and the job ran once.
+  EXPECT_EQ(std::count(states.begin(), states.end(), "profiling"), 2) << ::testing::PrintToString(states);
+  EXPECT_EQ(std::count(states.begin(), states.end(), "running"), 1);
+  EXPECT_EQ(states.back(), "done");
 }

@@ -63,6 +63,15 @@ std::string login_name() {
   return "unknown";
 }
 
+std::string render_capacity(const provider_info& p) {
+  std::string gpus;
+  for (auto& g : p.gpu_types)
+    gpus += (gpus.empty() ? ", GPUs: " : " ") + g;
+  if (p.capacity.cpu == 0 && p.capacity.memory == 0)
+    return "on demand from its catalogue" + gpus;
+  return cores_m(p.capacity.cpu) + " cores, " + format_bytes(p.capacity.memory) + gpus;
+}
+
 std::string render_offers(const job_status& s) {
   std::ostringstream o;
   if (s.offers.empty())
@@ -209,14 +218,16 @@ int run_providers(const client_args& c) {
     print_json_array(l.providers);
     return 0;
   }
-  std::printf("%-12s %-8s %-7s %10s %12s %10s %12s %6s %6s %6s\n", "NAME", "KIND", "WHERE", "CPU",
-              "MEMORY", "FREE CPU", "FREE MEM", "OFFERS", "WINS", "RISK");
-  for (auto& p : l.providers)
-    std::printf("%-12s %-8s %-7s %10s %12s %10s %12s %6lld %6lld %6.3f\n", p.name.c_str(),
-                p.kind.c_str(), p.remote ? "remote" : "local", cores_m(p.capacity.cpu).c_str(),
-                format_bytes(p.capacity.memory).c_str(), cores_m(p.free.cpu).c_str(),
-                format_bytes(p.free.memory).c_str(), static_cast<long long>(p.offers),
-                static_cast<long long>(p.wins), p.risk);
+  std::printf("%-12s %-8s %-7s %6s %6s %6s  %s\n", "NAME", "KIND", "WHERE", "OFFERS", "WINS",
+              "RISK", "CAPACITY (FREE)");
+  for (auto& p : l.providers) {
+    auto free = p.capacity.cpu == 0 && p.capacity.memory == 0
+                  ? std::string()
+                  : " (free " + cores_m(p.free.cpu) + " cores, " + format_bytes(p.free.memory) + ")";
+    std::printf("%-12s %-8s %-7s %6lld %6lld %6.3f  %s%s\n", p.name.c_str(), p.kind.c_str(),
+                p.remote ? "remote" : "local", static_cast<long long>(p.offers),
+                static_cast<long long>(p.wins), p.risk, render_capacity(p).c_str(), free.c_str());
+  }
   return 0;
 }
 

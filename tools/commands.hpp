@@ -49,5 +49,7 @@ std::string login_name();
 /// Human-readable renderings shared by the CLI and the demo.
 std::string render_status(const job_status& s, bool offers);
 std::string render_offers(const job_status& s);
+/// "2.00 cores, 16 GiB", or "on demand from its catalogue" for a market; GPU types.
+std::string render_capacity(const provider_info& p);
 
 } // namespace tender

@@ -64,10 +64,8 @@ int run_demo(const demo_args& a) {
     if (auto* l = std::get_if<provider_list>(&e->body)) {
       std::printf("providers:\n");
       for (auto& p : l->providers)
-        std::printf("  %-12s %-7s %6.1f cores %10s%s\n", p.name.c_str(), p.kind.c_str(),
-                    static_cast<double>(p.capacity.cpu) / 1000.0,
-                    format_bytes(p.capacity.memory).c_str(),
-                    p.gpu_types.empty() ? "" : "  (GPUs)");
+        std::printf("  %-12s %-7s %s\n", p.name.c_str(), p.kind.c_str(),
+                    render_capacity(p).c_str());
       std::printf("\n");
     }
   }
