@@ -1,13 +1,18 @@
-// The profiler actor: runs a job's representative workload (its `profile`
-// command) in a sandbox for its time budget, sampling usage at 20 Hz, and combines
-// the measurement with the user's hints and the predictor into the job's
-// resource_profile.
+// The profiler actor: analyses the job's command statically (ELF dependencies,
+// scripts), runs its representative workload (its `profile` command) in a sandbox
+// (own network namespace unless it needs the network, bubblewrap, limits) for its
+// time budget, sampling usage at 20 Hz, and combines the measurement, extrapolated to
+// the full runtime, with the findings, the user's hints and the predictor into the
+// job's resource_profile. The thinking is in providers/profiling.hpp.
 //
 //   request --(no profile command / skip)--> profile from hints + predictor
 //   request --> running (sampling) --(exit | budget)--> profile
 
 #include "actors/actors.hpp"
 #include "providers/executor.hpp"
+#include "providers/profile_cache.hpp"
+#include "providers/profiling.hpp"
+#include "providers/static_analysis.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -21,15 +26,17 @@ namespace {
 struct run {
   job_spec spec;
   caf::response_promise rp;
-  std::vector<usage_sample> samples;
-  usec started = 0;
-  usec budget = 0;
-  bool cut = false;
+  static_report report;
+  profile_run result; ///< samples, exit, sandbox, as run_profile() would fill them
+  bool kill_sent = false;
+  std::string cache_key;
+  exec_request req;
 };
 
 struct profiler_state {
   context_ptr ctx;
   std::unique_ptr<executor> exec;
+  std::unique_ptr<profile_cache> cache;
   std::map<std::string, run> runs;
   bool ticking = false;
   static inline const char* name = "profiler";
@@ -38,91 +45,46 @@ struct profiler_state {
 using profiler_actor = caf::stateful_actor<profiler_state>;
 
 constexpr usec sample_period = 50'000; // 20 Hz
+constexpr usec kill_grace = 500'000;   // SIGTERM to SIGKILL at the budget
 
-template <class F> void stats(const std::vector<usage_sample>& v, F get, double& mean, double& sd,
-                              double& peak) {
-  mean = sd = peak = 0;
-  if (v.empty())
-    return;
-  for (auto& s : v) {
-    double x = get(s);
-    mean += x;
-    peak = std::max(peak, x);
-  }
-  mean /= static_cast<double>(v.size());
-  for (auto& s : v) {
-    double d = get(s) - mean;
-    sd += d * d;
-  }
-  sd = std::sqrt(sd / static_cast<double>(v.size()));
-}
-
-resource_profile build(node_context& ctx, const std::string& job_id, const run* r,
-                       const job_spec& spec, const std::string& note, usec took) {
-  resource_profile p;
-  p.job_id = job_id;
-  std::vector<std::string> sources;
-  if (r && !r->samples.empty()) {
-    // The first sample has no CPU delta yet.
-    std::vector<usage_sample> v(r->samples.begin() + (r->samples.size() > 1 ? 1 : 0),
-                                r->samples.end());
-    double m, sd, pk;
-    stats(v, [](const usage_sample& s) { return static_cast<double>(s.cpu) / 1000.0; }, m, sd, pk);
-    p.cpu_mean = m;
-    p.cpu_stddev = sd;
-    p.cpu_lo = std::max(0.0, m - 1.645 * sd);
-    p.cpu_hi = m + 1.645 * sd;
-    stats(r->samples, [](const usage_sample& s) { return static_cast<double>(s.rss); }, m, sd, pk);
-    p.mem_mean = static_cast<bytes_t>(m);
-    p.mem_stddev = static_cast<bytes_t>(sd);
-    p.mem_peak = static_cast<bytes_t>(pk);
-    p.mem_lo = static_cast<bytes_t>(std::max(0.0, m - 1.645 * sd));
-    p.mem_hi = std::max(p.mem_peak, static_cast<bytes_t>(m + 1.645 * sd));
-    p.io_read = r->samples.back().io_read;
-    p.io_write = r->samples.back().io_write;
-    p.net_bytes = r->samples.back().net_bytes;
-    p.partial = r->cut;
-    sources.push_back(r->cut ? "sandbox (cut at budget)" : "sandbox");
-  }
-  if (spec.hints.cpu > 0 && p.cpu_mean == 0) {
-    p.cpu_mean = p.cpu_hi = static_cast<double>(spec.hints.cpu) / 1000.0;
-    sources.push_back("hints");
-  }
-  if (spec.hints.memory > 0 && p.mem_peak == 0) {
-    p.mem_mean = p.mem_peak = p.mem_hi = spec.hints.memory;
-    if (std::find(sources.begin(), sources.end(), "hints") == sources.end())
-      sources.push_back("hints");
-  }
-  p.gpu_type = spec.hints.gpu_type;
-  p.gpus = spec.hints.gpus > 0 ? spec.hints.gpus : (spec.hints.gpu_type.empty() ? 0 : 1);
-  p.software_stack = spec.software;
+/// The measured profile plus the predictor's runtime, extrapolated to that runtime.
+resource_profile build(node_context& ctx, const std::string& job_id, const job_spec& spec,
+                       const static_report& report, const profile_run* r,
+                       const std::string& note, usec took,
+                       const std::string& note_evidence = {}) {
+  auto p = measure_profile(job_id, spec, report, r);
   auto pred = ctx.predict(spec, p);
   p.runtime = pred.runtime;
   p.runtime_lo = pred.runtime_lo;
   p.runtime_hi = pred.runtime_hi;
   p.model_version = pred.model_version;
   p.confidence = 0.9;
-  sources.push_back(pred.model_version);
-  for (auto& s : sources)
-    p.source += (p.source.empty() ? "" : "+") + s;
+  p.source += (p.source.empty() ? "" : "+") + pred.model_version;
+  if (r)
+    apply_projection(p, spec, *r);
   if (!note.empty())
-    p.findings.push_back(finding{"profile", note, spec.profile_command.empty()
-                                                    ? std::string()
-                                                    : spec.profile_command.front()});
+    p.findings.push_back(finding{"profile", note,
+                                 !note_evidence.empty()          ? note_evidence
+                                 : spec.profile_command.empty() ? std::string()
+                                                                : spec.profile_command.front()});
   p.findings.push_back(finding{"runtime", pred.basis, pred.model_version});
   p.profile_time = took;
   return p;
 }
 
 /// `key` is the executor's id for the run: "profile-<job id>".
-void finish(profiler_actor* self, const std::string& key, const std::string& note) {
+void finish(profiler_actor* self, const std::string& key) {
   auto& st = self->state;
   auto it = st.runs.find(key);
   if (it == st.runs.end())
     return;
-  auto took = st.ctx->now() - it->second.started;
-  auto p = build(*st.ctx, key.substr(8), &it->second, it->second.spec, note, took);
-  it->second.rp.deliver(p);
+  auto& r = it->second;
+  r.result.took = st.ctx->now() - r.result.started;
+  std::string why;
+  if (!st.cache->put(r.cache_key, r.result, &why))
+    spdlog::debug("profile of {} not cached: {}", key, why);
+  auto p = build(*st.ctx, key.substr(8), r.spec, r.report, &r.result, "", r.result.took);
+  r.rp.deliver(p);
   st.runs.erase(it);
 }
 
@@ -133,36 +95,45 @@ caf::actor spawn_profiler(caf::actor_system& sys, context_ptr ctx) {
     auto& st = self->state;
     st.ctx = ctx;
     st.exec = std::make_unique<executor>(ctx->data_dir + "/profiles");
+    st.cache = std::make_unique<profile_cache>(ctx->data_dir + "/profile-cache");
     return {
       [self](profile_atom, std::string& job_id, job_spec& spec) -> caf::result<resource_profile> {
         auto& st = self->state;
         auto now = st.ctx->now();
+        auto report = analyze_job(spec);
         if (spec.profile_command.empty() || spec.profile_skip) {
-          return build(*st.ctx, job_id, nullptr, spec,
+          return build(*st.ctx, job_id, spec, report, nullptr,
                        spec.profile_skip ? "dynamic profile skipped by the job"
-                                         : "no profile command: hints and history only",
+                                         : "no profile command: static analysis, hints and history only",
                        st.ctx->now() - now);
         }
-        exec_request req;
-        req.job_id = "profile-" + job_id;
-        req.argv = spec.profile_command;
-        req.workdir = spec.workdir;
-        req.env = spec.env;
-        req.limits.walltime = spec.profile_budget > 0 ? spec.profile_budget : 10 * sec_us;
-        req.limits.memory = spec.hints.memory > 0 ? spec.hints.memory * 2 : (2ll << 30);
-        req.limits.pids = 512;
-        req.limits.max_output = 64ll << 20;
+        // A job profiled before with the same command, files and inputs is not run again.
+        const auto key = profile_cache::key(spec, report);
+        if (auto cached = st.cache->get(key)) {
+          auto p = build(*st.ctx, job_id, spec, report, &*cached,
+                         "profile from the cache (measured earlier in " +
+                             format_duration(cached->took) + ")",
+                         st.ctx->now() - now, "profile cache " + key.substr(0, 16));
+          return p;
+        }
+        auto req = profile_request("profile-" + job_id, spec, report);
         auto launched = st.exec->launch(req, now);
         if (auto* err = std::get_if<std::string>(&launched)) {
-          auto p = build(*st.ctx, job_id, nullptr, spec, "profile run failed: " + *err, 0);
+          profile_run failed;
+          failed.error = *err;
+          auto p = build(*st.ctx, job_id, spec, report, &failed, "", st.ctx->now() - now);
           p.partial = true;
           return p;
         }
         run r;
         r.spec = spec;
+        r.report = std::move(report);
         r.rp = self->make_response_promise();
-        r.started = now;
-        r.budget = req.limits.walltime;
+        r.result.started = now;
+        r.result.budget = spec.profile_budget > 0 ? spec.profile_budget : profile_limits{}.budget;
+        r.result.sandbox = std::get<exec_state>(launched).sandbox;
+        r.cache_key = key;
+        r.req = req;
         st.runs[req.job_id] = std::move(r);
         if (!st.ticking) {
           st.ticking = true;
@@ -173,24 +144,34 @@ caf::actor spawn_profiler(caf::actor_system& sys, context_ptr ctx) {
       [self](tick_atom) {
         auto& st = self->state;
         auto now = st.ctx->now();
+        std::vector<std::string> done;
         for (auto& ev : st.exec->poll(now)) {
           auto it = st.runs.find(ev.job_id);
           if (it == st.runs.end())
             continue;
-          if (ev.sample)
-            it->second.samples.push_back(*ev.sample);
-          if (ev.exited) {
-            auto& x = *ev.exited;
-            std::string note = "profile run " + x.reason;
-            if (x.reason.find("walltime") != std::string::npos) {
-              it->second.cut = true;
-              note = "profile run cut at its budget of " + format_duration(it->second.budget);
-            } else if (x.exit_code != 0) {
-              it->second.cut = true;
+          if (ev.sample) {
+            it->second.result.samples.push_back(*ev.sample);
+            if (auto why = over_task_limit(it->second.req, *ev.sample);
+                !why.empty() && !it->second.kill_sent) {
+              st.exec->kill(ev.job_id, why, 0, now);
+              it->second.kill_sent = true;
             }
-            finish(self, ev.job_id, note);
+          }
+          if (ev.exited) {
+            it->second.result.exit = *ev.exited;
+            if (ev.exited->reason.find("walltime") != std::string::npos)
+              it->second.result.cut = true;
+            done.push_back(ev.job_id);
           }
         }
+        for (auto& key : done)
+          finish(self, key);
+        for (auto& [key, r] : st.runs)
+          if (!r.kill_sent && now - r.result.started >= r.result.budget) {
+            st.exec->kill(key, "profile budget reached", kill_grace, now);
+            r.kill_sent = true;
+            r.result.cut = true;
+          }
         if (st.runs.empty()) {
           st.ticking = false;
           return;

@@ -14,6 +14,10 @@
 #include <unordered_set>
 
 #include <dirent.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -51,6 +55,7 @@ enum start_stage : int {
   stage_chdir,
   stage_stdio,
   stage_exec,
+  stage_netns, // added with the profiler's sandbox
 };
 
 const char* stage_name(int stage) {
@@ -69,6 +74,8 @@ const char* stage_name(int stage) {
     return "redirecting stdio";
   case stage_exec:
     return "exec";
+  case stage_netns:
+    return "creating the network namespace";
   default:
     return "start";
   }
@@ -236,7 +243,25 @@ struct launch_plan {
   int max_fd = 1024;
   const char *pid_path = nullptr, *pid_tmp = nullptr;
   const char *exit_path = nullptr, *exit_tmp = nullptr;
+  bool own_network = false;
 };
+
+/// A new network namespace with `lo` up. Async-signal-safe.
+bool as_own_network() {
+  if (::unshare(CLONE_NEWNET) != 0)
+    return false;
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return false;
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  bool ok = ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  ok = ok && ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+  ::close(s);
+  return ok;
+}
 
 /// What the shim tells the executor once the job has exec'd (or failed to).
 struct shim_report {
@@ -246,6 +271,46 @@ struct shim_report {
   std::int32_t reserved = 0;
   std::uint64_t start_ticks = 0;
 };
+
+/// The larger of read_bytes/rchar and of write_bytes/wchar in /proc/<pid>/io, as the
+/// sampler counts them. Async-signal-safe; leaves the outputs alone when unreadable.
+void as_read_io(pid_t pid, long long& read, long long& write) {
+  fixed_buf path;
+  path.put("/proc/");
+  path.put_u(static_cast<unsigned long long>(pid));
+  path.put("/io");
+  path.data[path.len] = '\0';
+  int fd = ::open(path.data, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  char buf[1024];
+  std::size_t n = as_read_full(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  buf[n] = '\0';
+  long long rchar = 0, wchar = 0, rbytes = 0, wbytes = 0;
+  const char* keys[4] = {"rchar:", "wchar:", "read_bytes:", "write_bytes:"};
+  long long* outs[4] = {&rchar, &wchar, &rbytes, &wbytes};
+  std::size_t i = 0;
+  while (i < n) {
+    for (int k = 0; k < 4; ++k) {
+      std::size_t kl = std::strlen(keys[k]);
+      if (i + kl <= n && std::memcmp(buf + i, keys[k], kl) == 0) {
+        std::size_t j = i + kl;
+        while (j < n && buf[j] == ' ')
+          ++j;
+        long long v = 0;
+        while (j < n && buf[j] >= '0' && buf[j] <= '9')
+          v = v * 10 + (buf[j++] - '0');
+        *outs[k] = v;
+      }
+    }
+    while (i < n && buf[i] != '\n')
+      ++i;
+    ++i;
+  }
+  read = rchar > rbytes ? rchar : rbytes;
+  write = wchar > wbytes ? wchar : wbytes;
+}
 
 [[noreturn]] void run_job(const launch_plan& p, int err_fd) {
   auto fail = [&](int stage) {
@@ -262,6 +327,8 @@ struct shim_report {
       fail(stage_cgroup);
   as_reset_signals(); // SIG_IGN survives exec: the parent's SIGPIPE setting must not
   as_unblock_signals();
+  if (p.own_network && !as_own_network())
+    fail(stage_netns);
   for (int i = 0; i < p.n_rlimits; ++i)
     if (::setrlimit(p.rlimits[i].resource, &p.rlimits[i].value) != 0)
       fail(stage_rlimit);
@@ -333,11 +400,29 @@ struct shim_report {
   int status = 0;
   struct rusage ru;
   std::memset(&ru, 0, sizeof ru);
+  long long io_read = -1, io_write = -1;
   for (;;) {
-    pid_t w = ::wait4(-1, &status, 0, &ru);
-    if (w == pid)
+    // Wait without reaping first: the job's /proc/<pid>/io (its reaped children folded
+    // in) is readable until it is reaped, and holds the I/O the last sample missed.
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    if (::waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) != 0) {
+      if (errno == EINTR)
+        continue;
+      status = -1;
       break;
-    if (w < 0 && errno != EINTR) {
+    }
+    if (si.si_pid == pid && io_read < 0)
+      as_read_io(pid, io_read, io_write);
+    int st = 0;
+    struct rusage r;
+    pid_t w = ::wait4(si.si_pid, &st, 0, &r);
+    if (w == pid) {
+      status = st;
+      ru = r;
+      break;
+    }
+    if (w < 0 && errno != EINTR && errno != ECHILD) {
       status = -1;
       break;
     }
@@ -358,6 +443,10 @@ struct shim_report {
   ef.kv("utime_us", static_cast<long long>(ru.ru_utime.tv_sec) * 1'000'000 + ru.ru_utime.tv_usec);
   ef.kv("stime_us", static_cast<long long>(ru.ru_stime.tv_sec) * 1'000'000 + ru.ru_stime.tv_usec);
   ef.kv("max_rss_kb", ru.ru_maxrss);
+  if (io_read >= 0) {
+    ef.kv("io_read", io_read);
+    ef.kv("io_write", io_write);
+  }
   if (failed) {
     ef.kv("start_stage", msg[0]);
     ef.kv("start_errno", msg[1]);
@@ -810,6 +899,7 @@ struct executor::impl {
     usec base_at = 0;
     millicores last_cpu = 0;
     bytes_t io_read = 0, io_write = 0;
+    bytes_t net_bytes = 0;
 
     bool uses_cgroups() const { return !cgroups.empty(); }
     std::string procs_file() const {
@@ -865,7 +955,9 @@ struct executor::impl {
                         {"limits", limits_json(j.st.limits)},
                         {"cancelled", j.cancelled},
                         {"cancel_reason", j.cancel_reason},
-                        {"walltime_exceeded", j.walltime_hit}};
+                        {"walltime_exceeded", j.walltime_hit},
+                        {"own_network", j.st.own_network},
+                        {"sandbox", j.st.sandbox}};
     if (j.kill_at)
       s["kill_at"] = *j.kill_at;
     return write_atomic(j.st.run_dir + "/state", s.dump(2) + "\n");
@@ -900,6 +992,8 @@ struct executor::impl {
       j.cancelled = s.value("cancelled", false);
       j.cancel_reason = s.value("cancel_reason", std::string());
       j.walltime_hit = s.value("walltime_exceeded", false);
+      j.st.own_network = s.value("own_network", false);
+      j.st.sandbox = s.value("sandbox", std::string());
       if (s.contains("kill_at"))
         j.kill_at = s["kill_at"].get<usec>();
       std::string joined;
@@ -1067,6 +1161,32 @@ struct executor::impl {
       ::kill(pid, sig);
   }
 
+  /// Bytes through the network namespace of `pid`: sent on `lo` (each loopback byte is
+  /// both sent and received there), received and sent on every other interface.
+  static bytes_t namespace_net_bytes(int pid) {
+    auto text = slurp("/proc/" + std::to_string(pid) + "/net/dev");
+    if (!text)
+      return 0;
+    bytes_t total = 0;
+    for (auto& line : split(*text, '\n')) {
+      auto colon = line.find(':');
+      if (colon == std::string::npos)
+        continue;
+      std::string name(line.substr(0, colon));
+      name.erase(0, name.find_first_not_of(' '));
+      std::vector<long long> f;
+      for (auto& w : split(std::string_view(line).substr(colon + 1), ' ')) {
+        long long v = 0;
+        if (!w.empty() && to_num(w, v))
+          f.push_back(v);
+      }
+      if (f.size() < 9)
+        continue;
+      total += name == "lo" ? f[8] : f[0] + f[8];
+    }
+    return total;
+  }
+
   usage_sample sample(job_rec& j, usec now, const proc_table* t) {
     usage_sample s;
     s.at = now;
@@ -1105,6 +1225,10 @@ struct executor::impl {
     j.io_write = std::max(j.io_write, io_w);
     s.io_read = j.io_read;
     s.io_write = j.io_write;
+    if (j.st.own_network) {
+      j.net_bytes = std::max(j.net_bytes, namespace_net_bytes(j.st.pid));
+      s.net_bytes = j.net_bytes;
+    }
     // cpu = CPU time used / wall time passed since the previous sample.
     const bool first = !j.have_base;
     if (!first && now > j.base_at)
@@ -1128,12 +1252,21 @@ struct executor::impl {
       return it == kv.end() ? -1LL : it->second;
     };
     e.finished_at = get("finished_at") > 0 ? get("finished_at") : now;
-    const bool signaled = kv.count("signal") > 0;
+    bool signaled = kv.count("signal") > 0;
     if (signaled) {
       e.signal = static_cast<std::int32_t>(get("signal"));
     } else {
       e.exit_code = static_cast<std::int32_t>(get("exit_code"));
     }
+    // bubblewrap exits 128 + N when the job it runs was killed by signal N.
+    if (!signaled && j.st.sandbox.find("bwrap") != std::string::npos && e.exit_code > 128 &&
+        e.exit_code <= 128 + 64) {
+      e.signal = e.exit_code - 128;
+      e.exit_code = -1;
+      signaled = true;
+    }
+    e.io_read = std::max<bytes_t>(0, get("io_read"));
+    e.io_write = std::max<bytes_t>(0, get("io_write"));
     const bool failed = signaled || e.exit_code != 0;
     if (kv.count("lost"))
       e.reason = "lost: the shim could not wait for the job";
@@ -1321,6 +1454,33 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
   }
 
   std::vector<std::string> args = req.argv;
+  std::string sandbox;
+  // A network namespace needs CAP_SYS_ADMIN: without it the job keeps the host network
+  // (and `sandbox` says so by not naming netns) rather than failing to start.
+  const bool own_network = req.sandbox.own_network && ::geteuid() == 0;
+  if (own_network)
+    sandbox = "netns";
+  if (req.sandbox.mount_view) {
+    std::string bwrap;
+    for (auto& dir : split(env["PATH"] + ":/usr/bin:/bin", ':'))
+      if (!dir.empty() && ::access(join_path(dir, "bwrap").c_str(), X_OK) == 0) {
+        bwrap = join_path(dir, "bwrap");
+        break;
+      }
+    if (!bwrap.empty()) {
+      // `/` read-only, private /dev, /proc and /tmp; the workdir (even below /tmp)
+      // stays writable. The job's stdio files were opened outside, before exec.
+      std::vector<std::string> wrapped = {bwrap,     "--ro-bind", "/",       "/",
+                                          "--dev",   "/dev",      "--proc",  "/proc",
+                                          "--tmpfs", "/tmp",      "--bind",  workdir,
+                                          workdir,   "--chdir",   workdir,   "--die-with-parent",
+                                          "--",      exe};
+      wrapped.insert(wrapped.end(), args.begin() + 1, args.end());
+      args = std::move(wrapped);
+      exe = bwrap;
+      sandbox += sandbox.empty() ? "bwrap" : "+bwrap";
+    }
+  }
   std::vector<char*> argv_ptrs;
   for (auto& a : args)
     argv_ptrs.push_back(a.data());
@@ -1345,6 +1505,8 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
   job.st.started_at = now;
   job.st.mode = I.layout.mode;
   job.argv = req.argv;
+  job.st.own_network = own_network;
+  job.st.sandbox = sandbox;
 
   std::vector<int> fds;
   auto cleanup = [&] {
@@ -1369,6 +1531,7 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
   plan.pid_tmp = pid_tmp.c_str();
   plan.exit_path = exit_path.c_str();
   plan.exit_tmp = exit_tmp.c_str();
+  plan.own_network = own_network;
   plan.null_fd = open_fd("/dev/null", O_RDWR);
   plan.out_fd = open_fd(run_dir + "/stdout", O_WRONLY | O_CREAT | O_TRUNC);
   plan.err_fd = open_fd(run_dir + "/stderr", O_WRONLY | O_CREAT | O_TRUNC);

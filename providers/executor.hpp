@@ -51,12 +51,27 @@ struct exec_limits {
   bytes_t max_output = 0; ///< 0 = unlimited; RLIMIT_FSIZE for stdout/stderr files
 };
 
+/// Isolation beyond limits, for runs of untrusted or unknown code (profile runs).
+/// Added with the profiler (additive; both default off).
+struct exec_sandbox {
+  /// A private network namespace holding only `lo` (brought up): the job cannot reach any
+  /// other host, and `net_bytes` is measured from the namespace's own counters (bytes
+  /// sent on `lo`, plus received and sent on any other interface). Needs root: without it the
+  /// job keeps the host network and `exec_state::sandbox` does not name "netns".
+  bool own_network = false;
+  /// Runs the job under bubblewrap when `bwrap` is installed: `/` read-only, private
+  /// `/dev`, `/proc` and `/tmp`, only the workdir writable. Ignored (and reported in
+  /// `exec_state::sandbox`) when bwrap is missing.
+  bool mount_view = false;
+};
+
 struct exec_request {
   std::string job_id;
   std::vector<std::string> argv; ///< argv[0] is resolved through PATH
   std::string workdir;           ///< empty = run_dir
   std::map<std::string, std::string> env; ///< added to a minimal inherited environment
   exec_limits limits;
+  exec_sandbox sandbox; ///< added with the profiler
 };
 
 /// What the executor knows of a launched job; persisted in `<run_dir>/state`.
@@ -72,6 +87,9 @@ struct exec_state {
   // Added with the first implementation (additive):
   std::string mode;                        ///< "cgroup-v1", "cgroup-v2" or "rlimit" at launch
   unsigned long long shim_start_ticks = 0; ///< guards `shim_pid` against pid reuse
+  // Added with the profiler (additive):
+  bool own_network = false; ///< runs in its own network namespace
+  std::string sandbox;      ///< what isolation it got: "netns", "bwrap", "netns+bwrap" or ""
 };
 
 struct exit_info {
@@ -82,6 +100,10 @@ struct exit_info {
   /// start: <stage>: <error>", "lost: ..." (no exit status could be recovered).
   std::string reason;
   usec finished_at = 0;
+  // Added with the profiler (additive): the job's cumulative I/O read by the shim from
+  // /proc/<pid>/io just before reaping it (0 when unknown). Later than the last sample.
+  bytes_t io_read = 0;
+  bytes_t io_write = 0;
 };
 
 /// One poll's news about one job.
@@ -127,7 +149,9 @@ public:
   /// `io_read`/`io_write`: cumulative, per process max(read_bytes, rchar) and
   /// max(write_bytes, wchar) from /proc/<pid>/io — storage traffic when the disk sees
   /// it, syscall bytes when the page cache or a pipe absorbs it; never decreasing.
-  /// `threads`: summed. `net_bytes` is not measured (0): jobs share the host network.
+  /// `threads`: summed. `net_bytes` is measured only for jobs in their own network
+  /// namespace (`exec_sandbox::own_network`), cumulative; 0 otherwise (jobs share the
+  /// host network).
   std::vector<exec_event> poll(usec now);
 
   /// Changes a running job's limits in place (cgroup); false with `why` if it cannot.

@@ -1,6 +1,7 @@
 // tender: one binary for the node, remote providers, the CLI and the demo.
 
 #include "tools/commands.hpp"
+#include "tools/profile_cmd.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -49,6 +50,14 @@ int main(int argc, char** argv) {
   auto* providers = app.add_subcommand("providers", "List the node's providers");
   add_client(providers);
 
+  profile_args pra;
+  auto* prof = app.add_subcommand("profile", "Profile a job file locally: static analysis and a sandboxed run");
+  prof->add_option("job", pra.job_file, "Job file (TOML)")->required();
+  prof->add_flag("--json", pra.json, "Machine-readable output");
+  prof->add_option("--budget", pra.budget, "Time budget of the profile run (e.g. 10s)");
+  prof->add_option("--cache", pra.cache, "Profile cache directory");
+  prof->add_option("--data-dir", pra.data_dir, "Keep the run directory here");
+
   demo_args da;
   auto* demo = app.add_subcommand("demo", "Start an embedded node and run the example jobs");
   demo->add_option("--examples", da.examples, "Folder of example job files");
@@ -74,6 +83,8 @@ int main(int argc, char** argv) {
     return run_cancel(ca, job_id);
   if (*providers)
     return run_providers(ca);
+  if (*prof)
+    return run_profile_cmd(pra);
   if (*demo) {
     da.quiet = !verbose;
     return run_demo(da);
