@@ -1,11 +1,13 @@
 // tender: one binary for the node, remote providers, the CLI and the demo.
 
 #include "tools/commands.hpp"
+#include "tools/model_cmd.hpp"
 #include "tools/profile_cmd.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <functional>
 
 int main(int argc, char** argv) {
   using namespace tender;
@@ -64,11 +66,16 @@ int main(int argc, char** argv) {
   bool verbose = false;
   demo->add_flag("--verbose", verbose, "Show the node's log");
 
+  std::function<int()> model_action;
+  add_model_commands(app, model_action);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (model_action)
+    return model_action();
   if (*agent)
     return run_agent(aa);
   if (*prov)

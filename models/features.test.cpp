@@ -1,0 +1,156 @@
+#include "models/features.hpp"
+#include "models/test_data.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+using namespace tender;
+
+namespace {
+
+trace_job job(double submit, double run, double req, std::int64_t user, std::int64_t procs = 1) {
+  trace_job j;
+  j.submit = submit;
+  j.runtime = run;
+  j.end = submit + run;
+  j.req_time = req;
+  j.user = user;
+  j.procs = procs;
+  return j;
+}
+
+struct replayed {
+  std::vector<feature_vector> x;
+  std::vector<double> last2, median;
+};
+
+replayed run(const std::vector<trace_job>& jobs) {
+  replayed r;
+  r.x.resize(jobs.size());
+  r.last2.resize(jobs.size());
+  r.median.resize(jobs.size());
+  job_history h;
+  replay(jobs, h, [&](const replay_row& row) {
+    r.x[row.index] = row.x;
+    r.last2[row.index] = row.last2;
+    r.median[row.index] = row.median;
+  });
+  return r;
+}
+
+bool same_bits(const feature_vector& a, const feature_vector& b) {
+  return std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+std::size_t index_of(const std::string& name) {
+  const auto& n = feature_names();
+  return static_cast<std::size_t>(std::find(n.begin(), n.end(), name) - n.begin());
+}
+
+std::vector<trace_job> kth_head(std::size_t n) {
+  swf_trace t;
+  if (!test_data::trace_head("KTH-SP2-filtered.swf.gz", n, t))
+    return {};
+  return to_records(t);
+}
+
+} // namespace
+
+TEST(features, names_match_the_vector) {
+  EXPECT_EQ(feature_names().size(), n_features);
+}
+
+TEST(features, last2_uses_only_jobs_finished_before_submit_and_caps_at_request) {
+  // User 1: runs of 100 s and 300 s end at 110 and 320; job 3 is submitted at 200,
+  // when only the first has finished; job 4 at 400, after both.
+  std::vector<trace_job> jobs = {job(10, 100, 1000, 1), job(20, 300, 1000, 1),
+                                  job(200, 50, 150, 1), job(400, 50, 150, 1),
+                                  job(401, 5, -1, 2)};
+  auto r = run(jobs);
+  EXPECT_EQ(r.last2[0], 1000);       // no history: the requested time
+  EXPECT_EQ(r.last2[2], 150);        // one finished run: falls back to the request (150)
+  // By 400 jobs 0, 2 and 1 have finished (at 110, 250, 320): (50 + 300) / 2 capped at 150.
+  EXPECT_EQ(r.last2[3], 150);
+  EXPECT_EQ(r.last2[4], -1);         // user 2: no history, no request
+  EXPECT_EQ(r.median[0], -1);
+  EXPECT_EQ(r.median[2], 100);       // only job 0 had finished
+  EXPECT_EQ(r.median[3], 100);       // median of 100, 50 and 300
+  auto last = index_of("user_last_log");
+  EXPECT_FLOAT_EQ(r.x[2][last], std::log1p(100.0f));
+  EXPECT_FLOAT_EQ(r.x[3][last], std::log1p(300.0f));
+  EXPECT_EQ(r.x[3][index_of("user_running")], 0);
+  EXPECT_EQ(r.x[2][index_of("user_running")], 1);
+  EXPECT_FLOAT_EQ(r.x[3][index_of("since_user_end_log")], std::log1p(400.0f - 320.0f));
+}
+
+TEST(features, template_history_matches_requested_time_and_procs) {
+  std::vector<trace_job> jobs = {job(0, 10, 60, 1, 4), job(1, 1000, 3600, 1, 8),
+                                  job(2000, 1, 60, 1, 8)};
+  auto r = run(jobs);
+  EXPECT_FLOAT_EQ(r.x[2][index_of("tmpl_req_last_log")], std::log1p(10.0f));
+  EXPECT_FLOAT_EQ(r.x[2][index_of("tmpl_procs_last_log")], std::log1p(1000.0f));
+  EXPECT_EQ(r.x[2][index_of("tmpl_req_n")], 1);
+  EXPECT_TRUE(std::isnan(r.x[2][index_of("tmpl_req_procs_last_log")]));
+}
+
+// The leakage test: a job's features must not change when its own run time, or the run
+// time of any job that had not finished when it was submitted, changes.
+TEST(features, no_leakage_on_a_real_trace) {
+  auto jobs = kth_head(3000);
+  if (jobs.empty())
+    GTEST_SKIP() << "shared traces not found";
+  auto base = run(jobs);
+  int checked = 0, changed_control = 0;
+  for (std::size_t k = 100; k < jobs.size(); k += 97) {
+    auto perturbed = jobs;
+    for (std::size_t i = 0; i < perturbed.size(); ++i) {
+      auto& j = perturbed[i];
+      if (i != k && j.end < jobs[k].submit)
+        continue;
+      double wait = j.end - j.submit - j.runtime;
+      j.runtime = j.runtime * 3 + 7;
+      j.end = std::max(jobs[k].submit, j.submit + wait + j.runtime); // still not finished
+    }
+    auto p = run(perturbed);
+    ASSERT_TRUE(same_bits(base.x[k], p.x[k])) << "job " << k << " saw a future run time";
+    ASSERT_EQ(base.last2[k], p.last2[k]);
+    ASSERT_EQ(base.median[k], p.median[k]);
+    ++checked;
+
+    // Control: changing the run time of the user's most recently finished job must be
+    // visible, so this test can fail.
+    std::size_t latest = jobs.size();
+    for (std::size_t m = 0; m < k; ++m)
+      if (jobs[m].user == jobs[k].user && jobs[m].end < jobs[k].submit &&
+          (latest == jobs.size() || jobs[m].end >= jobs[latest].end))
+        latest = m;
+    if (latest == jobs.size())
+      continue;
+    auto past = jobs;
+    past[latest].runtime += 1234; // same end: the event order does not change
+    auto c = run(past);
+    changed_control += same_bits(base.x[k], c.x[k]) ? 0 : 1;
+  }
+  EXPECT_GT(checked, 20);
+  EXPECT_GT(changed_control, 10);
+}
+
+TEST(features, replay_hides_the_jobs_own_outcome) {
+  // A job that finishes instantly (end == submit) is not history for itself, nor for a
+  // job submitted at the same instant.
+  std::vector<trace_job> jobs = {job(100, 0, 10, 1), job(100, 5, 10, 1)};
+  auto r = run(jobs);
+  EXPECT_TRUE(std::isnan(r.x[1][index_of("user_last_log")]));
+  EXPECT_EQ(r.median[1], -1);
+}
+
+TEST(features, over_request_rate_counts_jobs_past_their_request) {
+  std::vector<trace_job> jobs = {job(0, 100, 60, 1), job(1, 10, 60, 1), job(500, 1, 60, 1)};
+  std::vector<char> cap;
+  job_history h;
+  replay(jobs, h, [&](const replay_row& r) { cap.push_back(r.cap_at_request); });
+  EXPECT_EQ(cap, (std::vector<char>{1, 1, 0}));
+  EXPECT_DOUBLE_EQ(h.over_request_rate(), 1.0 / 3);
+}

@@ -1,0 +1,206 @@
+#include "models/evaluate.hpp"
+#include "models/runtime_model.hpp"
+#include "models/test_data.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace tender;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("tender-model-" + std::to_string(::getpid()) + "-" + name))
+      .string();
+}
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void spit(const std::string& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+}
+
+/// A small model trained on the head of a real trace (shared by the tests below).
+struct small_model : ::testing::Test {
+  static void SetUpTestSuite() {
+    swf_trace t;
+    if (!test_data::trace_head("KTH-SP2-filtered.swf.gz", 3000, t))
+      return;
+    training_rows(to_records(t), x_, y_);
+    model_config c;
+    c.rounds = 30;
+    std::string err;
+    ok_ = runtime_model::train(x_, y_, c, model_, err);
+    path_ = temp_path("m.json");
+    ok_ = ok_ && model_.save(path_, err);
+    EXPECT_TRUE(ok_) << err;
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove(path_);
+    model_ = runtime_model(); // free the boosters before XGBoost's own statics go
+  }
+  void SetUp() override {
+    if (!ok_)
+      GTEST_SKIP() << "shared traces not found";
+  }
+  static inline std::vector<feature_vector> x_;
+  static inline std::vector<double> y_;
+  static inline runtime_model model_;
+  static inline std::string path_;
+  static inline bool ok_ = false;
+};
+
+} // namespace
+
+TEST(conformal, quantile_is_the_finite_sample_rank) {
+  std::vector<double> s = {5, 1, 4, 2, 3, 9, 8, 7, 6, 10};
+  // ceil(11 * 0.9) = 10th smallest.
+  EXPECT_EQ(conformal_quantile(s, 0.10), 10);
+  // ceil(11 * 0.8) = 9th smallest.
+  EXPECT_EQ(conformal_quantile(s, 0.20), 9);
+  EXPECT_EQ(cqr_score(1, 2, 1.5), -0.5);
+  EXPECT_EQ(cqr_score(1, 2, 3), 1);
+}
+
+TEST(conformal, estimate_is_ordered_and_capped_at_the_request) {
+  raw_prediction r{std::log1p(100.0), std::log1p(10.0), std::log1p(1000.0), std::log1p(20.0),
+                   std::log1p(500.0)};
+  auto e = to_estimate(r, 0, 0, 300);
+  EXPECT_NEAR(e.median, 100, 1e-9);
+  EXPECT_NEAR(e.lo90, 10, 1e-9);
+  EXPECT_EQ(e.hi90, 300);
+  EXPECT_EQ(e.hi80, 300);
+  auto u = to_estimate(r, 0, 0, 300, /*cap_interval=*/false); // jobs may overrun here
+  EXPECT_NEAR(u.median, 100, 1e-9);
+  EXPECT_NEAR(u.hi90, 1000, 1e-9);
+  auto w = to_estimate(r, std::log(2.0), 0, -1);
+  EXPECT_NEAR(e.lo80, 20, 1e-9);
+  EXPECT_NEAR(w.hi90, std::expm1(std::log1p(1000.0) + std::log(2.0)), 1e-6);
+}
+
+TEST(conformal, window_tracks_recent_scores) {
+  conformal_window w(100);
+  calibration fallback{0.5, 0.25, 7};
+  raw_prediction r{0, -1, 1, -0.5, 0.5};
+  for (int i = 0; i < 99; ++i)
+    w.add(r, 0); // y = log1p(0) = 0, inside: score -1 (90 %) and -0.5 (80 %)
+  EXPECT_EQ(w.current(fallback, 100).n, 7u);
+  for (int i = 0; i < 100; ++i)
+    w.add(r, std::expm1(3.0)); // y = 3: score 2 and 2.5
+  auto c = w.current(fallback, 100);
+  EXPECT_EQ(c.n, 100u);
+  EXPECT_NEAR(c.add90, 2, 1e-9);
+  EXPECT_NEAR(c.add80, 2.5, 1e-9);
+}
+
+TEST(runtime_model_train, refuses_too_few_rows) {
+  runtime_model m;
+  std::string err;
+  EXPECT_FALSE(runtime_model::train(std::vector<feature_vector>(10), std::vector<double>(10, 1),
+                                    {}, m, err));
+  EXPECT_EQ(err, "training needs at least 50 rows with run times (got 10)");
+  EXPECT_FALSE(m.usable());
+}
+
+TEST_F(small_model, saves_and_reloads_identically_with_metadata) {
+  runtime_model back;
+  std::string err;
+  ASSERT_TRUE(runtime_model::load(path_, back, err)) << err;
+  EXPECT_EQ(back.version(), model_.version());
+  EXPECT_EQ(back.version().rfind("xgboost:", 0), 0u);
+  EXPECT_EQ(back.metadata().at("train_digest"), runtime_model::digest_rows(x_, y_));
+  EXPECT_EQ(back.metadata().at("features"), nlohmann::json(feature_names()));
+  EXPECT_EQ(back.metadata().at("xgboost_version"), runtime_model::library_version());
+  EXPECT_EQ(back.metadata().at("n_train"), x_.size());
+  std::vector<feature_vector> some(x_.begin() + 2500, x_.end());
+  std::vector<raw_prediction> a, b;
+  ASSERT_TRUE(model_.predict_raw(some, a, err)) << err;
+  ASSERT_TRUE(back.predict_raw(some, b, err)) << err;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].median, b[i].median);
+    ASSERT_EQ(a[i].q95, b[i].q95);
+  }
+  // The quantile boosters give non-empty intervals on most rows.
+  std::size_t ordered = 0;
+  for (auto& r : a)
+    ordered += r.q05 < r.q95 && r.q10 < r.q90 ? 1 : 0;
+  EXPECT_GT(ordered, a.size() * 9 / 10);
+}
+
+TEST_F(small_model, missing_corrupt_and_mismatched_files_are_clear_errors) {
+  runtime_model m;
+  std::string err;
+  EXPECT_FALSE(runtime_model::load("/nonexistent/m.json", m, err));
+  EXPECT_EQ(err, "/nonexistent/m.json: cannot open the model file");
+
+  auto text = slurp(path_);
+  auto bad = temp_path("bad.json");
+  spit(bad, text.substr(0, text.size() / 2));
+  EXPECT_FALSE(runtime_model::load(bad, m, err));
+  EXPECT_EQ(err.rfind(bad + ": not a valid model file (JSON:", 0), 0u) << err;
+
+  auto j = nlohmann::json::parse(text);
+  auto edit = [&](auto f) {
+    auto c = j;
+    f(c);
+    spit(bad, c.dump());
+    err.clear();
+    EXPECT_FALSE(runtime_model::load(bad, m, err));
+    EXPECT_FALSE(m.usable());
+    return err;
+  };
+  EXPECT_EQ(edit([](auto& c) { c["features"][3] = "something_else"; }),
+            bad + ": built for other features (its feature list differs from this build's " +
+                std::to_string(n_features) + " features)");
+  EXPECT_EQ(edit([](auto& c) { c["format_version"] = 99; }),
+            bad + ": format_version 99, this build reads 1");
+  EXPECT_EQ(edit([](auto& c) { c["format"] = "other"; }),
+            bad + ": not a tender run-time model (format is not \"tender-runtime-model\")");
+  EXPECT_EQ(edit([](auto& c) { c["xgboost_version"] = "0.90.0"; }),
+            bad + ": written by XGBoost 0.90.0, this build has " + runtime_model::library_version());
+  EXPECT_EQ(edit([](auto& c) {
+              auto s = c["boosters"]["q95"].template get<std::string>();
+              s[s.size() / 2] = s[s.size() / 2] == '1' ? '2' : '1';
+              c["boosters"]["q95"] = s;
+            }),
+            bad + ": model_digest does not match the boosters (file damaged or edited)");
+  EXPECT_EQ(edit([](auto& c) { c["boosters"].erase("q05"); }),
+            bad + ": booster \"q05\" missing");
+  std::filesystem::remove(bad);
+}
+
+TEST_F(small_model, refit_point_changes_the_median_and_keeps_the_intervals) {
+  std::string err;
+  runtime_model m;
+  ASSERT_TRUE(runtime_model::load(path_, m, err)) << err;
+  std::vector<feature_vector> some(x_.begin() + 2500, x_.end());
+  std::vector<raw_prediction> before, after;
+  ASSERT_TRUE(m.predict_raw(some, before, err)) << err;
+  // Refit on the later half only: the point model must change, the quantiles not.
+  std::vector<feature_vector> xr(x_.begin() + 1500, x_.end());
+  std::vector<double> yr(y_.begin() + 1500, y_.end());
+  model_config c;
+  c.rounds = 30;
+  ASSERT_TRUE(m.refit_point(xr, yr, c, err)) << err;
+  ASSERT_TRUE(m.predict_raw(some, after, err)) << err;
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    differ += before[i].median != after[i].median ? 1 : 0;
+    ASSERT_EQ(before[i].q05, after[i].q05);
+    ASSERT_EQ(before[i].q95, after[i].q95);
+  }
+  EXPECT_GT(differ, before.size() / 2);
+  EXPECT_NE(m.version(), model_.version());
+  EXPECT_FALSE(m.refit_point({}, {}, c, err));
+  EXPECT_EQ(err, "refitting needs at least 50 rows with run times");
+}
