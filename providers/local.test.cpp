@@ -17,15 +17,11 @@
 namespace tender {
 namespace {
 
-constexpr bytes_t gib = bytes_t{1} << 30;
-constexpr usec t0 = 1'700'000'000 * sec_us;
+using tender::testing::gib;
+using tender::testing::t0;
 constexpr usec lease_ttl = 60 * sec_us;
 
-usec wall_now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using tender::testing::wall_now;
 
 resources res(millicores cpu, bytes_t mem, std::int32_t gpus = 0, std::string gpu_type = "") {
   resources r;

@@ -18,15 +18,11 @@
 namespace tender {
 namespace {
 
-constexpr bytes_t gib = bytes_t{1} << 30;
-constexpr usec t0 = 1'700'000'000 * sec_us;
+using tender::testing::gib;
+using tender::testing::t0;
 constexpr usec hour = 3600 * sec_us;
 
-usec wall_now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using tender::testing::wall_now;
 
 instance_type type(std::string name, int vcpus, int mem_gib, micros on_demand, micros spot,
                    int gpus = 0, std::string gpu = "", int gpu_mem_gib = 0) {

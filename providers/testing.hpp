@@ -6,10 +6,22 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 
 namespace tender::testing {
+
+constexpr bytes_t gib = bytes_t{1} << 30;
+/// A fixed instant for tests on virtual time.
+constexpr usec t0 = 1'700'000'000 * sec_us;
+
+/// The wall clock, for tests that run real processes.
+inline usec wall_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
 
 /// A call for offers for `job` wanting `want` for `runtime`.
 inline resource_request request(const std::string& job, resources want, usec runtime,
