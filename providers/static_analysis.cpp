@@ -889,12 +889,15 @@ bool is_interpreter(const std::string& base, const char* lang) {
 
 void static_analyzer::analyze_shell_text(const std::string& text, const std::string& where,
                                          int depth, state& s) const {
+  // Words that come before a command (skipped), and builtins whose arguments are not
+  // commands (the whole simple command is skipped).
   static const std::set<std::string> keywords = {
       "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
-      "in", "function", "{", "}", "!", "[[", "]]", "time", "exec", "export", "local", "return",
-      "exit", "set", "unset", "shift", "cd", "echo", "printf", "read", "test", "[", "true",
-      "false", ":", "eval", "wait", "trap", "source", ".", "declare", "readonly", "break",
-      "continue"};
+      "in", "function", "{", "}", "!", "time", "exec"};
+  static const std::set<std::string> builtins = {
+      "[[", "]]", "export", "local", "return", "exit", "set", "unset", "shift", "cd", "echo",
+      "printf", "read", "test", "[", "true", "false", ":", "eval", "wait", "trap", "source", ".",
+      "declare", "readonly", "break", "continue", "alias", "umask", "ulimit", "type", "command"};
   static const std::map<std::string, std::pair<const char*, const char*>> known = {
       {"nvidia-smi", {"gpu", "NVIDIA tools (nvidia-smi)"}},
       {"nvcc", {"gpu", "CUDA compiler"}},
@@ -928,7 +931,7 @@ void static_analyzer::analyze_shell_text(const std::string& text, const std::str
              (keywords.count(words[i]) || (words[i].find('=') != std::string::npos &&
                                            words[i].find('=') > 0 && words[i][0] != '-')))
         ++i;
-      if (i >= words.size())
+      if (i >= words.size() || builtins.count(words[i]))
         continue;
       // `for NAME in WORDS`, `case WORD in`, `select NAME in`: no command here.
       if (i > 0 && (words[i - 1] == "for" || words[i - 1] == "case" || words[i - 1] == "select"))

@@ -317,3 +317,16 @@ TEST(classify_library, sonames_give_kind_version_and_vendor) {
 
 } // namespace
 } // namespace tender
+
+TEST(static_analysis_shell, builtin_arguments_are_not_commands) {
+  tender::static_analyzer a;
+  auto r = a.analyze({"sh", "-c", "echo training on GPU; printf '%s' nvcc; sleep 0"});
+  for (auto& f : r.findings) {
+    EXPECT_NE(f.kind, "missing-command") << f.detail;
+    EXPECT_NE(f.detail, "CUDA compiler") << "an echo'd word is not a command";
+  }
+  bool sleep_seen = false;
+  for (auto& f : r.findings)
+    sleep_seen |= f.kind == "calls" && f.detail.rfind("sleep", 0) == 0;
+  EXPECT_TRUE(sleep_seen);
+}
