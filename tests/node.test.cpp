@@ -234,3 +234,10 @@ TEST(node, a_job_caught_mid_stage_by_kill_9_resumes_after_the_restart) {
   EXPECT_EQ(std::count(states.begin(), states.end(), "running"), 1);
   EXPECT_EQ(states.back(), "done");
 }
+
+TEST(demo, the_quick_start_demo_ends_by_itself_with_every_job_as_expected) {
+  auto r = run({"demo", "--examples", source_dir() + "/examples/jobs"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("all as expected"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("over-budget    refused"), std::string::npos) << r.out;
+}
