@@ -26,8 +26,9 @@ std::string cores(double c) {
 
 std::string cores_m(millicores m) { return cores(static_cast<double>(m) / 1000.0); }
 
-/// Calls the node; prints a failure and returns nullopt on transport or node errors.
-std::optional<body> ask(const client_args& c, body req, const char* what) {
+/// Calls the node and expects an answer of type `T`; prints the failure and returns
+/// nullopt on transport errors, node errors and answers of another type.
+template <class T> std::optional<T> ask(const client_args& c, body req, const char* what) {
   client cl(c.connect);
   auto r = cl.call(std::move(req), c.timeout);
   if (auto* err = std::get_if<std::string>(&r)) {
@@ -42,7 +43,10 @@ std::optional<body> ask(const client_args& c, body req, const char* what) {
                  err->field.empty() ? "" : ", field ", err->field.c_str());
     return std::nullopt;
   }
-  return std::move(e.body);
+  if (auto* answer = std::get_if<T>(&e.body))
+    return std::move(*answer);
+  std::fprintf(stderr, "tender %s: unexpected answer %s\n", what, type_name(e.body));
+  return std::nullopt;
 }
 
 /// Prints a list of protocol values as one JSON array.
@@ -137,23 +141,17 @@ int run_submit(const client_args& c, const std::string& job_file, bool wait) {
   auto& js = std::get<job_spec>(spec);
   if (js.user.empty())
     js.user = login_name();
-  auto got = ask(c, job_submit{js, ""}, "submit");
+  auto got = ask<job_status>(c, job_submit{js, ""}, "submit");
   if (!got)
     return 1;
-  auto* st = std::get_if<job_status>(&*got);
-  if (!st) {
-    std::fprintf(stderr, "tender submit: unexpected answer %s\n", type_name(*got));
-    return 1;
-  }
-  job_status s = *st;
+  job_status s = *got;
   if (wait) {
     while (!is_final(s.state)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      auto again = ask(c, job_query{s.job_id}, "submit");
+      auto again = ask<job_status>(c, job_query{s.job_id}, "submit");
       if (!again)
         return 1;
-      if (auto* x = std::get_if<job_status>(&*again))
-        s = *x;
+      s = *again;
     }
   }
   if (c.json)
@@ -166,10 +164,10 @@ int run_submit(const client_args& c, const std::string& job_file, bool wait) {
 }
 
 int run_status(const client_args& c, const std::string& job_id) {
-  auto got = ask(c, job_query{job_id}, "status");
+  auto got = ask<job_status>(c, job_query{job_id}, "status");
   if (!got)
     return 1;
-  auto& s = std::get<job_status>(*got);
+  auto& s = *got;
   if (c.json)
     std::cout << to_json_value(s).dump(2) << "\n";
   else
@@ -178,10 +176,10 @@ int run_status(const client_args& c, const std::string& job_id) {
 }
 
 int run_jobs(const client_args& c) {
-  auto got = ask(c, jobs_query{}, "jobs");
+  auto got = ask<job_list>(c, jobs_query{}, "jobs");
   if (!got)
     return 1;
-  auto& l = std::get<job_list>(*got);
+  auto& l = *got;
   if (c.json) {
     print_json_array(l.jobs);
     return 0;
@@ -197,10 +195,10 @@ int run_jobs(const client_args& c) {
 }
 
 int run_cancel(const client_args& c, const std::string& job_id) {
-  auto got = ask(c, job_cancel{job_id, "cancelled by user"}, "cancel");
+  auto got = ask<job_status>(c, job_cancel{job_id, "cancelled by user"}, "cancel");
   if (!got)
     return 1;
-  auto& s = std::get<job_status>(*got);
+  auto& s = *got;
   if (c.json)
     std::cout << to_json_value(s).dump(2) << "\n";
   else
@@ -210,10 +208,10 @@ int run_cancel(const client_args& c, const std::string& job_id) {
 }
 
 int run_providers(const client_args& c) {
-  auto got = ask(c, providers_query{}, "providers");
+  auto got = ask<provider_list>(c, providers_query{}, "providers");
   if (!got)
     return 1;
-  auto& l = std::get<provider_list>(*got);
+  auto& l = *got;
   if (c.json) {
     print_json_array(l.providers);
     return 0;
