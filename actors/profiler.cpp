@@ -15,6 +15,7 @@
 #include "providers/static_analysis.hpp"
 
 #include <caf/all.hpp>
+#include <fstream>
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -72,6 +73,22 @@ resource_profile build(node_context& ctx, const std::string& job_id, const job_s
   return p;
 }
 
+/// The last non-empty line of a file (at most its final 4 KiB are read).
+std::string last_line(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f)
+    return {};
+  auto size = static_cast<std::streamoff>(f.tellg());
+  auto from = std::max<std::streamoff>(0, size - 4096);
+  f.seekg(from);
+  std::string tail(static_cast<std::size_t>(size - from), '\0');
+  f.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r'))
+    tail.pop_back();
+  auto nl = tail.find_last_of('\n');
+  return nl == std::string::npos ? tail : tail.substr(nl + 1);
+}
+
 /// `key` is the executor's id for the run: "profile-<job id>".
 void finish(profiler_actor* self, const std::string& key) {
   auto& st = self->state;
@@ -80,6 +97,8 @@ void finish(profiler_actor* self, const std::string& key) {
     return;
   auto& r = it->second;
   r.result.took = st.ctx->now() - r.result.started;
+  if (r.result.exit && r.result.exit->exit_code != 0)
+    r.result.stderr_tail = last_line(st.exec->stderr_path(key));
   std::string why;
   if (!st.cache->put(r.cache_key, r.result, &why))
     spdlog::debug("profile of {} not cached: {}", key, why);
@@ -107,6 +126,14 @@ caf::actor spawn_profiler(caf::actor_system& sys, context_ptr ctx) {
                                          : "no profile command: static analysis, hints and history only",
                        st.ctx->now() - now);
         }
+        // A job whose entry script does not compile is not run: it would only fail the
+        // same way and spend the budget.
+        if (auto blocker = dynamic_run_blocker(report); !blocker.empty()) {
+          auto p = build(*st.ctx, job_id, spec, report, nullptr, "dynamic run skipped: " + blocker,
+                         st.ctx->now() - now);
+          p.partial = true;
+          return p;
+        }
         // A job profiled before with the same command, files and inputs is not run again.
         const auto key = profile_cache::key(spec, report);
         if (auto cached = st.cache->get(key)) {
@@ -132,6 +159,8 @@ caf::actor spawn_profiler(caf::actor_system& sys, context_ptr ctx) {
         r.result.started = now;
         r.result.budget = spec.profile_budget > 0 ? spec.profile_budget : profile_limits{}.budget;
         r.result.sandbox = std::get<exec_state>(launched).sandbox;
+        r.result.net_link = std::get<exec_state>(launched).net_link_info;
+        r.result.net_link_error = std::get<exec_state>(launched).net_link_error;
         r.cache_key = key;
         r.req = req;
         st.runs[req.job_id] = std::move(r);

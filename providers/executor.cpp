@@ -244,6 +244,9 @@ struct launch_plan {
   const char *pid_path = nullptr, *pid_tmp = nullptr;
   const char *exit_path = nullptr, *exit_tmp = nullptr;
   bool own_network = false;
+  int ns_fd = -1;                 // a prepared network namespace to join (measured link)
+  const char* link_rx = nullptr;  // its host end's counters, read by the shim at the exit
+  const char* link_tx = nullptr;
 };
 
 /// A new network namespace with `lo` up. Async-signal-safe.
@@ -312,6 +315,21 @@ void as_read_io(pid_t pid, long long& read, long long& write) {
   write = wchar > wbytes ? wchar : wbytes;
 }
 
+/// A decimal counter file (/sys/class/net/<if>/statistics/*); -1 when unreadable.
+long long as_read_counter(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char buf[32];
+  std::size_t n = as_read_full(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  long long v = 0;
+  std::size_t i = 0;
+  for (; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i)
+    v = v * 10 + (buf[i] - '0');
+  return i == 0 ? -1 : v;
+}
+
 [[noreturn]] void run_job(const launch_plan& p, int err_fd) {
   auto fail = [&](int stage) {
     std::int32_t msg[2] = {stage, errno};
@@ -327,8 +345,12 @@ void as_read_io(pid_t pid, long long& read, long long& write) {
       fail(stage_cgroup);
   as_reset_signals(); // SIG_IGN survives exec: the parent's SIGPIPE setting must not
   as_unblock_signals();
-  if (p.own_network && !as_own_network())
+  if (p.ns_fd >= 0) {
+    if (::setns(p.ns_fd, CLONE_NEWNET) != 0)
+      fail(stage_netns);
+  } else if (p.own_network && !as_own_network()) {
     fail(stage_netns);
+  }
   for (int i = 0; i < p.n_rlimits; ++i)
     if (::setrlimit(p.rlimits[i].resource, &p.rlimits[i].value) != 0)
       fail(stage_rlimit);
@@ -390,7 +412,14 @@ void as_read_io(pid_t pid, long long& read, long long& write) {
   ::dup2(p.null_fd, 0);
   ::dup2(p.null_fd, 1);
   ::dup2(p.null_fd, 2);
-  as_close_from(3, false, p.max_fd);
+  // The measured link's namespace stays open here until the job's final counters are read.
+  if (p.ns_fd >= 3) {
+    for (int fd = 3; fd < p.ns_fd; ++fd)
+      ::close(fd);
+    as_close_from(p.ns_fd + 1, false, p.max_fd);
+  } else {
+    as_close_from(3, false, p.max_fd);
+  }
 
   fixed_buf pf;
   pf.kv("pid", pid);
@@ -400,7 +429,7 @@ void as_read_io(pid_t pid, long long& read, long long& write) {
   int status = 0;
   struct rusage ru;
   std::memset(&ru, 0, sizeof ru);
-  long long io_read = -1, io_write = -1;
+  long long io_read = -1, io_write = -1, link_bytes = -1;
   for (;;) {
     // Wait without reaping first: the job's /proc/<pid>/io (its reaped children folded
     // in) is readable until it is reaped, and holds the I/O the last sample missed.
@@ -412,8 +441,14 @@ void as_read_io(pid_t pid, long long& read, long long& write) {
       status = -1;
       break;
     }
-    if (si.si_pid == pid && io_read < 0)
+    if (si.si_pid == pid && io_read < 0) {
       as_read_io(pid, io_read, io_write);
+      if (p.link_rx) {
+        long long rx = as_read_counter(p.link_rx), tx = as_read_counter(p.link_tx);
+        if (rx >= 0 && tx >= 0)
+          link_bytes = rx + tx;
+      }
+    }
     int st = 0;
     struct rusage r;
     pid_t w = ::wait4(si.si_pid, &st, 0, &r);
@@ -447,6 +482,8 @@ void as_read_io(pid_t pid, long long& read, long long& write) {
     ef.kv("io_read", io_read);
     ef.kv("io_write", io_write);
   }
+  if (link_bytes >= 0)
+    ef.kv("net_link_bytes", link_bytes);
   if (failed) {
     ef.kv("start_stage", msg[0]);
     ef.kv("start_errno", msg[1]);
@@ -879,6 +916,239 @@ long long user_tasks(uid_t uid) {
   return n;
 }
 
+// ---------------------------------------------------------------------------
+// The measured network link (exec_sandbox::network_link).
+
+/// A network namespace joined to the host's by a veth pair, ready for a job to enter.
+/// Only `ns_fd` (and, once the job runs, its processes) holds the namespace: closing
+/// the last reference makes the kernel delete the namespace and the pair with it.
+struct net_link {
+  int ns_fd = -1;
+  std::string host_if;   ///< "tnd<N>"
+  std::string host_addr; ///< 10.213.a.b+1
+  std::string job_addr;  ///< 10.213.a.b+2
+  std::string info;
+};
+
+constexpr int link_slots = 1 << 14; // /30 subnets in 10.213.0.0/16
+
+std::string find_ip_tool() {
+  if (const char* forced = std::getenv("TENDER_IP_TOOL"))
+    return ::access(forced, X_OK) == 0 ? forced : std::string();
+  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+    if (::access(p, X_OK) == 0)
+      return p;
+  return {};
+}
+
+/// Runs `ip ARGS`, inside the network namespace `ns_fd` when it is >= 0. Empty on
+/// success, else what ip said. Never waits more than 5 s.
+std::string run_ip(const std::string& ip, const std::vector<std::string>& args, int ns_fd = -1) {
+  std::vector<std::string> words{ip};
+  words.insert(words.end(), args.begin(), args.end());
+  std::string cmd = "ip";
+  for (auto& a : args)
+    cmd += " " + a;
+  std::vector<char*> argv;
+  for (auto& w : words)
+    argv.push_back(w.data());
+  argv.push_back(nullptr);
+  char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  char* envp[] = {path_env, nullptr};
+  int ep[2];
+  if (::pipe2(ep, O_CLOEXEC) != 0)
+    return cmd + ": pipe: " + errno_text(errno);
+  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = as_fork();
+  if (pid == 0) {
+    as_reset_signals();
+    as_unblock_signals();
+    if (ns_fd >= 0 && ::setns(ns_fd, CLONE_NEWNET) != 0)
+      ::_exit(125);
+    if (null_fd >= 0) {
+      ::dup2(null_fd, 0);
+      ::dup2(null_fd, 1);
+    }
+    ::dup2(ep[1], 2);
+    ::execve(argv[0], argv.data(), envp);
+    ::_exit(127);
+  }
+  const int fork_err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::close(ep[1]);
+  if (null_fd >= 0)
+    ::close(null_fd);
+  if (pid < 0) {
+    ::close(ep[0]);
+    return cmd + ": fork: " + errno_text(fork_err);
+  }
+  std::string err;
+  bool timed_out = true;
+  for (int waited = 0; waited < 5000;) {
+    pollfd pfd{ep[0], POLLIN, 0};
+    int r = ::poll(&pfd, 1, 100);
+    if (r < 0 && errno != EINTR)
+      break;
+    if (r <= 0) {
+      waited += 100;
+      continue;
+    }
+    char buf[512];
+    ssize_t n = ::read(ep[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      timed_out = false;
+      break;
+    }
+    if (err.size() < 4096)
+      err.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(ep[0]);
+  if (timed_out)
+    ::kill(pid, SIGKILL);
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+    return {};
+  while (!err.empty() && (err.back() == '\n' || err.back() == ' '))
+    err.pop_back();
+  if (timed_out)
+    return cmd + ": no answer within 5 s";
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 125)
+    return cmd + ": cannot enter the job's network namespace";
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && err.empty())
+    return cmd + ": cannot run " + ip;
+  return cmd + ": " + (err.empty() ? "failed" : err);
+}
+
+std::string ipv4(int a, int b, int c, int d) {
+  return std::to_string(a) + "." + std::to_string(b) + "." + std::to_string(c) + "." +
+         std::to_string(d);
+}
+
+/// Makes the namespace and the pair. `hint` spreads concurrent executors over the slots.
+std::variant<net_link, std::string> make_net_link(unsigned hint) {
+  const std::string ip = find_ip_tool();
+  if (ip.empty())
+    return std::string(std::getenv("TENDER_IP_TOOL") ? "TENDER_IP_TOOL is not executable"
+                                                     : "the ip tool (iproute2) is not installed");
+  if (::geteuid() != 0)
+    return std::string("a network link needs root");
+  // A short-lived child creates the namespace and holds it until we have a descriptor for
+  // it and the pair's far end is inside.
+  int ready[2], hold[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0)
+    return "pipe: " + errno_text(errno);
+  if (::pipe2(hold, O_CLOEXEC) != 0) {
+    int e = errno;
+    ::close(ready[0]);
+    ::close(ready[1]);
+    return "pipe: " + errno_text(e);
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t holder = as_fork();
+  if (holder == 0) {
+    ::close(ready[0]);
+    ::close(hold[1]);
+    char c = ::unshare(CLONE_NEWNET) == 0 ? 1 : 0;
+    as_write_all(ready[1], &c, 1);
+    as_read_full(hold[0], &c, 1); // until the executor closes its end
+    ::_exit(0);
+  }
+  const int fork_err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::close(ready[1]);
+  ::close(hold[0]);
+  net_link link;
+  std::string err;
+  auto release_holder = [&] {
+    ::close(hold[1]);
+    ::close(ready[0]);
+    if (holder > 0)
+      while (::waitpid(holder, nullptr, 0) < 0 && errno == EINTR) {
+      }
+  };
+  if (holder < 0) {
+    ::close(hold[1]);
+    ::close(ready[0]);
+    return "fork: " + errno_text(fork_err);
+  }
+  char ok = 0;
+  pollfd pfd{ready[0], POLLIN, 0};
+  if (::poll(&pfd, 1, 5000) != 1 || as_read_full(ready[0], &ok, 1) != 1 || ok != 1) {
+    release_holder();
+    return std::string("cannot create a network namespace (unshare)");
+  }
+  link.ns_fd = ::open(("/proc/" + std::to_string(holder) + "/ns/net").c_str(),
+                      O_RDONLY | O_CLOEXEC);
+  if (link.ns_fd < 0) {
+    err = "cannot open the new network namespace: " + errno_text(errno);
+    release_holder();
+    return err;
+  }
+  // The interface name reserves the slot: creating tnd<N> fails when another run has it.
+  int slot = -1;
+  for (int attempt = 0; attempt < 256 && slot < 0; ++attempt) {
+    const int n = static_cast<int>((hint + static_cast<unsigned>(attempt) * 2654435761u) %
+                                   static_cast<unsigned>(link_slots));
+    const std::string name = "tnd" + std::to_string(n);
+    if (exists("/sys/class/net/" + name))
+      continue;
+    err = run_ip(ip, {"link", "add", name, "type", "veth", "peer", "name", "eth0", "netns",
+                      std::to_string(holder)});
+    if (err.empty()) {
+      slot = n;
+      link.host_if = name;
+    } else if (err.find("File exists") == std::string::npos) {
+      break;
+    }
+  }
+  release_holder();
+  if (slot < 0) {
+    ::close(link.ns_fd);
+    return err.empty() ? std::string("no free link slot in 10.213.0.0/16") : err;
+  }
+  const int c = slot >> 6, d = (slot & 63) << 2;
+  link.host_addr = ipv4(10, 213, c, d + 1);
+  link.job_addr = ipv4(10, 213, c, d + 2);
+  const std::vector<std::pair<std::vector<std::string>, bool>> steps = {
+      {{"addr", "add", link.host_addr + "/30", "dev", link.host_if}, false},
+      {{"link", "set", link.host_if, "up"}, false},
+      {{"link", "set", "lo", "up"}, true},
+      {{"addr", "add", link.job_addr + "/30", "dev", "eth0"}, true},
+      {{"link", "set", "eth0", "up"}, true},
+      {{"route", "add", "default", "via", link.host_addr}, true},
+  };
+  for (auto& [args, inside] : steps) {
+    err = run_ip(ip, args, inside ? link.ns_fd : -1);
+    if (!err.empty()) {
+      run_ip(ip, {"link", "del", link.host_if});
+      ::close(link.ns_fd);
+      return err;
+    }
+  }
+  link.info = link.host_if + " " + link.host_addr + "/30 <-> eth0 " + link.job_addr + "/30";
+  return link;
+}
+
+/// Bytes both ways through a host interface; -1 when it is gone.
+long long link_bytes(const std::string& host_if) {
+  const std::string base = "/sys/class/net/" + host_if + "/statistics/";
+  long long rx = -1, tx = -1;
+  auto r = slurp(base + "rx_bytes"), t = slurp(base + "tx_bytes");
+  if (!r || !t || !to_num(std::string_view(*r).substr(0, r->find('\n')), rx) ||
+      !to_num(std::string_view(*t).substr(0, t->find('\n')), tx))
+    return -1;
+  return rx + tx;
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------
@@ -900,6 +1170,8 @@ struct executor::impl {
     millicores last_cpu = 0;
     bytes_t io_read = 0, io_write = 0;
     bytes_t net_bytes = 0;
+    bytes_t link_bytes = 0; ///< host end of the measured link, cumulative
+    bytes_t lo_bytes = 0;   ///< sent on the job's own lo, cumulative
 
     bool uses_cgroups() const { return !cgroups.empty(); }
     std::string procs_file() const {
@@ -925,6 +1197,7 @@ struct executor::impl {
   cgroup_layout layout;
   std::map<std::string, job_rec> jobs;
   std::vector<pending_cleanup> pending;
+  unsigned link_counter = 0;
   long page_size = ::sysconf(_SC_PAGESIZE);
   long clk_tck = ::sysconf(_SC_CLK_TCK);
 
@@ -957,7 +1230,9 @@ struct executor::impl {
                         {"cancel_reason", j.cancel_reason},
                         {"walltime_exceeded", j.walltime_hit},
                         {"own_network", j.st.own_network},
-                        {"sandbox", j.st.sandbox}};
+                        {"sandbox", j.st.sandbox},
+                        {"net_link", j.st.net_link},
+                        {"net_link_info", j.st.net_link_info}};
     if (j.kill_at)
       s["kill_at"] = *j.kill_at;
     return write_atomic(j.st.run_dir + "/state", s.dump(2) + "\n");
@@ -994,6 +1269,8 @@ struct executor::impl {
       j.walltime_hit = s.value("walltime_exceeded", false);
       j.st.own_network = s.value("own_network", false);
       j.st.sandbox = s.value("sandbox", std::string());
+      j.st.net_link = s.value("net_link", std::string());
+      j.st.net_link_info = s.value("net_link_info", std::string());
       if (s.contains("kill_at"))
         j.kill_at = s["kill_at"].get<usec>();
       std::string joined;
@@ -1163,7 +1440,7 @@ struct executor::impl {
 
   /// Bytes through the network namespace of `pid`: sent on `lo` (each loopback byte is
   /// both sent and received there), received and sent on every other interface.
-  static bytes_t namespace_net_bytes(int pid) {
+  static bytes_t namespace_net_bytes(int pid, bool lo_only = false) {
     auto text = slurp("/proc/" + std::to_string(pid) + "/net/dev");
     if (!text)
       return 0;
@@ -1180,7 +1457,7 @@ struct executor::impl {
         if (!w.empty() && to_num(w, v))
           f.push_back(v);
       }
-      if (f.size() < 9)
+      if (f.size() < 9 || (lo_only && name != "lo"))
         continue;
       total += name == "lo" ? f[8] : f[0] + f[8];
     }
@@ -1225,7 +1502,13 @@ struct executor::impl {
     j.io_write = std::max(j.io_write, io_w);
     s.io_read = j.io_read;
     s.io_write = j.io_write;
-    if (j.st.own_network) {
+    if (!j.st.net_link.empty()) {
+      j.link_bytes = std::max<bytes_t>(j.link_bytes, link_bytes(j.st.net_link));
+      if (alive(j.st.pid, j.st.start_ticks, false))
+        j.lo_bytes = std::max(j.lo_bytes, namespace_net_bytes(j.st.pid, true));
+      j.net_bytes = std::max(j.net_bytes, j.link_bytes + j.lo_bytes);
+      s.net_bytes = j.net_bytes;
+    } else if (j.st.own_network) {
       j.net_bytes = std::max(j.net_bytes, namespace_net_bytes(j.st.pid));
       s.net_bytes = j.net_bytes;
     }
@@ -1267,6 +1550,9 @@ struct executor::impl {
     }
     e.io_read = std::max<bytes_t>(0, get("io_read"));
     e.io_write = std::max<bytes_t>(0, get("io_write"));
+    // The shim read the link's counters as the job exited: later than the last sample.
+    e.net_bytes =
+        std::max(j.net_bytes, std::max<bytes_t>(j.link_bytes, get("net_link_bytes")) + j.lo_bytes);
     const bool failed = signaled || e.exit_code != 0;
     if (kv.count("lost"))
       e.reason = "lost: the shim could not wait for the job";
@@ -1457,9 +1743,25 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
   std::string sandbox;
   // A network namespace needs CAP_SYS_ADMIN: without it the job keeps the host network
   // (and `sandbox` says so by not naming netns) rather than failing to start.
-  const bool own_network = req.sandbox.own_network && ::geteuid() == 0;
+  bool own_network = req.sandbox.own_network && ::geteuid() == 0;
   if (own_network)
     sandbox = "netns";
+  std::optional<net_link> link;
+  std::string link_error;
+  if (own_network && req.sandbox.network_link) {
+    auto made = make_net_link(static_cast<unsigned>(::getpid()) * 97u + I.link_counter++ * 7919u);
+    if (auto* l = std::get_if<net_link>(&made)) {
+      link = std::move(*l);
+      sandbox += "+link";
+      env["TENDER_NET_HOST"] = link->host_addr;
+      env["TENDER_NET_ADDR"] = link->job_addr;
+    } else {
+      // The job needs the network: without a link it keeps the host's, unmeasured.
+      link_error = std::get<std::string>(made);
+      own_network = false;
+      sandbox.clear();
+    }
+  }
   if (req.sandbox.mount_view) {
     std::string bwrap;
     for (auto& dir : split(env["PATH"] + ":/usr/bin:/bin", ':'))
@@ -1507,8 +1809,19 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
   job.argv = req.argv;
   job.st.own_network = own_network;
   job.st.sandbox = sandbox;
+  if (link) {
+    job.st.net_link = link->host_if;
+    job.st.net_link_info = link->info;
+  }
+  job.st.net_link_error = link_error;
 
   std::vector<int> fds;
+  // Closing our descriptor of the link's namespace on any failure below makes the kernel
+  // remove the namespace and the pair.
+  const std::string link_rx = link ? "/sys/class/net/" + link->host_if + "/statistics/rx_bytes" : "";
+  const std::string link_tx = link ? "/sys/class/net/" + link->host_if + "/statistics/tx_bytes" : "";
+  if (link)
+    fds.push_back(link->ns_fd);
   auto cleanup = [&] {
     for (int fd : fds)
       if (fd >= 0)
@@ -1532,6 +1845,11 @@ std::variant<exec_state, std::string> executor::launch(const exec_request& req, 
   plan.exit_path = exit_path.c_str();
   plan.exit_tmp = exit_tmp.c_str();
   plan.own_network = own_network;
+  if (link) {
+    plan.ns_fd = link->ns_fd;
+    plan.link_rx = link_rx.c_str();
+    plan.link_tx = link_tx.c_str();
+  }
   plan.null_fd = open_fd("/dev/null", O_RDWR);
   plan.out_fd = open_fd(run_dir + "/stdout", O_WRONLY | O_CREAT | O_TRUNC);
   plan.err_fd = open_fd(run_dir + "/stderr", O_WRONLY | O_CREAT | O_TRUNC);

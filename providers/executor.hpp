@@ -63,6 +63,22 @@ struct exec_sandbox {
   /// `/dev`, `/proc` and `/tmp`, only the workdir writable. Ignored (and reported in
   /// `exec_state::sandbox`) when bwrap is missing.
   bool mount_view = false;
+  /// With `own_network`: a measured link out of the namespace, for jobs that need the
+  /// network. A veth pair joins the job's namespace (its end is `eth0`, with a default
+  /// route through the pair) to the host's (its end is `tnd<N>`), on a private /30 in
+  /// 10.213.0.0/16 that is unique per run (the kernel's interface names reserve it, so
+  /// concurrent runs never share one). The job finds the addresses in
+  /// `TENDER_NET_HOST` / `TENDER_NET_ADDR`. It reaches the host through the link, and
+  /// farther only where the host routes 10.213.0.0/16 (tender does not set up NAT).
+  /// `net_bytes` = bytes through the host's end (both directions, from
+  /// /sys/class/net/tnd<N>/statistics) plus bytes sent on the job's own `lo`.
+  /// Nothing outlives the job: the namespace is held only by the job's processes and its
+  /// shim (which reads the final counters when the job exits), so the kernel removes the
+  /// pair when the last of them is gone, however the job ended. Needs root and `ip`
+  /// (iproute2; `TENDER_IP_TOOL` names another binary). When the link cannot be made the
+  /// job keeps the host network, unmeasured, and `exec_state::net_link_error` says why.
+  /// Added with the profiler's measured link (additive).
+  bool network_link = false;
 };
 
 struct exec_request {
@@ -90,6 +106,11 @@ struct exec_state {
   // Added with the profiler (additive):
   bool own_network = false; ///< runs in its own network namespace
   std::string sandbox;      ///< what isolation it got: "netns", "bwrap", "netns+bwrap" or ""
+                            ///< ("netns+link", "netns+link+bwrap" with a measured link)
+  // Added with the measured link (additive):
+  std::string net_link;       ///< host end of the link ("tnd42"), empty without one
+  std::string net_link_info;  ///< "tnd42 10.213.0.169/30 <-> eth0 10.213.0.170/30"
+  std::string net_link_error; ///< why a requested link could not be made (host network kept)
 };
 
 struct exit_info {
@@ -104,6 +125,9 @@ struct exit_info {
   // /proc/<pid>/io just before reaping it (0 when unknown). Later than the last sample.
   bytes_t io_read = 0;
   bytes_t io_write = 0;
+  /// Added with the measured link (additive): the job's cumulative network bytes at its
+  /// exit (with a link, the host end's final counters read by the shim), 0 when unknown.
+  bytes_t net_bytes = 0;
 };
 
 /// One poll's news about one job.
@@ -151,7 +175,8 @@ public:
   /// it, syscall bytes when the page cache or a pipe absorbs it; never decreasing.
   /// `threads`: summed. `net_bytes` is measured only for jobs in their own network
   /// namespace (`exec_sandbox::own_network`), cumulative; 0 otherwise (jobs share the
-  /// host network).
+  /// host network). With a measured link (`exec_sandbox::network_link`) it is the link's
+  /// host end plus the job's `lo`.
   std::vector<exec_event> poll(usec now);
 
   /// Changes a running job's limits in place (cgroup); false with `why` if it cannot.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 namespace tender {
 
@@ -14,6 +15,7 @@ profile_summary summary_of(const profile_run& run) {
   if (run.exit) {
     s.io_read = std::max(s.io_read, run.exit->io_read);
     s.io_write = std::max(s.io_write, run.exit->io_write);
+    s.net_bytes = std::max(s.net_bytes, run.exit->net_bytes);
   }
   return s;
 }
@@ -60,7 +62,8 @@ exec_request profile_request(const std::string& run_id, const job_spec& spec,
   req.limits.memory = spec.hints.memory > 0 ? 2 * spec.hints.memory : limits.memory;
   req.limits.pids = limits.pids;
   req.limits.max_output = limits.max_output;
-  req.sandbox.own_network = !report.network;
+  req.sandbox.own_network = true;
+  req.sandbox.network_link = report.network;
   req.sandbox.mount_view = true;
   return req;
 }
@@ -84,7 +87,10 @@ profile_run run_profile(executor& ex, const exec_request& req, usec budget, usec
     run.took = clock() - run.started;
     return run;
   }
-  run.sandbox = std::get<exec_state>(launched).sandbox;
+  const auto& st = std::get<exec_state>(launched);
+  run.sandbox = st.sandbox;
+  run.net_link = st.net_link_info;
+  run.net_link_error = st.net_link_error;
   bool killed = false;
   // The kill escalates after `kill_grace`; walltime is the executor's own backstop.
   const usec give_up = run.started + budget + kill_grace + 10 * sec_us;
@@ -118,8 +124,23 @@ profile_run run_profile(executor& ex, const exec_request& req, usec budget, usec
   }
   if (run.exit && run.exit->reason.find("walltime") != std::string::npos)
     run.cut = true;
+  if (run.exit && (run.exit->exit_code != 0 || run.exit->signal != 0)) {
+    std::ifstream in(ex.stderr_path(req.job_id), std::ios::binary | std::ios::ate);
+    const std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : 0;
+    std::string tail(static_cast<std::size_t>(std::min<std::streamoff>(size, 4096)), '\0');
+    in.seekg(size - static_cast<std::streamoff>(tail.size()));
+    in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+    while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' '))
+      tail.pop_back();
+    tail = tail.substr(tail.find_last_of('\n') == std::string::npos ? 0 : tail.find_last_of('\n') + 1);
+    run.stderr_tail = tail.size() > 240 ? tail.substr(0, 240) + "..." : tail;
+  }
   run.took = clock() - run.started;
   return run;
+}
+
+std::string dynamic_run_blocker(const static_report& report) {
+  return report.fatal;
 }
 
 finding run_finding(const profile_run& run, const std::string& command) {
@@ -146,7 +167,10 @@ finding run_finding(const profile_run& run, const std::string& command) {
     what += " (command not found or not executable inside the sandbox)";
   else if (run.samples.size() <= 2)
     what += " almost at once: the job probably fails the same way";
-  return {"error", what + " (sandbox: " + sandbox + ")", command};
+  what += " (sandbox: " + sandbox + ")";
+  if (!run.stderr_tail.empty())
+    what += "; its stderr ends: " + run.stderr_tail;
+  return {"error", what, command};
 }
 
 resource_profile measure_profile(const std::string& job_id, const job_spec& spec,
@@ -204,6 +228,25 @@ resource_profile measure_profile(const std::string& job_id, const job_spec& spec
   for (auto& s : sources)
     p.source += (p.source.empty() ? "" : "+") + s;
   p.findings = report.findings;
+  if (run && run->error.empty() && report.network) {
+    if (run->sandbox.find("link") != std::string::npos)
+      p.findings.push_back(
+          {"network",
+           "network measured on the job's own link (host end plus the job's loopback)",
+           run->net_link.empty() ? run->sandbox : run->net_link});
+    else
+      p.findings.push_back(
+          {"profile",
+           "the job needs the network but no measured link could be made" +
+               (run->net_link_error.empty() ? std::string() : " (" + run->net_link_error + ")") +
+               ": it kept the host network and its network bytes were not measured",
+           run->sandbox.empty() ? "sandbox: limits only" : "sandbox: " + run->sandbox});
+  }
+  if (!run && !report.fatal.empty()) {
+    p.partial = true;
+    p.findings.push_back({"profile", "dynamic run skipped: " + report.fatal,
+                          report.fatal_evidence});
+  }
   if (run)
     p.findings.push_back(run_finding(*run, (spec.profile_command.empty() ? spec.command
                                                                         : spec.profile_command)

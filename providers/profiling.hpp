@@ -39,8 +39,9 @@ struct profile_limits {
 
 /// The executor request for a job's profile run: its profile command (or, without one,
 /// its command under the budget), the job's workdir and env, limits, and the sandbox: its
-/// own network namespace unless static analysis says it needs the network, bubblewrap's
-/// mount view when installed. The walltime is a backstop behind the budget kill.
+/// own network namespace (loopback only; plus a measured link to the host when static
+/// analysis says it needs the network), bubblewrap's mount view when installed. The
+/// walltime is a backstop behind the budget kill.
 exec_request profile_request(const std::string& run_id, const job_spec& spec,
                              const static_report& report, const profile_limits& limits = {});
 
@@ -49,7 +50,11 @@ struct profile_run {
   std::vector<usage_sample> samples;
   std::optional<exit_info> exit;
   std::string error;   ///< launch failed: nothing ran
-  std::string sandbox; ///< isolation it got ("netns+bwrap", ...)
+  std::string sandbox; ///< isolation it got ("netns+bwrap", "netns+link+bwrap", ...)
+  // Added with the measured link (additive):
+  std::string net_link;       ///< the link it got ("tnd42 10.213.0.169/30 <-> eth0 ...")
+  std::string net_link_error; ///< why a link the job needed could not be made
+  std::string stderr_tail;    ///< last line the job wrote to stderr (failed runs explain)
   usec started = 0;
   usec budget = 0;
   bool cut = false;    ///< stopped at the budget (the job did not end by itself)
@@ -67,6 +72,11 @@ profile_run run_profile(executor& ex, const exec_request& req, usec budget, usec
 /// enforce `pids.max` themselves); the caller kills the run.
 std::string over_task_limit(const exec_request& req, const usage_sample& s);
 
+/// Why the job's command must not be run at all, from its static findings (an entry script
+/// that does not compile); empty when it may run. A run would only fail the same way and
+/// spend the budget, so the profile is then static only and marked partial.
+std::string dynamic_run_blocker(const static_report& report);
+
 /// How the run ended, as a finding ("profile" kind, or "error" for failures to start,
 /// crashes at once and sandbox limits).
 finding run_finding(const profile_run& run, const std::string& command);
@@ -74,6 +84,8 @@ finding run_finding(const profile_run& run, const std::string& command);
 /// The measured profile: statistics of the samples (cpu, memory, I/O, network, with 90 %
 /// intervals), the static findings, GPU type from hints or analysis, software stack, and
 /// the sources. Runtime is left to the predictor. `run` may be null (no dynamic run).
+/// A job that needs the network is told apart: measured over its link, or (when the
+/// link could not be made) a finding that its network bytes were not measured.
 resource_profile measure_profile(const std::string& job_id, const job_spec& spec,
                                  const static_report& report, const profile_run* run);
 

@@ -1,12 +1,21 @@
 #include "providers/static_analysis.hpp"
 
+#include "providers/profile_cache.hpp" // file_sha256
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <mutex>
+#include <regex>
 #include <set>
 #include <sstream>
+
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <elf.h>
 #include <fcntl.h>
@@ -143,7 +152,206 @@ std::string soname_stem(const std::string& soname) {
   return at == std::string::npos ? soname : soname.substr(0, at);
 }
 
+/// Runs a trusted program (an interpreter asked for its version or to compile a file)
+/// with a minimal environment, stdin from /dev/null, and stdout+stderr captured (at most
+/// 64 KiB). Killed (its whole process group) after `timeout_ms`. nullopt when it could not
+/// run or timed out.
+struct captured {
+  int status = 0; ///< exit status
+  std::string output;
+};
+std::optional<captured> run_capture(const std::vector<std::string>& args, int timeout_ms) {
+  std::vector<std::string> words = args;
+  std::vector<char*> argv;
+  for (auto& w : words)
+    argv.push_back(w.data());
+  argv.push_back(nullptr);
+  std::string home = std::string("HOME=") + (std::getenv("HOME") ? std::getenv("HOME") : "/");
+  std::string path = std::string("PATH=") +
+                     (std::getenv("PATH") ? std::getenv("PATH") : "/usr/local/bin:/usr/bin:/bin");
+  char lang[] = "LC_ALL=C";
+  std::vector<char*> envp = {home.data(), path.data(), lang};
+  std::string pyenv;
+  if (const char* r = std::getenv("PYENV_ROOT")) { // pyenv shims need it
+    pyenv = std::string("PYENV_ROOT=") + r;
+    envp.push_back(pyenv.data());
+  }
+  envp.push_back(nullptr);
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    return std::nullopt;
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig)
+      ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (null_fd >= 0)
+      ::dup2(null_fd, 0);
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::close(out[1]);
+  if (null_fd >= 0)
+    ::close(null_fd);
+  if (pid < 0) {
+    ::close(out[0]);
+    return std::nullopt;
+  }
+  captured c;
+  bool timed_out = true;
+  for (int waited = 0; waited < timeout_ms;) {
+    pollfd pfd{out[0], POLLIN, 0};
+    int r = ::poll(&pfd, 1, 50);
+    if (r < 0 && errno != EINTR)
+      break;
+    if (r <= 0) {
+      waited += 50;
+      continue;
+    }
+    char buf[4096];
+    ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      timed_out = false;
+      break;
+    }
+    if (c.output.size() < (64u << 10))
+      c.output.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(out[0]);
+  if (timed_out) {
+    ::kill(-pid, SIGKILL);
+    ::kill(pid, SIGKILL);
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out || !WIFEXITED(st))
+    return std::nullopt;
+  c.status = WEXITSTATUS(st);
+  return c;
+}
+
+/// The Debian package owning `path` and its version, from /var/lib/dpkg (what `dpkg -S`
+/// and `dpkg-query -W` read). Tries the path, its real path and the other side of the
+/// /usr merge (/bin/x <-> /usr/bin/x). Empty when dpkg does not know it.
+std::pair<std::string, std::string> dpkg_owner(const std::string& path, const std::string& dpkg_dir) {
+  std::set<std::string> cands = {path, real_path(path)};
+  for (auto c : std::vector<std::string>(cands.begin(), cands.end())) {
+    if (starts_with(c, "/usr/"))
+      cands.insert(c.substr(4));
+    else
+      cands.insert("/usr" + c);
+  }
+  std::string package;
+  if (DIR* d = ::opendir((dpkg_dir + "/info").c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() < 6 || name.compare(name.size() - 5, 5, ".list") != 0)
+        continue;
+      auto text = slurp(dpkg_dir + "/info/" + name);
+      if (!text)
+        continue;
+      for (auto& c : cands) {
+        auto at = text->find(c + "\n");
+        if (at != std::string::npos && (at == 0 || (*text)[at - 1] == '\n')) {
+          package = name.substr(0, name.size() - 5);
+          break;
+        }
+      }
+      if (!package.empty())
+        break;
+    }
+    ::closedir(d);
+  }
+  if (package.empty())
+    return {};
+  const std::string bare = package.substr(0, package.find(':')); // "libc6:amd64"
+  auto status = slurp(dpkg_dir + "/status", 64 << 20);
+  if (!status)
+    return {bare, ""};
+  std::istringstream in(*status);
+  std::string line, cur, version;
+  bool installed = false;
+  while (std::getline(in, line)) {
+    if (line.empty()) {
+      cur.clear();
+      installed = false;
+      continue;
+    }
+    if (starts_with(line, "Package: "))
+      cur = line.substr(9);
+    else if (starts_with(line, "Status: "))
+      installed = line.find(" installed") != std::string::npos;
+    else if (starts_with(line, "Version: ") && cur == bare)
+      version = line.substr(9);
+    if (cur == bare && installed && !version.empty())
+      return {bare, version};
+  }
+  return {bare, version};
+}
+
+/// First group of `re` in `text`, or empty.
+std::string first_match(const std::string& text, const char* re) {
+  std::smatch m;
+  if (std::regex_search(text, m, std::regex(re)) && m.size() > 1)
+    return m[1].str();
+  return {};
+}
+
 } // namespace
+
+interpreter_version probe_interpreter_version(const std::string& lang, const std::string& path,
+                                              const std::string& dpkg_dir) {
+  static std::mutex mu;
+  static std::map<std::string, interpreter_version> cache; // "<lang>|<digest>"
+  auto digest = file_sha256(path);
+  const std::string key = lang + "|" + (digest ? *digest : "path:" + real_path(path));
+  {
+    std::lock_guard<std::mutex> g(mu);
+    if (auto it = cache.find(key); it != cache.end())
+      return it->second;
+  }
+  interpreter_version v;
+  const char* flag = lang == "java" ? "-version" : "--version";
+  const char* pattern = lang == "python" ? R"(Python (\d+(?:\.\d+)+))"
+                        : lang == "java" ? R"(version \"([^\"]+)\")"
+                        : lang == "bash" ? R"(version (\d+(?:\.\d+)+))"
+                        : lang == "zsh"  ? R"(zsh (\d+(?:\.\d+)+))"
+                                         : nullptr;
+  if (pattern) { // sh, dash and ksh have no version flag: only the package can tell
+    if (auto out = run_capture({path, flag}, 5000)) {
+      v.version = first_match(out->output, pattern);
+      if (!v.version.empty())
+        v.how = path + " " + flag;
+    }
+  }
+  if (v.version.empty()) {
+    auto [package, version] = dpkg_owner(path, dpkg_dir);
+    if (!version.empty()) {
+      v.version = version;
+      v.package = package;
+      v.how = "Debian package " + package + " (" + dpkg_dir + ")";
+    }
+  }
+  std::lock_guard<std::mutex> g(mu);
+  cache.emplace(key, v);
+  return v;
+}
 
 // ---------------------------------------------------------------------------
 // ELF
@@ -445,6 +653,7 @@ struct static_analyzer::state {
   std::set<std::string> seen_files;       ///< analysed already (realpath)
   std::set<std::string> seen_findings;    ///< kind|detail|evidence, no duplicates
   std::set<std::string> seen_stack;
+  std::string python; ///< the interpreter running the Python code being analysed
 
   void add(const std::string& kind, const std::string& detail, const std::string& evidence) {
     if (!seen_findings.insert(kind + "|" + detail + "|" + evidence).second)
@@ -548,8 +757,9 @@ std::vector<resolved_library> static_analyzer::closure(const std::string& path,
   struct node {
     elf_info info;
     std::string origin;
+    int loader = -1; ///< the object whose DT_NEEDED first named it (glibc's l_loader)
   };
-  std::vector<node> queue{{exe, exe_origin}};
+  std::vector<node> queue{{exe, exe_origin, -1}};
   std::set<std::string> loaded; // by DT_NEEDED name and by soname, as the loader dedups
   const auto ld_library_path = split(lib_search_path("LD_LIBRARY_PATH"), ':');
 
@@ -596,11 +806,19 @@ std::vector<resolved_library> static_analyzer::closure(const std::string& path,
         }
       } else {
         if (cur.info.runpath.empty()) {
-          // DT_RPATH of the requesting object, then of the objects that loaded it up
-          // to the executable (approximated by the executable itself).
-          try_dirs(cur.info.rpath, cur.origin, "RPATH");
-          if (q != 0 && exe.runpath.empty())
-            try_dirs(exe.rpath, exe_origin, "RPATH of the executable");
+          // glibc's _dl_map_object: DT_RPATH of the requesting object, then of the object
+          // that loaded it, and on up to the executable. An object with DT_RUNPATH has
+          // its DT_RPATH ignored (but the walk goes on past it); a requesting object with
+          // DT_RUNPATH uses no DT_RPATH at all (this branch).
+          for (int l = static_cast<int>(q); l >= 0 && !found; l = queue[static_cast<std::size_t>(l)].loader) {
+            const node& o = queue[static_cast<std::size_t>(l)];
+            if (!o.info.runpath.empty() || o.info.rpath.empty())
+              continue;
+            const std::string via = l == static_cast<int>(q) ? "RPATH"
+                                    : l == 0                 ? "RPATH of the executable"
+                                                             : "RPATH of " + o.info.path;
+            try_dirs(o.info.rpath, o.origin, via.c_str());
+          }
         }
         if (!found)
           try_dirs(ld_library_path, exe_origin, "LD_LIBRARY_PATH");
@@ -623,7 +841,7 @@ std::vector<resolved_library> static_analyzer::closure(const std::string& path,
         lib.soname = found->soname.empty() ? name : found->soname;
         loaded.insert(lib.soname);
         found->path = lib.path;
-        queue.push_back({*found, dir_of(real_path(lib.path))});
+        queue.push_back({*found, dir_of(real_path(lib.path)), static_cast<int>(q)});
       } else {
         lib.soname = name;
       }
@@ -657,15 +875,24 @@ void static_analyzer::analyze_elf(const std::string& path, state& s) const {
     s.add(kind, detail, evidence);
     if (kind == "gpu" && s.report.gpu_vendor.empty())
       s.report.gpu_vendor = vendor;
-    if (kind == "gpu" || kind == "multi-node")
-      s.stack(detail);
+    if (kind == "gpu" || kind == "multi-node") {
+      // The file behind the soname may tell the full version: libcudart.so.12 ->
+      // libcudart.so.12.1.105.
+      const std::string sv = soname_version(soname);
+      const std::string full = soname_version(base_of(real_path(lib.path)));
+      if (!full.empty() && full != sv && (sv.empty() || starts_with(full, sv + ".")))
+        s.stack((sv.empty() ? detail + " " : detail.substr(0, detail.size() - sv.size())) + full);
+      else
+        s.stack(detail);
+    }
   }
 }
 
 void static_analyzer::analyze_interpreter(const std::string& name, const std::string& path,
                                           state& s) const {
-  // The version from the resolved path (python3 -> python3.11, java -> java-17-openjdk),
-  // else from a library of its closure (libpython3.11.so.1.0); never by running it.
+  // The version asked of the binary (or its Debian package), else from the resolved path
+  // (python3 -> python3.11, java -> java-17-openjdk), else from a library of its closure
+  // (libpython3.11.so.1.0).
   const std::string rp = real_path(path);
   const std::string base = base_of(rp);
   std::string lang = base_of(name);
@@ -681,7 +908,18 @@ void static_analyzer::analyze_interpreter(const std::string& name, const std::st
       v.pop_back();
     return v;
   };
-  if (!lang.empty() && starts_with(base, lang))
+  std::string label = lang.empty() ? base : lang;
+  std::string evidence = rp;
+  if (opts_.probe_versions && !lang.empty()) {
+    auto v = probe_interpreter_version(lang, path, opts_.dpkg_dir);
+    if (!v.version.empty()) {
+      version = v.version;
+      evidence = rp + " (" + v.how + ")";
+      if (!v.package.empty() && v.package != lang)
+        label = v.package; // sh -> dash
+    }
+  }
+  if (version.empty() && !lang.empty() && starts_with(base, lang))
     version = digits_after(base, lang.size());
   if (version.empty() && lang == "java") {
     auto at = rp.find("/java-");
@@ -697,8 +935,7 @@ void static_analyzer::analyze_interpreter(const std::string& name, const std::st
       }
     }
   }
-  std::string label = lang.empty() ? base : lang;
-  s.add("interpreter", label + (version.empty() ? "" : " " + version), rp);
+  s.add("interpreter", label + (version.empty() ? "" : " " + version), evidence);
   s.stack(label + (version.empty() ? "" : " " + version));
   s.file(rp);
 }
@@ -789,7 +1026,50 @@ void static_analyzer::analyze_python_text(const std::string& text, const std::st
   }
 }
 
-void static_analyzer::analyze_python_file(const std::string& path, int depth, state& s) const {
+void static_analyzer::check_python_syntax(const std::string& path, bool entry, state& s) const {
+  if (!opts_.check_syntax || s.python.empty())
+    return;
+  // compile() parses and compiles without executing anything of the file.
+  static const char* code =
+      "import sys\n"
+      "p = sys.argv[1]\n"
+      "try:\n"
+      "    compile(open(p, 'rb').read(), p, 'exec', dont_inherit=True)\n"
+      "except SyntaxError as e:\n"
+      "    sys.stdout.write('tender-syntax\\t%d\\t%s\\n' % (e.lineno or 0, e.msg))\n"
+      "except ValueError as e:\n"
+      "    sys.stdout.write('tender-syntax\\t0\\t%s\\n' % e)\n";
+  auto out = run_capture({s.python, "-I", "-S", "-c", code, path}, 10'000);
+  if (!out) {
+    s.add("syntax-unchecked", "could not compile the script with " + s.python + " within 10 s",
+          path);
+    return;
+  }
+  auto at = out->output.find("tender-syntax\t");
+  if (at == std::string::npos)
+    return;
+  auto fields = split(out->output.substr(at, out->output.find('\n', at) - at), '\t');
+  if (fields.size() < 3)
+    return;
+  const int line = std::atoi(fields[1].c_str());
+  std::string source;
+  if (auto text = slurp(path); text && line > 0) {
+    std::istringstream in(*text);
+    for (int i = 0; i < line && std::getline(in, source); ++i) {
+    }
+    source = trim(source);
+  }
+  const std::string where = path + ":" + std::to_string(line);
+  const std::string evidence = source.empty() ? where : where + ": " + source;
+  s.add("error", "Python syntax error: " + fields[2] + " (" + where + ")", evidence);
+  if (entry && s.report.fatal.empty()) {
+    s.report.fatal = "the script does not compile: " + fields[2] + " at " + where;
+    s.report.fatal_evidence = evidence;
+  }
+}
+
+void static_analyzer::analyze_python_file(const std::string& path, int depth, state& s,
+                                          bool entry) const {
   if (!s.seen_files.insert(real_path(path)).second)
     return;
   auto text = slurp(path);
@@ -798,6 +1078,7 @@ void static_analyzer::analyze_python_file(const std::string& path, int depth, st
     return;
   }
   s.file(path);
+  check_python_syntax(path, entry, s);
   analyze_python_text(*text, path, dir_of(path), depth, s);
 }
 
@@ -1039,16 +1320,20 @@ void static_analyzer::analyze_command(const std::vector<std::string>& argv, int 
       std::string top = mod->substr(0, mod->find('.'));
       if (classify_python_module(top, kind, detail))
         s.add(kind, detail + " (python -m " + *mod + ")", "argv");
-      else if (!opts_.workdir.empty() && file_exists(opts_.workdir + "/" + top + ".py"))
-        analyze_python_file(opts_.workdir + "/" + top + ".py", depth, s);
+      else if (!opts_.workdir.empty() && file_exists(opts_.workdir + "/" + top + ".py")) {
+        s.python = file_exists(*exe) ? *exe : std::string();
+        analyze_python_file(opts_.workdir + "/" + top + ".py", depth, s, true);
+      }
     } else if (auto i = script_arg(1)) {
       std::string script = argv[*i][0] == '/' || opts_.workdir.empty()
                                ? argv[*i]
                                : opts_.workdir + "/" + argv[*i];
-      if (!file_exists(script))
+      if (!file_exists(script)) {
         s.add("error", "Python script not found: " + script, script);
-      else
-        analyze_python_file(script, depth, s);
+      } else {
+        s.python = exe && file_exists(*exe) ? *exe : std::string();
+        analyze_python_file(script, depth, s, true);
+      }
     }
     return;
   }
@@ -1119,6 +1404,8 @@ void static_analyzer::analyze_command(const std::vector<std::string>& argv, int 
     const std::string ib = base_of(interp[0]);
     if (is_interpreter(ib, "python")) {
       analyze_interpreter(interp[0], *ipath, s);
+      s.python = *ipath;
+      check_python_syntax(*exe, true, s);
       analyze_python_text(*text, *exe, dir_of(*exe), depth, s);
     } else if (is_interpreter(ib, "bash") || is_interpreter(ib, "sh") || ib == "dash" ||
                ib == "zsh" || ib == "ksh") {

@@ -15,10 +15,16 @@
 /// TLS/HTTP/ZeroMQ/gRPC clients -> "network".
 ///
 /// Scripts: the shebang or the launcher (`python3 x.py`, `bash x.sh`, `sh -c '...'`,
-/// `java -jar x.jar`) names the interpreter, whose version is read from its resolved path
-/// (`python3` -> `python3.11`) or its libraries, never by running it. Python sources are
-/// scanned for imports (and local modules beside them, one level), shell scripts for the
-/// commands they call (each analysed in turn, bounded depth).
+/// `java -jar x.jar`) names the interpreter. Its version is asked of the interpreter binary
+/// itself (`python3 --version`, `bash --version`, `java -version`, under a 5 s timeout; the
+/// script is not involved), else read from the Debian package owning it (sh, dash), else
+/// from its resolved path (`python3` -> `python3.11`) or its libraries; probes are cached
+/// per binary digest. Python sources are compiled by the job's interpreter without being
+/// run (`compile()` only, under a timeout) so a syntax error is a finding with file:line,
+/// and one in the entry script makes the report `fatal`; they are scanned for imports (and
+/// local modules beside them, one level). Shell scripts are scanned for the commands they
+/// call (each analysed in turn, bounded depth). Versioned libraries name their full version
+/// where the file behind the soname tells it (libcudart.so.12 -> libcudart.so.12.1.105).
 ///
 /// Every finding carries its evidence (file, library chain or line). Bad input (a missing,
 /// unreadable, non-ELF or truncated file) is a finding of kind "error", never an exception.
@@ -74,6 +80,10 @@ struct static_options {
                                            "/lib", "/usr/lib"};
   int max_depth = 3;        ///< scripts calling scripts
   int max_libraries = 512;  ///< closure size bound
+  // Added with version probes and the syntax check (additive):
+  bool probe_versions = true; ///< run interpreters for their version (cached per digest)
+  bool check_syntax = true;   ///< compile Python scripts with the job's interpreter
+  std::string dpkg_dir = "/var/lib/dpkg";
 };
 
 /// The result: findings plus the needs they add up to.
@@ -87,6 +97,10 @@ struct static_report {
   bool multi_core = false;
   /// Files the command consists of (executables, scripts, local modules): for the cache key.
   std::vector<std::string> files;
+  /// Added with the syntax check (additive): why the command cannot run at all (its entry
+  /// script does not compile), empty otherwise; its evidence is "file:line: text".
+  std::string fatal;
+  std::string fatal_evidence;
 };
 
 class static_analyzer {
@@ -106,7 +120,9 @@ private:
   struct state;
   void analyze_command(const std::vector<std::string>& argv, int depth, state& s) const;
   void analyze_elf(const std::string& path, state& s) const;
-  void analyze_python_file(const std::string& path, int depth, state& s) const;
+  void analyze_python_file(const std::string& path, int depth, state& s,
+                           bool entry = false) const;
+  void check_python_syntax(const std::string& path, bool entry, state& s) const;
   void analyze_python_text(const std::string& text, const std::string& where,
                            const std::string& dir, int depth, state& s) const;
   void analyze_shell_text(const std::string& text, const std::string& where, int depth,
@@ -117,6 +133,19 @@ private:
   static_options opts_;
   std::multimap<std::string, std::string> cache_;
 };
+
+/// An interpreter's version: asked of the binary with its version flag (python, bash, zsh
+/// `--version`; java `-version`) under a 5 s timeout, else the version of the Debian package
+/// that owns the binary (sh, dash, ksh), found through `<dpkg_dir>/info/*.list` and
+/// `<dpkg_dir>/status`. Cached for the life of the process per (language, SHA-256 of the
+/// binary), so a binary is probed once however many jobs and paths name it.
+struct interpreter_version {
+  std::string version; ///< "3.11.2", "0.5.12-2"; empty when unknown
+  std::string package; ///< the Debian package, when the version is the package's
+  std::string how;     ///< evidence: the command run, or the package database
+};
+interpreter_version probe_interpreter_version(const std::string& lang, const std::string& path,
+                                              const std::string& dpkg_dir = "/var/lib/dpkg");
 
 /// What one library name means, if anything: fills kind ("gpu", "multi-node", "cores",
 /// "network"), a detail like "CUDA runtime 12" and the vendor for GPUs. False otherwise.

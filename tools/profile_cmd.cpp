@@ -100,12 +100,14 @@ int run_profile_cmd(const profile_args& a) {
     cache.emplace(a.cache);
     key = profile_cache::key(spec, report);
   }
+  // A job whose entry script does not compile is not run: it would only fail the same way.
+  const bool blocked = !dynamic_run_blocker(report).empty();
   bool hit = false;
-  if (!spec.profile_skip && cache) {
+  if (!spec.profile_skip && !blocked && cache) {
     run = cache->get(key);
     hit = run.has_value();
   }
-  if (!spec.profile_skip && !hit) {
+  if (!spec.profile_skip && !blocked && !hit) {
     // Without a [job.profile] command the job itself runs, cut at the budget.
     executor ex(root);
     auto req = profile_request("profile-" + spec.name, spec, report);

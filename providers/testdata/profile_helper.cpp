@@ -4,6 +4,8 @@
 //                                                  (touching every page), then hold
 //   profile_helper send <MiB> [hold_s]             send <MiB> over TCP on 127.0.0.1 to a
 //                                                  reader thread of its own, then hold
+//   profile_helper sendto <port> <MiB> [hold_s]   send <MiB> over TCP to $TENDER_NET_HOST:<port>
+//                                                  (the host end of a measured link), then hold
 //   profile_helper forks <n> <sleep_s>             fork up to <n> children that sleep; print
 //                                                  how many forks succeeded
 //   profile_helper net                             print "connected" if 1.1.1.1:53 is reachable
@@ -111,6 +113,42 @@ int send_loopback(std::size_t total_mb, double hold_s) {
   return 0;
 }
 
+int send_to(int port, std::size_t total_mb, double hold_s) {
+  const char* host = std::getenv("TENDER_NET_HOST");
+  if (!host) {
+    std::fprintf(stderr, "TENDER_NET_HOST is not set\n");
+    return 2;
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0 || ::inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
+      ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    std::perror("connect");
+    return 4;
+  }
+  std::vector<char> buf(1 << 16, 'x');
+  std::size_t sent = 0;
+  while (sent < total_mb * mib) {
+    auto n = ::write(s, buf.data(), std::min(buf.size(), total_mb * mib - sent));
+    if (n <= 0) {
+      std::perror("write");
+      return 4;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  ::shutdown(s, SHUT_WR);
+  char c;
+  while (::read(s, &c, 1) > 0) { // until the listener has read everything and closed
+  }
+  ::close(s);
+  std::printf("sent %zu to %s:%d\n", sent, host, port);
+  std::fflush(stdout);
+  hold(hold_s);
+  return 0;
+}
+
 int forks(int n, double sleep_s) {
   int ok = 0;
   for (int i = 0; i < n; ++i) {
@@ -156,6 +194,9 @@ int main(int argc, char** argv) {
     return ramp(std::strtoull(argv[2], nullptr, 10), std::atof(argv[3]), argc > 4 ? std::atof(argv[4]) : 0.5);
   if (mode == "send" && argc >= 3)
     return send_loopback(std::strtoull(argv[2], nullptr, 10), argc > 3 ? std::atof(argv[3]) : 0.5);
+  if (mode == "sendto" && argc >= 4)
+    return send_to(std::atoi(argv[2]), std::strtoull(argv[3], nullptr, 10),
+                   argc > 4 ? std::atof(argv[4]) : 0.5);
   if (mode == "forks" && argc >= 4)
     return forks(std::atoi(argv[2]), std::atof(argv[3]));
   if (mode == "net")
