@@ -211,20 +211,29 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
                 "price_per_core_hour", "price_per_gib_hour", "price_per_gpu_hour", "busy_markup",
                 "reserve_price", "catalogue", "offer_spot", "offer_on_demand", "provisioning_delay",
                 "refuse_probability", "preemption_per_hour", "availability", "seed", "latency",
-                "hold_ttl", "software", "cpu_features", "max_instances"});
+                "hold_ttl", "software", "cpu_features", "max_instances", "slurm_conf",
+                "partition", "account", "reservation_user", "slurm_bin_dir", "command_timeout",
+                "poll_interval"});
   provider_config p;
   auto name = t.nonempty_string("name");
   if (!name) t.fail("name", "missing (every provider needs a unique name)");
   p.name = *name;
   auto kind = t.string("kind");
-  if (!kind) t.fail("kind", "missing (expected local or market)");
-  if (*kind != "local" && *kind != "market")
-    t.fail("kind", "unknown provider kind '" + *kind + "' (expected local or market)");
+  if (!kind) t.fail("kind", "missing (expected local, market or slurm)");
+  if (*kind != "local" && *kind != "market" && *kind != "slurm")
+    t.fail("kind", "unknown provider kind '" + *kind + "' (expected local, market or slurm)");
   p.kind = *kind;
 
   // Keys that only mean something for the other kind are refused, not ignored.
   for (auto key : {"catalogue", "offer_spot", "offer_on_demand", "max_instances"})
-    if (p.kind == "local" && t.has(key)) t.fail(key, "only applies to market providers");
+    if (p.kind != "market" && t.has(key)) t.fail(key, "only applies to market providers");
+  for (auto key : {"slurm_conf", "partition", "account", "reservation_user", "slurm_bin_dir",
+                   "command_timeout", "poll_interval"})
+    if (p.kind != "slurm" && t.has(key)) t.fail(key, "only applies to slurm providers");
+  for (auto key : {"busy_markup", "price_per_gpu_hour", "gpus", "gpu_type", "gpu_memory",
+                   "provisioning_delay", "refuse_probability", "preemption_per_hour"})
+    if (p.kind == "slurm" && t.has(key))
+      t.fail(key, "does not apply to slurm providers (start times come from Slurm; no GPUs)");
   for (auto key : {"price_per_core_hour", "price_per_gib_hour", "price_per_gpu_hour", "busy_markup"})
     if (p.kind == "market" && t.has(key))
       t.fail(key, "only applies to local providers (a market's prices come from its catalogue)");
@@ -260,6 +269,16 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
   if (auto v = t.strings("cpu_features")) p.cpu_features = std::move(*v);
   if (auto v = t.integer_in("max_instances", 0, 1'000'000)) p.max_instances = static_cast<std::int32_t>(*v);
 
+  if (auto v = t.string("slurm_conf"))
+    p.slurm_conf = v->empty() ? std::string() : config_detail::resolve_path(base_dir, *v);
+  if (auto v = t.nonempty_string("partition")) p.partition = *v;
+  if (auto v = t.nonempty_string("account")) p.account = *v;
+  if (auto v = t.nonempty_string("reservation_user")) p.reservation_user = *v;
+  if (auto v = t.string("slurm_bin_dir"))
+    p.slurm_bin_dir = v->empty() ? std::string() : config_detail::resolve_path(base_dir, *v);
+  if (auto v = t.positive_duration("command_timeout")) p.command_timeout = *v;
+  if (auto v = t.positive_duration("poll_interval")) p.poll_interval = *v;
+
   if (p.kind == "market") load_types(t, p, base_dir);
   return p;
 }
@@ -292,9 +311,11 @@ node_config read_config(const toml::table& root, const std::string& file_name,
   if (auto t = top.sub_table("auction")) read_auction(*t, c.auction);
   if (auto t = top.sub_table("scoring")) read_scoring(*t, c.scoring);
   if (auto t = top.sub_table("models")) {
-    t->allow_only({"runtime"});
+    t->allow_only({"runtime", "retrain_every", "retrain_min_jobs"});
     if (auto v = t->string("runtime"))
       c.models_runtime = v->empty() ? std::string() : config_detail::resolve_path(base_dir, *v);
+    if (auto v = t->duration("retrain_every")) c.models_retrain_every = *v;
+    if (auto v = t->integer_in("retrain_min_jobs", 20, 100000000)) c.models_retrain_min_jobs = *v;
   }
   read_providers(top, c, base_dir);
   return c;

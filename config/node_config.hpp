@@ -36,6 +36,8 @@ struct node_config {
   scoring_config scoring;
   std::vector<provider_config> providers;
   std::string models_runtime; ///< [models] runtime = "PATH" (may be empty)
+  usec models_retrain_every = 0; ///< [models] retrain_every = "6h" (0 = only on demand)
+  std::int64_t models_retrain_min_jobs = 200; ///< [models] retrain_min_jobs
   std::string source;         ///< file name, or "<embedded dev config>"
 };
 

@@ -137,6 +137,8 @@ w_risk = 0
 deadline_target = 0.95
 [models]
 runtime = "/var/lib/tender/runtime.json"
+retrain_every = "6h"
+retrain_min_jobs = 500
 [[providers]]
 name = "box"
 kind = "local"
@@ -173,6 +175,8 @@ cpu_features = ["avx2", "avx512f"]
   EXPECT_EQ(c.scoring.w_risk, 0.0);
   EXPECT_EQ(c.scoring.deadline_target, 0.95);
   EXPECT_EQ(c.models_runtime, "/var/lib/tender/runtime.json");
+  EXPECT_EQ(c.models_retrain_every, 6 * 3600 * sec_us);
+  EXPECT_EQ(c.models_retrain_min_jobs, 500);
   ASSERT_EQ(c.providers.size(), 1u);
   const auto& p = c.providers[0];
   EXPECT_EQ(p.name, "box");
@@ -218,8 +222,8 @@ TEST(node_config, market_reads_its_embedded_catalogue) {
 TEST(node_config, unknown_provider_kind_names_its_index) {
   EXPECT_ERROR(local_provider + market_provider +
                    "[[providers]]\nname = \"k8s\"\nkind = \"kubernetes\"\n",
-               "providers[2].kind", "unknown provider kind 'kubernetes' (expected local or market)");
-  EXPECT_ERROR("[[providers]]\nname = \"x\"\n", "providers[0].kind", "missing (expected local or market)");
+               "providers[2].kind", "unknown provider kind 'kubernetes' (expected local, market or slurm)");
+  EXPECT_ERROR("[[providers]]\nname = \"x\"\n", "providers[0].kind", "missing (expected local, market or slurm)");
   EXPECT_ERROR("[[providers]]\nkind = \"local\"\n", "providers[0].name",
                "missing (every provider needs a unique name)");
 }
@@ -234,7 +238,7 @@ TEST(node_config, unknown_keys_are_refused) {
                "unknown key (expected one of: node, auction, scoring, models, providers)");
   EXPECT_ERROR("[node]\nnmae = \"x\"\n", "node.nmae",
                "unknown key (expected one of: name, listen, data_dir, sample_interval)");
-  EXPECT_ERROR("[models]\nruntme = \"x\"\n", "models.runtme", "unknown key (expected one of: runtime)");
+  EXPECT_ERROR("[models]\nruntme = \"x\"\n", "models.runtme", "unknown key (expected one of: runtime, retrain_every, retrain_min_jobs)");
   auto e = err(local_provider + "price_per_core = 0.1\n");
   EXPECT_EQ(e.key, "providers[0].price_per_core");
   EXPECT_EQ(e.reason.rfind("unknown key (expected one of: name, kind, cpus, ", 0), 0u) << e.reason;
@@ -340,6 +344,42 @@ TEST_F(node_config_on_disk, load_errors_name_the_file) {
   auto r = load_node_config(missing);
   ASSERT_TRUE(std::holds_alternative<config_error>(r));
   EXPECT_EQ(std::get<config_error>(r).to_string(), missing + ": No such file or directory");
+}
+
+TEST(node_config, slurm_provider_keys) {
+  auto c = ok("[[providers]]\nname = \"hpc\"\nkind = \"slurm\"\nslurm_conf = \"slurm/slurm.conf\"\n"
+              "partition = \"debug\"\naccount = \"lab\"\nreservation_user = \"ana\"\n"
+              "command_timeout = \"5s\"\npoll_interval = \"500ms\"\ncpus = 4\nmemory = \"8GiB\"\n"
+              "price_per_core_hour = 0.02\nprice_per_gib_hour = 0.001\nreserve_price = 0.01\n");
+  ASSERT_EQ(c.providers.size(), 1u);
+  const auto& p = c.providers[0];
+  EXPECT_EQ(p.kind, "slurm");
+  EXPECT_EQ(p.slurm_conf, "/etc/tender/slurm/slurm.conf");
+  EXPECT_EQ(p.partition, "debug");
+  EXPECT_EQ(p.account, "lab");
+  EXPECT_EQ(p.reservation_user, "ana");
+  EXPECT_EQ(p.command_timeout, 5 * sec_us);
+  EXPECT_EQ(p.poll_interval, 500 * ms_us);
+  EXPECT_EQ(p.capacity.cpu, 4000);
+  EXPECT_EQ(p.capacity.memory, 8 * GiB);
+  EXPECT_EQ(p.price_per_core_hour, 20'000);
+  EXPECT_EQ(p.reserve_price, 10'000);
+
+  // Left out: no bound on what one job may ask of the cluster.
+  auto d = ok("[[providers]]\nname = \"hpc\"\nkind = \"slurm\"\n");
+  EXPECT_EQ(d.providers[0].capacity.cpu, 0);
+  EXPECT_EQ(d.providers[0].slurm_conf, "");
+  EXPECT_EQ(d.providers[0].command_timeout, 10 * sec_us);
+
+  const std::string slurm = "[[providers]]\nname = \"hpc\"\nkind = \"slurm\"\n";
+  EXPECT_ERROR(local_provider + "partition = \"debug\"\n", "providers[0].partition",
+               "only applies to slurm providers");
+  EXPECT_ERROR(slurm + "catalogue = \"embedded:cloud-a\"\n", "providers[0].catalogue",
+               "only applies to market providers");
+  EXPECT_ERROR(slurm + "busy_markup = 1.5\n", "providers[0].busy_markup",
+               "does not apply to slurm providers (start times come from Slurm; no GPUs)");
+  EXPECT_ERROR(slurm + "command_timeout = \"0s\"\n", "providers[0].command_timeout",
+               "must be positive");
 }
 
 TEST(node_config_examples, sample_config_parses) {

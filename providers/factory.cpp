@@ -2,6 +2,7 @@
 
 #include "providers/local.hpp"
 #include "providers/market.hpp"
+#include "providers/slurm.hpp"
 
 namespace tender {
 
@@ -18,7 +19,11 @@ make_provider(const provider_config& cfg, const std::string& data_dir, token_sou
     return std::unique_ptr<provider>(
       std::make_unique<market_provider>(cfg, root, std::move(tokens), lease_ttl));
   }
-  return "provider " + cfg.name + ": unknown kind '" + cfg.kind + "' (expected local or market)";
+  if (cfg.kind == "slurm")
+    return std::unique_ptr<provider>(
+      std::make_unique<slurm_provider>(cfg, root, std::move(tokens), lease_ttl));
+  return "provider " + cfg.name + ": unknown kind '" + cfg.kind +
+         "' (expected local, market or slurm)";
 }
 
 } // namespace tender

@@ -24,7 +24,7 @@ struct instance_type {
 
 struct provider_config {
   std::string name;
-  std::string kind; ///< "local" | "market"
+  std::string kind; ///< "local" | "market" | "slurm"
 
   // Capacity (local: the node's share; market: max concurrent instances' worth).
   resources capacity;
@@ -47,6 +47,17 @@ struct provider_config {
   double preemption_per_hour = 0; ///< spot preemption rate (SLA and injected)
   double availability = 0.999;
   std::uint64_t seed = 1;
+
+  // slurm (added with the slurm provider): where the cluster is and how to talk to it.
+  // Pricing reuses price_per_core_hour, price_per_gib_hour and reserve_price; capacity,
+  // when set, bounds what one offer may ask of the cluster.
+  std::string slurm_conf;        ///< SLURM_CONF for the Slurm tools ("" = their default)
+  std::string partition;         ///< "" = the cluster's default partition
+  std::string account;           ///< sbatch --account ("" = none)
+  std::string reservation_user;  ///< reservations' Users= ("" = this process's user)
+  std::string slurm_bin_dir;     ///< where sbatch, scontrol, ... are ("" = PATH)
+  usec command_timeout = 10 * sec_us; ///< each Slurm command's deadline
+  usec poll_interval = sec_us;           ///< how often running jobs are queried
 
   usec latency = 5'000;   ///< promised answer latency (SLA)
   usec hold_ttl = 0;      ///< 0 = take the award's
