@@ -57,13 +57,13 @@ bool evaluate(const std::vector<trace_job>& jobs, const eval_options& opt, eval_
   }
   std::vector<feature_vector> x(n);
   std::vector<double> last2(n), med(n);
-  std::vector<char> cap(n);
+  std::vector<double> cap(n);
   job_history h;
   replay(jobs, h, [&](const replay_row& r) {
     x[r.index] = r.x;
     last2[r.index] = r.last2;
     med[r.index] = r.median;
-    cap[r.index] = r.cap_at_request;
+    cap[r.index] = r.cap_s;
   });
 
   // Train on the jobs that had finished when the test period began.
@@ -96,7 +96,12 @@ bool evaluate(const std::vector<trace_job>& jobs, const eval_options& opt, eval_
           xr.push_back(x[i]);
           yr.push_back(jobs[i].runtime);
         }
-      if (!model.refit_point(xr, yr, opt.model, error))
+      if (opt.max_train_rows > 0 && xr.size() > opt.max_train_rows) {
+        const auto drop = static_cast<long>(xr.size() - opt.max_train_rows);
+        xr.erase(xr.begin(), xr.begin() + drop);
+        yr.erase(yr.begin(), yr.begin() + drop);
+      }
+      if (!model.refit(xr, yr, opt.model, error))
         return false;
       ++out.refits;
     }
@@ -117,12 +122,11 @@ bool evaluate(const std::vector<trace_job>& jobs, const eval_options& opt, eval_
         if (i < split)
           return;
         auto c = window.current(model.static_calibration());
-        // Intervals are capped at the request only where no job has run past its
-        // request so far; the point prediction always is (as last2 is).
+        // Intervals are capped at the request plus how far finished jobs have run past
+        // theirs; the point prediction at the request (as last2 is).
         const double req = jobs[i].req_time;
-        est[i] = to_estimate(raw[i - split], c.add90, c.add80, req, cap[i] != 0);
-        const auto& s = model.static_calibration();
-        est_static[i] = to_estimate(raw[i - split], s.add90, s.add80, req, cap[i] != 0);
+        est[i] = to_estimate(raw[i - split], c, req, cap[i]);
+        est_static[i] = to_estimate(raw[i - split], model.static_calibration(), req, cap[i]);
       },
       [&](std::size_t i) {
         if (i >= split)

@@ -35,6 +35,8 @@ struct eval_options {
   /// Refit the point model on every job finished so far after this many test
   /// submissions (0 = never), as the agent retrains on its finished jobs.
   std::size_t retrain_every = 4000;
+  /// Refits use at most this many of the most recent finished jobs (0 = all).
+  std::size_t max_train_rows = 0;
 };
 
 struct eval_report {

@@ -72,7 +72,9 @@ const std::vector<std::string>& feature_names() {
       "tmpl_req_mean_log",   "tmpl_req_n",         "tmpl_procs_last_log",
       "tmpl_procs_mean_log", "tmpl_exe_last_log",  "tmpl_exe_mean_log",
       "tmpl_req_procs_last_log", "tmpl_req_procs_mean_log", "since_user_submit_log",
-      "since_user_end_log",  "user_running",       "global_recent_median_log"};
+      "since_user_end_log",  "user_running",       "global_recent_median_log",
+      "last2_log",           "last2_over_req",     "user_hit_req_share",
+      "user_median10_ratio",  "global_recent_ratio_median", "tmpl_exe_n"};
   return names;
 }
 
@@ -94,8 +96,16 @@ void job_history::finished(const trace_job& j) {
   u.runs.push(r, keep_user);
   if (j.req_time > 0) {
     u.ratios.push(r / j.req_time, keep_user);
+    u.hit.push(r >= 0.9 * j.req_time ? 1.0 : 0.0, keep_user);
     ++n_with_req_;
     n_over_req_ += r > j.req_time ? 1 : 0;
+    if (r > j.req_time) {
+      overruns_.push_back(r - j.req_time);
+      overruns_sorted_ = false;
+    }
+    global_ratio_.push_back(r / j.req_time);
+    if (global_ratio_.size() > keep_global)
+      global_ratio_.pop_front();
   }
   u.last_end = std::max(u.last_end, j.end);
   ++u.finished;
@@ -127,6 +137,18 @@ void job_history::finished(const trace_job& j) {
 
 double job_history::over_request_rate() const {
   return n_with_req_ ? static_cast<double>(n_over_req_) / static_cast<double>(n_with_req_) : 0.0;
+}
+
+double job_history::overrun_allowance() const {
+  // Jobs allowed to run past this: at most 0.1 % of the finished ones with a request.
+  auto allowed = static_cast<std::size_t>(static_cast<double>(n_with_req_) * 0.001);
+  if (overruns_.size() <= allowed)
+    return 0;
+  if (!overruns_sorted_) {
+    std::sort(overruns_.begin(), overruns_.end(), std::greater<double>());
+    overruns_sorted_ = true;
+  }
+  return overruns_[allowed];
 }
 
 double job_history::global_median() const {
@@ -173,6 +195,16 @@ feature_vector job_history::features(const trace_job& j) const {
     std::nth_element(g.begin(), g.begin() + static_cast<long>(g.size() / 2), g.end());
     x[29] = lg(g[g.size() / 2]);
   }
+  if (!global_ratio_.empty()) {
+    std::vector<double> g(global_ratio_.begin(), global_ratio_.end());
+    std::nth_element(g.begin(), g.begin() + static_cast<long>(g.size() / 2), g.end());
+    x[34] = static_cast<float>(g[g.size() / 2]);
+  }
+  if (double l2 = last2(j); l2 >= 0) {
+    x[30] = lg(l2);
+    if (j.req_time > 0)
+      x[31] = static_cast<float>(l2 / j.req_time);
+  }
   auto it = users_.find(j.user);
   if (it == users_.end()) {
     x[14] = 0;
@@ -200,6 +232,13 @@ feature_vector job_history::features(const trace_job& j) const {
     for (double r : u.ratios.runs)
       s += r;
     x[16] = static_cast<float>(s / static_cast<double>(u.ratios.runs.size()));
+    std::vector<double> rs(u.ratios.runs.begin(), u.ratios.runs.end());
+    std::nth_element(rs.begin(), rs.begin() + static_cast<long>(rs.size() / 2), rs.end());
+    x[33] = static_cast<float>(rs[rs.size() / 2]);
+    double hits = 0;
+    for (double h : u.hit.runs)
+      hits += h;
+    x[32] = static_cast<float>(hits / static_cast<double>(u.hit.runs.size()));
   }
   auto tmpl = [&](const std::unordered_map<std::int64_t, recent>& m, std::int64_t key,
                   std::size_t last_i, std::size_t mean_i) {
@@ -217,7 +256,8 @@ feature_vector job_history::features(const trace_job& j) const {
   else
     x[19] = 0;
   tmpl(u.by_procs, j.procs, 20, 21);
-  tmpl(u.by_exe, j.exe, 22, 23);
+  if (auto* r = tmpl(u.by_exe, j.exe, 22, 23))
+    x[35] = static_cast<float>(r->runs.size());
   if (req_key(j) >= 0 && j.procs >= 0)
     tmpl(u.by_req_procs, req_key(j) * 100003 + j.procs, 24, 25);
   if (u.last_submit >= 0)
@@ -259,8 +299,9 @@ void replay(const std::vector<trace_job>& jobs, job_history& h,
         trace_job at_submit = jobs[i];
         at_submit.runtime = -1;
         at_submit.end = -1;
+        double cap = at_submit.req_time > 0 ? at_submit.req_time + h.overrun_allowance() : -1;
         on_submit(replay_row{i, h.features(at_submit), h.last2(at_submit), h.global_median(),
-                             h.over_request_rate() < 0.001});
+                             h.over_request_rate() < 0.001, cap});
         h.submitted(jobs[i]);
       },
       [&](std::size_t i) {

@@ -45,7 +45,7 @@ std::int64_t name_id(const std::string& s);
 
 /// Names of the feature vector's entries, in order. Missing values are NaN.
 const std::vector<std::string>& feature_names();
-constexpr std::size_t n_features = 30;
+constexpr std::size_t n_features = 36;
 using feature_vector = std::array<float, n_features>;
 
 /// What is known about past jobs at an instant.
@@ -70,6 +70,10 @@ public:
   /// none had one). Where jobs are stopped at their request this stays 0 and
   /// predictions may be capped at the request.
   double over_request_rate() const;
+  /// How far past their request finished jobs have run: the 99.9th percentile of
+  /// max(0, run - requested) over finished jobs with a request (0 where jobs are
+  /// stopped at their request). An interval is capped at request + this.
+  double overrun_allowance() const;
 
 private:
   struct recent {
@@ -79,6 +83,7 @@ private:
   struct user_state {
     recent runs;        ///< run times
     recent ratios;      ///< run / requested
+    recent hit;         ///< 1 when a run reached 90 % of its request, else 0
     double last_submit = -1;
     double last_end = -1;
     std::int64_t submitted = 0;
@@ -87,6 +92,9 @@ private:
   };
   std::unordered_map<std::int64_t, user_state> users_;
   std::deque<double> global_recent_; ///< last finished run times
+  std::deque<double> global_ratio_;  ///< last finished run / requested
+  mutable std::vector<double> overruns_; ///< positive run - requested, sorted when needed
+  mutable bool overruns_sorted_ = true;
   std::priority_queue<double> low_;  ///< lower half of all finished run times
   std::priority_queue<double, std::vector<double>, std::greater<double>> high_; ///< upper half
   std::size_t n_finished_ = 0;
@@ -100,6 +108,7 @@ struct replay_row {
   double last2;       ///< baseline, seconds
   double median;      ///< baseline, seconds
   bool cap_at_request; ///< no finished job has run past its request so far
+  double cap_s;        ///< request + overrun allowance (-1 without a request)
 };
 
 /// Walks `jobs` (sorted by submit) in event order: before each submission, every

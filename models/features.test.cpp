@@ -23,7 +23,7 @@ trace_job job(double submit, double run, double req, std::int64_t user, std::int
 
 struct replayed {
   std::vector<feature_vector> x;
-  std::vector<double> last2, median;
+  std::vector<double> last2, median, cap;
 };
 
 replayed run(const std::vector<trace_job>& jobs) {
@@ -31,11 +31,13 @@ replayed run(const std::vector<trace_job>& jobs) {
   r.x.resize(jobs.size());
   r.last2.resize(jobs.size());
   r.median.resize(jobs.size());
+  r.cap.resize(jobs.size());
   job_history h;
   replay(jobs, h, [&](const replay_row& row) {
     r.x[row.index] = row.x;
     r.last2[row.index] = row.last2;
     r.median[row.index] = row.median;
+    r.cap[row.index] = row.cap_s;
   });
   return r;
 }
@@ -117,6 +119,7 @@ TEST(features, no_leakage_on_a_real_trace) {
     ASSERT_TRUE(same_bits(base.x[k], p.x[k])) << "job " << k << " saw a future run time";
     ASSERT_EQ(base.last2[k], p.last2[k]);
     ASSERT_EQ(base.median[k], p.median[k]);
+    ASSERT_EQ(base.cap[k], p.cap[k]);
     ++checked;
 
     // Control: changing the run time of the user's most recently finished job must be
@@ -153,4 +156,37 @@ TEST(features, over_request_rate_counts_jobs_past_their_request) {
   replay(jobs, h, [&](const replay_row& r) { cap.push_back(r.cap_at_request); });
   EXPECT_EQ(cap, (std::vector<char>{1, 1, 0}));
   EXPECT_DOUBLE_EQ(h.over_request_rate(), 1.0 / 3);
+}
+
+TEST(features, last2_and_user_ratio_features) {
+  // User 1 finishes 100 s of 1000 and 300 s of 1000 (the second hits 90 % of nothing),
+  // then 950 s of 1000 (a hit); job 3 sees all three.
+  std::vector<trace_job> jobs = {job(0, 100, 1000, 1), job(1, 300, 1000, 1),
+                                  job(2, 950, 1000, 1), job(5000, 10, 600, 1)};
+  auto r = run(jobs);
+  EXPECT_FLOAT_EQ(r.x[3][index_of("last2_log")], static_cast<float>(std::log1p(r.last2[3])));
+  EXPECT_EQ(r.last2[3], 600); // (300 + 950) / 2 capped at the request
+  EXPECT_FLOAT_EQ(r.x[3][index_of("last2_over_req")], 1.0f);
+  EXPECT_FLOAT_EQ(r.x[3][index_of("user_hit_req_share")], 1.0f / 3);
+  EXPECT_FLOAT_EQ(r.x[3][index_of("user_median10_ratio")], 0.3f);
+  EXPECT_FLOAT_EQ(r.x[3][index_of("global_recent_ratio_median")], 0.3f);
+  EXPECT_FLOAT_EQ(r.x[0][index_of("last2_log")], std::log1p(1000.0f)); // the request
+}
+
+TEST(features, overrun_allowance_is_a_high_percentile_of_overruns) {
+  job_history h;
+  EXPECT_EQ(h.overrun_allowance(), 0);
+  // 2000 jobs stopped at their request, then three ran 30 s past it: 3 of 2003 is more
+  // than 0.1 %, so the cap becomes request + the third largest overrun.
+  for (int i = 0; i < 2000; ++i)
+    h.finished(job(i, 60, 60, 1));
+  EXPECT_EQ(h.overrun_allowance(), 0);
+  h.finished(job(3000, 110, 60, 1));
+  h.finished(job(3001, 90, 60, 1));
+  EXPECT_EQ(h.overrun_allowance(), 0); // 2 of 2002 overran: within 0.1 %
+  h.finished(job(3002, 70, 60, 1));
+  EXPECT_EQ(h.overrun_allowance(), 10);
+  std::vector<trace_job> jobs = {job(0, 10, 60, 1), job(100, 1, 60, 1)};
+  auto r = run(jobs);
+  EXPECT_EQ(r.cap[1], 60);
 }

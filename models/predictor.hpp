@@ -27,6 +27,7 @@ struct finished_job {
   job_spec spec;
   usec submitted_at = 0;
   usec runtime = 0;
+  usec finished_at = 0; ///< 0 = unknown (then submitted_at + runtime)
   double cpu_mean = 0.0;
   bytes_t mem_peak = 0;
 };

@@ -3,11 +3,11 @@
 #include <xgboost/c_api.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdlib>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 namespace tender {
@@ -15,11 +15,10 @@ namespace tender {
 namespace {
 
 constexpr const char* format_name = "tender-runtime-model";
-constexpr int format_version = 1;
+constexpr int format_version = 2;
 // Booster order inside the model and the file.
-constexpr std::array<const char*, 6> booster_names = {"median", "median_fit", "q05",
-                                                      "q95",    "q10",        "q90"};
-constexpr std::array<double, 4> quantiles = {0.05, 0.95, 0.10, 0.90};
+constexpr std::array<const char*, 2> booster_names = {"point", "spread"};
+constexpr double min_spread = 0.05; // log units: keeps normalized scores finite
 
 std::string xgb_error(const std::string& what) {
   return what + ": " + XGBGetLastError();
@@ -27,20 +26,37 @@ std::string xgb_error(const std::string& what) {
 
 struct dmatrix {
   DMatrixHandle h = nullptr;
+  dmatrix() = default;
+  dmatrix(const dmatrix&) = delete;
+  dmatrix& operator=(const dmatrix&) = delete;
   ~dmatrix() {
     if (h)
       XGDMatrixFree(h);
   }
 };
 
+struct booster {
+  BoosterHandle h = nullptr;
+  booster() = default;
+  booster(const booster&) = delete;
+  booster& operator=(const booster&) = delete;
+  ~booster() {
+    if (h)
+      XGBoosterFree(h);
+  }
+  BoosterHandle release() {
+    auto r = h;
+    h = nullptr;
+    return r;
+  }
+};
+
 bool make_dmatrix(const std::vector<feature_vector>& x, std::size_t from, std::size_t to,
                   dmatrix& out, std::string& error) {
-  const float* data = x.empty() ? nullptr : x[from].data();
   std::vector<float> empty(n_features, std::nanf(""));
-  if (to == from)
-    data = empty.data();
-  if (XGDMatrixCreateFromMat(data, std::max<bst_ulong>(to - from, to == from ? 1 : 0),
-                             n_features, std::nanf(""), &out.h) != 0) {
+  const float* data = to == from ? empty.data() : x[from].data();
+  if (XGDMatrixCreateFromMat(data, std::max<bst_ulong>(to - from, 1), n_features,
+                             std::nanf(""), &out.h) != 0) {
     error = xgb_error("cannot build the feature matrix");
     return false;
   }
@@ -71,13 +87,43 @@ double quantile_of(std::vector<double> v, double q) {
   return v[k];
 }
 
+/// The weighted median of `v`.
+double weighted_median(const std::vector<float>& v, const std::vector<float>& w) {
+  if (v.empty())
+    return 0;
+  std::vector<std::size_t> idx(v.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](auto a, auto b) { return v[a] < v[b]; });
+  double total = 0;
+  for (float x : w)
+    total += x;
+  double acc = 0;
+  for (auto i : idx) {
+    acc += w[i];
+    if (acc >= total / 2)
+      return v[i];
+  }
+  return v[idx.back()];
+}
+
+bool valid_target(const std::string& t) {
+  return t == "ratio" || t == "last2" || t == "seconds" || t == "log";
+}
+
 } // namespace
 
 nlohmann::json model_config::to_json() const {
-  return {{"rounds", rounds},       {"max_depth", max_depth},
-          {"eta", eta},             {"min_child_weight", min_child_weight},
-          {"subsample", subsample}, {"colsample", colsample},
-          {"calibration_frac", calibration_frac}, {"seed", seed},
+  return {{"rounds", rounds},
+          {"max_depth", max_depth},
+          {"eta", eta},
+          {"min_child_weight", min_child_weight},
+          {"subsample", subsample},
+          {"colsample", colsample},
+          {"max_bin", max_bin},
+          {"spread_rounds", spread_rounds},
+          {"recency_halflife", recency_halflife},
+          {"calibration_frac", calibration_frac},
+          {"seed", seed},
           {"point_target", point_target}};
 }
 
@@ -85,9 +131,20 @@ double job_scale(const feature_vector& x) {
   double s = 1;
   if (!std::isnan(x[0]))
     s = std::expm1(static_cast<double>(x[0]));
-  else if (!std::isnan(x[n_features - 1]))
-    s = std::expm1(static_cast<double>(x[n_features - 1]));
+  else if (!std::isnan(x[29]))
+    s = std::expm1(static_cast<double>(x[29]));
   return std::max(1.0, s);
+}
+
+double target_scale(const feature_vector& x, const std::string& point_target) {
+  if (point_target == "ratio")
+    return job_scale(x);
+  if (point_target == "last2") {
+    if (!std::isnan(x[30]))
+      return std::max(1.0, std::expm1(static_cast<double>(x[30])));
+    return job_scale(x);
+  }
+  return 1.0;
 }
 
 double cqr_score(double lo, double hi, double y) { return std::max(lo - y, y - hi); }
@@ -102,21 +159,14 @@ double conformal_quantile(std::vector<double> s, double alpha) {
   return s[k - 1];
 }
 
-runtime_estimate to_estimate(const raw_prediction& r, double add90, double add80, double req,
-                             bool cap_interval) {
-  auto sec = [](double l) { return std::max(0.0, std::expm1(l)); };
-  runtime_estimate e;
-  e.median = sec(r.median);
-  e.lo90 = sec(r.q05 - add90);
-  e.hi90 = sec(r.q95 + add90);
-  e.lo80 = sec(r.q10 - add80);
-  e.hi80 = sec(r.q90 + add80);
-  if (req > 0) {
+namespace {
+
+runtime_estimate order_and_cap(runtime_estimate e, double req, double cap_s) {
+  if (req > 0)
     e.median = std::min(e.median, req);
-    if (cap_interval)
-      for (double* v : {&e.lo90, &e.hi90, &e.lo80, &e.hi80})
-        *v = std::min(*v, req);
-  }
+  if (cap_s > 0)
+    for (double* v : {&e.lo90, &e.hi90, &e.lo80, &e.hi80})
+      *v = std::min(*v, cap_s);
   e.lo90 = std::min(e.lo90, e.median);
   e.lo80 = std::min(e.lo80, e.median);
   e.hi90 = std::max(e.hi90, e.median);
@@ -124,33 +174,160 @@ runtime_estimate to_estimate(const raw_prediction& r, double add90, double add80
   return e;
 }
 
+double sec(double l) { return std::max(0.0, std::expm1(l)); }
+
+} // namespace
+
+runtime_estimate to_estimate(const raw_prediction& r, double add90, double add80, double req,
+                             bool cap_interval) {
+  runtime_estimate e;
+  e.median = sec(r.median);
+  e.lo90 = sec(r.q05 - add90);
+  e.hi90 = sec(r.q95 + add90);
+  e.lo80 = sec(r.q10 - add80);
+  e.hi80 = sec(r.q90 + add80);
+  return order_and_cap(e, req, cap_interval ? req : -1);
+}
+
+runtime_estimate to_estimate(const raw_prediction& r, const calibration& c, double req,
+                             double cap_s) {
+  runtime_estimate e;
+  const double m = r.median, s = r.spread;
+  e.median = sec(m);
+  e.lo90 = sec(m - c.lo90 * s);
+  e.hi90 = sec(m + c.hi90 * s);
+  e.lo80 = sec(m - c.lo80 * s);
+  e.hi80 = sec(m + c.hi80 * s);
+  return order_and_cap(e, req, cap_s);
+}
+
+calibration normalized_calibration(const std::vector<double>& lo, const std::vector<double>& hi) {
+  calibration c;
+  c.lo90 = conformal_quantile(lo, 0.05);
+  c.hi90 = conformal_quantile(hi, 0.05);
+  c.lo80 = conformal_quantile(lo, 0.10);
+  c.hi80 = conformal_quantile(hi, 0.10);
+  c.n = lo.size();
+  return c;
+}
+
 void conformal_window::add(const raw_prediction& r, double runtime_s) {
   double y = std::log1p(std::max(0.0, runtime_s));
-  s90_.push_back(cqr_score(r.q05, r.q95, y));
-  s80_.push_back(cqr_score(r.q10, r.q90, y));
-  while (s90_.size() > size_) {
-    s90_.pop_front();
-    s80_.pop_front();
+  double s = std::max(min_spread, r.spread);
+  lo_.push_back((r.median - y) / s);
+  hi_.push_back((y - r.median) / s);
+  while (lo_.size() > size_) {
+    lo_.pop_front();
+    hi_.pop_front();
   }
 }
 
 calibration conformal_window::current(const calibration& fallback, std::size_t min_n) const {
-  if (s90_.size() < min_n)
+  if (lo_.size() < min_n)
     return fallback;
-  calibration c;
-  c.add90 = conformal_quantile({s90_.begin(), s90_.end()}, 0.10);
-  c.add80 = conformal_quantile({s80_.begin(), s80_.end()}, 0.20);
-  c.n = s90_.size();
-  return c;
+  return normalized_calibration({lo_.begin(), lo_.end()}, {hi_.begin(), hi_.end()});
 }
+
+// ---- flat_forest ----------------------------------------------------------------
+
+bool flat_forest::load_json(const std::string& text, std::string& error) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+    const auto& learner = j.at("learner");
+    const auto& gb = learner.at("gradient_booster");
+    if (gb.at("name").get<std::string>() != "gbtree") {
+      error = "booster is " + gb.at("name").get<std::string>() + ", not gbtree";
+      return false;
+    }
+    base_ = std::strtof(learner.at("learner_model_param").at("base_score").get<std::string>().c_str(),
+                        nullptr);
+    nodes_.clear();
+    roots_.clear();
+    for (const auto& t : gb.at("model").at("trees")) {
+      const auto& l = t.at("left_children");
+      const auto& r = t.at("right_children");
+      const auto& f = t.at("split_indices");
+      const auto& c = t.at("split_conditions");
+      const auto& d = t.at("default_left");
+      const std::size_t n = l.size();
+      if (r.size() != n || f.size() != n || c.size() != n || d.size() != n || n == 0) {
+        error = "a tree's arrays differ in length";
+        return false;
+      }
+      auto base = static_cast<std::int32_t>(nodes_.size());
+      roots_.push_back(base);
+      for (std::size_t i = 0; i < n; ++i) {
+        node nd;
+        auto li = l[i].get<std::int32_t>(), ri = r[i].get<std::int32_t>();
+        nd.left = li < 0 ? -1 : base + li;
+        nd.right = ri < 0 ? -1 : base + ri;
+        nd.feature = f[i].get<std::uint32_t>();
+        nd.value = static_cast<float>(c[i].get<double>());
+        nd.default_left = d[i].is_boolean() ? d[i].get<bool>() : d[i].get<int>() != 0;
+        if (nd.left >= 0 && (nd.feature >= n_features || li >= static_cast<std::int32_t>(n) ||
+                             ri < 0 || ri >= static_cast<std::int32_t>(n))) {
+          error = "a tree refers to a node or feature that does not exist";
+          return false;
+        }
+        nodes_.push_back(nd);
+      }
+    }
+  } catch (const std::exception& e) {
+    error = std::string("unexpected booster JSON: ") + e.what();
+    return false;
+  }
+  return true;
+}
+
+float flat_forest::predict(const float* x) const {
+  float sum = base_;
+  const node* nodes = nodes_.data();
+  for (std::int32_t root : roots_) {
+    const node* n = nodes + root;
+    while (n->left >= 0) {
+      float v = x[n->feature];
+      bool left = std::isnan(v) ? n->default_left : v < n->value;
+      n = nodes + (left ? n->left : n->right);
+    }
+    sum += n->value;
+  }
+  return sum;
+}
+
+// ---- runtime_model --------------------------------------------------------------
 
 struct runtime_model::impl {
   std::array<BoosterHandle, booster_names.size()> b{};
   std::array<std::string, booster_names.size()> json; ///< saved form
+  std::array<flat_forest, booster_names.size()> flat;
   ~impl() {
     for (auto h : b)
       if (h)
         XGBoosterFree(h);
+  }
+  static bool to_json(BoosterHandle h, std::string& out, std::string& error) {
+    bst_ulong len = 0;
+    const char* buf = nullptr;
+    if (XGBoosterSaveModelToBuffer(h, R"({"format": "json"})", &len, &buf) != 0) {
+      error = xgb_error("cannot serialise booster");
+      return false;
+    }
+    out.assign(buf, len);
+    return true;
+  }
+  static bool load_flat(BoosterHandle h, flat_forest& f, std::string& error) {
+    std::string j;
+    return to_json(h, j, error) && f.load_json(j, error);
+  }
+  bool finish(std::size_t k, std::string& error) {
+    return to_json(b[k], json[k], error) && flat[k].load_json(json[k], error);
+  }
+  std::string digest() const {
+    std::uint64_t md = 1469598103934665603ull;
+    for (auto& j : json)
+      md = fnv(j.data(), j.size(), md);
+    return hex64(md);
   }
 };
 
@@ -184,14 +361,20 @@ std::string runtime_model::version() const {
 
 namespace {
 
-bool set_params(BoosterHandle h, const model_config& c, std::string& error) {
+bool set_params(BoosterHandle h, const model_config& c, const char* objective, double base,
+                std::string& error) {
+  char base_s[64];
+  std::snprintf(base_s, sizeof base_s, "%.9g", base);
   std::vector<std::pair<std::string, std::string>> p = {
       {"tree_method", "hist"},
+      {"objective", objective},
+      {"base_score", base_s},
       {"max_depth", std::to_string(c.max_depth)},
       {"eta", std::to_string(c.eta)},
       {"min_child_weight", std::to_string(c.min_child_weight)},
       {"subsample", std::to_string(c.subsample)},
       {"colsample_bytree", std::to_string(c.colsample)},
+      {"max_bin", std::to_string(c.max_bin)},
       {"nthread", std::to_string(c.nthread)},
       {"seed", std::to_string(c.seed)},
       {"verbosity", "0"},
@@ -204,67 +387,104 @@ bool set_params(BoosterHandle h, const model_config& c, std::string& error) {
   return true;
 }
 
-bool predict_into(BoosterHandle h, DMatrixHandle d, std::vector<float>& out, int training,
-                  std::string& error) {
-  bst_ulong len = 0;
-  const float* res = nullptr;
-  if (XGBoosterPredict(h, d, 0, 0, training, &len, &res) != 0) {
-    error = xgb_error("prediction failed");
-    return false;
-  }
-  out.assign(res, res + len);
-  return true;
+/// Seconds of the point booster's output for a row.
+double point_seconds(float out, const feature_vector& x, const std::string& target) {
+  if (target == "log")
+    return std::max(0.0, std::expm1(static_cast<double>(out)));
+  return std::max(0.0, static_cast<double>(out) * target_scale(x, target));
 }
 
-
-/// Trains the point booster (median by absolute error) on `x`, `y` (seconds).
-bool train_point(const std::vector<feature_vector>& x, const std::vector<double>& y,
-                 const model_config& cfg, BoosterHandle& out, std::string& error,
-                 const std::function<void()>& tick) {
-  if (cfg.point_target != "ratio" && cfg.point_target != "seconds" && cfg.point_target != "log") {
-    error = "unknown point target \"" + cfg.point_target + "\" (ratio, seconds or log)";
-    return false;
-  }
-  const std::size_t n = x.size();
-  std::vector<float> ypoint(n), wpoint(n, 1.0f);
-  for (std::size_t i = 0; i < n; ++i) {
-    double yi = std::max(0.0, y[i]);
-    double s = cfg.point_target == "ratio" ? job_scale(x[i]) : 1.0;
-    ypoint[i] = static_cast<float>(cfg.point_target == "log" ? std::log1p(yi) : yi / s);
-    wpoint[i] = static_cast<float>(s);
-  }
-  dmatrix all;
-  if (!make_dmatrix(x, 0, n, all, error))
-    return false;
-  if (XGDMatrixSetFloatInfo(all.h, "weight", wpoint.data(), n) != 0 ||
-      XGDMatrixSetFloatInfo(all.h, "label", ypoint.data(), n) != 0) {
+/// Trains one booster on rows [from, to) of `d` (which holds those rows).
+bool fit_booster(DMatrixHandle d, const std::vector<float>& label, const std::vector<float>& w,
+                 const model_config& cfg, const char* objective, int rounds, booster& out,
+                 std::string& error, const std::function<void()>& tick) {
+  if (XGDMatrixSetFloatInfo(d, "label", label.data(), label.size()) != 0 ||
+      XGDMatrixSetFloatInfo(d, "weight", w.data(), w.size()) != 0) {
     error = xgb_error("cannot set labels");
     return false;
   }
-  BoosterHandle h = nullptr;
-  if (XGBoosterCreate(&all.h, 1, &h) != 0 || !set_params(h, cfg, error) ||
-      XGBoosterSetParam(h, "objective", "reg:absoluteerror") != 0) {
-    error = error.empty() ? xgb_error("cannot create booster") : error;
-    if (h)
-      XGBoosterFree(h);
+  if (XGBoosterCreate(&d, 1, &out.h) != 0) {
+    error = xgb_error("cannot create booster");
     return false;
   }
-  for (int it = 0; it < cfg.rounds; ++it) {
-    if (XGBoosterUpdateOneIter(h, it, all.h) != 0) {
-      error = xgb_error("training the median model failed");
-      XGBoosterFree(h);
+  if (!set_params(out.h, cfg, objective, weighted_median(label, w), error))
+    return false;
+  for (int it = 0; it < rounds; ++it) {
+    if (XGBoosterUpdateOneIter(out.h, it, d) != 0) {
+      error = xgb_error(std::string("training (") + objective + ") failed");
       return false;
     }
     if (tick)
       tick();
   }
-  if (out)
-    XGBoosterFree(out);
-  out = h;
   return true;
 }
 
+double recency(const model_config& cfg, std::size_t i, std::size_t n) {
+  return cfg.recency_halflife > 0
+             ? std::exp2(-static_cast<double>(n - 1 - i) / cfg.recency_halflife)
+             : 1.0;
+}
+
+/// Trains the point booster on rows [from, to) of `x` (`d` holds those rows).
+bool fit_point(const std::vector<feature_vector>& x, const std::vector<double>& y,
+               std::size_t from, std::size_t to, DMatrixHandle d, const model_config& cfg,
+               booster& point, std::string& error, const std::function<void()>& tick) {
+  const std::size_t n = to - from;
+  std::vector<float> label(n), w(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double yi = std::max(0.0, y[from + i]);
+    double s = target_scale(x[from + i], cfg.point_target);
+    label[i] = static_cast<float>(cfg.point_target == "log" ? std::log1p(yi) : yi / s);
+    w[i] = static_cast<float>(s * recency(cfg, i, n));
+  }
+  return fit_booster(d, label, w, cfg, "reg:absoluteerror", cfg.rounds, point, error, tick);
+}
+
+/// Trains the spread booster on the point booster's in-sample log residuals.
+bool fit_spread(const std::vector<feature_vector>& x, const std::vector<double>& y,
+                std::size_t from, std::size_t to, DMatrixHandle d, const model_config& cfg,
+                const booster& point, booster& spread, std::string& error,
+                const std::function<void()>& tick) {
+  const std::size_t n = to - from;
+  bst_ulong len = 0;
+  const float* res = nullptr;
+  if (XGBoosterPredict(point.h, d, 0, 0, 0, &len, &res) != 0 || len != n) {
+    error = xgb_error("predicting the training rows failed");
+    return false;
+  }
+  std::vector<float> label(n), w(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double m = std::log1p(point_seconds(res[i], x[from + i], cfg.point_target));
+    label[i] = static_cast<float>(std::abs(std::log1p(std::max(0.0, y[from + i])) - m));
+    w[i] = static_cast<float>(recency(cfg, i, n));
+  }
+  return fit_booster(d, label, w, cfg, "reg:squarederror", cfg.spread_rounds, spread, error,
+                     tick);
+}
+
+/// Trains the point and spread boosters on rows [from, to).
+bool fit_pair(const std::vector<feature_vector>& x, const std::vector<double>& y,
+              std::size_t from, std::size_t to, const model_config& cfg, booster& point,
+              booster& spread, std::string& error, const std::function<void()>& tick) {
+  dmatrix d;
+  return make_dmatrix(x, from, to, d, error) &&
+         fit_point(x, y, from, to, d.h, cfg, point, error, tick) &&
+         fit_spread(x, y, from, to, d.h, cfg, point, spread, error, tick);
+}
+
 } // namespace
+
+raw_prediction runtime_model::finish(const feature_vector& x, float point, float spread) const {
+  raw_prediction r;
+  r.median = std::log1p(point_seconds(point, x, point_target_));
+  r.spread = std::max(min_spread, static_cast<double>(spread));
+  r.q05 = r.median - cal_.lo90 * r.spread;
+  r.q95 = r.median + cal_.hi90 * r.spread;
+  r.q10 = r.median - cal_.lo80 * r.spread;
+  r.q90 = r.median + cal_.hi80 * r.spread;
+  return r;
+}
 
 bool runtime_model::train(const std::vector<feature_vector>& x, const std::vector<double>& y,
                           const model_config& cfg, runtime_model& out, std::string& error,
@@ -274,22 +494,18 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
             ")";
     return false;
   }
-  const std::size_t n = x.size();
-  const auto n_fit = static_cast<std::size_t>(static_cast<double>(n) * (1 - cfg.calibration_frac));
-  std::vector<float> ylog(n);
-  for (std::size_t i = 0; i < n; ++i)
-    ylog[i] = static_cast<float>(std::log1p(std::max(0.0, y[i])));
-
-  dmatrix fit, cal;
-  if (!make_dmatrix(x, 0, n_fit, fit, error) ||
-      !make_dmatrix(x, n_fit, n, cal, error))
-    return false;
-  if (XGDMatrixSetFloatInfo(fit.h, "label", ylog.data(), n_fit) != 0) {
-    error = xgb_error("cannot set labels");
+  if (cfg.point_target != "auto" && !valid_target(cfg.point_target)) {
+    error = "unknown point target \"" + cfg.point_target +
+            "\" (auto, ratio, last2, seconds or log)";
     return false;
   }
-  auto m = std::make_unique<impl>();
-  const int total = cfg.rounds * static_cast<int>(booster_names.size());
+  const std::size_t n = x.size();
+  const auto n_fit = std::clamp<std::size_t>(
+      static_cast<std::size_t>(static_cast<double>(n) * (1 - cfg.calibration_frac)), 25, n - 25);
+  std::vector<std::string> targets = {cfg.point_target};
+  if (cfg.point_target == "auto")
+    targets = {"ratio", "last2"};
+  const int total = static_cast<int>(targets.size() + 1) * cfg.rounds + 2 * cfg.spread_rounds;
   int done = 0;
   std::function<void()> tick = [&] {
     ++done;
@@ -297,105 +513,100 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
       progress(done, total);
   };
 
-  // Median boosters: on all rows (the point prediction) and on the fit part (the
-  // centre of the calibrated intervals, so calibration rows stay out-of-sample).
-  if (!train_point(x, y, cfg, m->b[0], error, tick))
-    return false;
+  // Boosters fitted on the earlier rows, scored on the later ones: the point target
+  // with the lower absolute error there (when "auto"), and the static calibration.
+  runtime_model r;
+  std::vector<double> lo, hi;
+  nlohmann::json selection = nlohmann::json::object();
   {
-    DMatrixHandle d = fit.h;
-    if (XGBoosterCreate(&d, 1, &m->b[1]) != 0 || !set_params(m->b[1], cfg, error) ||
-        XGBoosterSetParam(m->b[1], "objective", "reg:absoluteerror") != 0) {
-      error = error.empty() ? xgb_error("cannot create booster") : error;
+    dmatrix d;
+    if (!make_dmatrix(x, 0, n_fit, d, error))
       return false;
-    }
-    for (int it = 0; it < cfg.rounds; ++it, tick())
-      if (XGBoosterUpdateOneIter(m->b[1], it, d) != 0) {
-        error = xgb_error("training the median model failed");
+    booster best;
+    double best_mae = 0;
+    auto c = cfg;
+    for (const auto& t : targets) {
+      c.point_target = t;
+      booster p;
+      if (!fit_point(x, y, 0, n_fit, d.h, c, p, error, tick))
         return false;
+      flat_forest f;
+      if (!runtime_model::impl::load_flat(p.h, f, error))
+        return false;
+      double mae = 0;
+      for (std::size_t i = n_fit; i < n; ++i) {
+        double v = point_seconds(f.predict(x[i].data()), x[i], t);
+        if (!std::isnan(x[i][0]))
+          v = std::min(v, std::expm1(static_cast<double>(x[i][0])));
+        mae += std::abs(v - y[i]);
       }
-  }
-
-  // Quantile boosters learn offsets from the fit-part median (base_margin).
-  std::vector<float> margin_fit, margin_cal;
-  if (!predict_into(m->b[1], fit.h, margin_fit, 0, error) ||
-      !predict_into(m->b[1], cal.h, margin_cal, 0, error))
-    return false;
-  XGDMatrixSetFloatInfo(fit.h, "base_margin", margin_fit.data(), n_fit);
-  XGDMatrixSetFloatInfo(cal.h, "base_margin", margin_cal.data(), margin_cal.size());
-  std::vector<float> grad(n_fit), hess(n_fit, 1.0f), pred;
-  std::array<std::vector<float>, 4> cal_pred;
-  for (std::size_t q = 0; q < quantiles.size(); ++q) {
-    auto& h = m->b[2 + q];
-    if (XGBoosterCreate(&fit.h, 1, &h) != 0 || !set_params(h, cfg, error)) {
-      error = error.empty() ? xgb_error("cannot create booster") : error;
-      return false;
-    }
-    for (int it = 0; it < cfg.rounds; ++it, tick()) {
-      if (!predict_into(h, fit.h, pred, 1, error))
-        return false;
-      const float tau = static_cast<float>(quantiles[q]);
-      for (std::size_t i = 0; i < n_fit; ++i)
-        grad[i] = ylog[i] > pred[i] ? -tau : 1.0f - tau;
-      if (XGBoosterBoostOneIter(h, fit.h, grad.data(), hess.data(), n_fit) != 0) {
-        error = xgb_error("training a quantile model failed");
-        return false;
+      mae /= static_cast<double>(n - n_fit);
+      selection[t] = mae;
+      if (!best.h || mae < best_mae) {
+        std::swap(best.h, p.h);
+        best_mae = mae;
+        r.point_target_ = t;
       }
     }
-    if (!predict_into(h, cal.h, cal_pred[q], 0, error))
+    c.point_target = r.point_target_;
+    booster s;
+    if (!fit_spread(x, y, 0, n_fit, d.h, c, best, s, error, tick))
       return false;
+    runtime_model fit;
+    fit.point_target_ = r.point_target_;
+    fit.impl_ = std::make_unique<impl>();
+    fit.impl_->b = {best.release(), s.release()};
+    if (!fit.impl_->finish(0, error) || !fit.impl_->finish(1, error))
+      return false;
+    for (std::size_t i = n_fit; i < n; ++i) {
+      auto rp = fit.predict_one(x[i]);
+      double yl = std::log1p(std::max(0.0, y[i]));
+      lo.push_back((rp.median - yl) / rp.spread);
+      hi.push_back((yl - rp.median) / rp.spread);
+    }
   }
-
-  // Split conformal calibration on the later slice.
-  std::vector<double> s90, s80;
-  for (std::size_t i = 0; i < cal_pred[0].size() && n_fit + i < n; ++i) {
-    double yl = ylog[n_fit + i];
-    s90.push_back(cqr_score(cal_pred[0][i], cal_pred[1][i], yl));
-    s80.push_back(cqr_score(cal_pred[2][i], cal_pred[3][i], yl));
-  }
-  out.cal_.add90 = conformal_quantile(s90, 0.10);
-  out.cal_.add80 = conformal_quantile(s80, 0.20);
-  out.cal_.n = s90.size();
+  r.cal_ = normalized_calibration(lo, hi);
   double raw_cov = 0;
-  for (double s : s90)
-    raw_cov += s <= 0 ? 1 : 0;
+  for (std::size_t i = 0; i < lo.size(); ++i)
+    raw_cov += lo[i] <= r.cal_.lo90 && hi[i] <= r.cal_.hi90 ? 1 : 0;
 
-  for (std::size_t k = 0; k < booster_names.size(); ++k) {
-    bst_ulong len = 0;
-    const char* buf = nullptr;
-    if (XGBoosterSaveModelToBuffer(m->b[k], R"({"format": "json"})", &len, &buf) != 0) {
-      error = xgb_error("cannot serialise booster");
+  auto chosen = cfg;
+  chosen.point_target = r.point_target_;
+  booster p, s;
+  if (!fit_pair(x, y, 0, n, chosen, p, s, error, tick))
+    return false;
+  auto m = std::make_unique<impl>();
+  m->b = {p.release(), s.release()};
+  for (std::size_t k = 0; k < booster_names.size(); ++k)
+    if (!m->finish(k, error))
       return false;
-    }
-    m->json[k].assign(buf, len);
-  }
-  std::uint64_t md = 1469598103934665603ull;
-  for (auto& j : m->json)
-    md = fnv(j.data(), j.size(), md);
 
-  out.meta_ = {
+  r.meta_ = {
       {"format", format_name},
       {"format_version", format_version},
       {"xgboost_version", library_version()},
       {"features", feature_names()},
-      {"target", "log1p(run time in seconds)"},
+      {"target", "point: run time / scale (" + r.point_target_ +
+                     "), absolute error in seconds; spread: |log1p(run) - log1p(point)|"},
+      {"point_target_selection", selection},
       {"train_digest", digest_rows(x, y)},
       {"n_train", n},
-      {"n_calibration", s90.size()},
-      {"config", cfg.to_json()},
-      {"calibration", {{"add90", out.cal_.add90}, {"add80", out.cal_.add80}}},
+      {"n_calibration", lo.size()},
+      {"config", chosen.to_json()},
+      {"calibration",
+       {{"lo90", r.cal_.lo90}, {"hi90", r.cal_.hi90}, {"lo80", r.cal_.lo80}, {"hi80", r.cal_.hi80}}},
       {"metrics",
-       {{"calibration_raw_coverage90", s90.empty() ? 0.0 : raw_cov / static_cast<double>(s90.size())},
-        {"calibration_score_median", quantile_of(s90, 0.5)}}},
-      {"model_digest", hex64(md)},
+       {{"calibration_coverage90", lo.empty() ? 0.0 : raw_cov / static_cast<double>(lo.size())},
+        {"calibration_score_median", quantile_of(hi, 0.5)}}},
+      {"model_digest", m->digest()},
   };
-  out.point_target_ = cfg.point_target;
-  out.impl_ = std::move(m);
+  r.impl_ = std::move(m);
+  out = std::move(r);
   return true;
 }
 
-bool runtime_model::refit_point(const std::vector<feature_vector>& x,
-                                const std::vector<double>& y, const model_config& cfg,
-                                std::string& error) {
+bool runtime_model::refit(const std::vector<feature_vector>& x, const std::vector<double>& y,
+                          const model_config& cfg, std::string& error) {
   if (!usable()) {
     error = "no model to refit";
     return false;
@@ -406,25 +617,39 @@ bool runtime_model::refit_point(const std::vector<feature_vector>& x,
   }
   auto c = cfg;
   c.point_target = point_target_;
-  if (!train_point(x, y, c, impl_->b[0], error, {}))
+  booster p, s;
+  if (!fit_pair(x, y, 0, x.size(), c, p, s, error, {}))
     return false;
-  bst_ulong len = 0;
-  const char* buf = nullptr;
-  if (XGBoosterSaveModelToBuffer(impl_->b[0], R"({"format": "json"})", &len, &buf) != 0) {
-    error = xgb_error("cannot serialise booster");
-    return false;
-  }
-  impl_->json[0].assign(buf, len);
-  std::uint64_t md = 1469598103934665603ull;
-  for (auto& j : impl_->json)
-    md = fnv(j.data(), j.size(), md);
-  meta_["model_digest"] = hex64(md);
-  meta_["point_refit_rows"] = x.size();
+  auto m = std::make_unique<impl>();
+  m->b = {p.release(), s.release()};
+  for (std::size_t k = 0; k < booster_names.size(); ++k)
+    if (!m->finish(k, error))
+      return false;
+  impl_ = std::move(m);
+  meta_["model_digest"] = impl_->digest();
+  meta_["refit_rows"] = x.size();
   return true;
+}
+
+raw_prediction runtime_model::predict_one(const feature_vector& x) const {
+  return finish(x, impl_->flat[0].predict(x.data()), impl_->flat[1].predict(x.data()));
 }
 
 bool runtime_model::predict_raw(const std::vector<feature_vector>& x,
                                 std::vector<raw_prediction>& out, std::string& error) const {
+  if (!usable()) {
+    error = "no model loaded";
+    return false;
+  }
+  out.resize(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i)
+    out[i] = predict_one(x[i]);
+  return true;
+}
+
+bool runtime_model::predict_raw_reference(const std::vector<feature_vector>& x,
+                                          std::vector<raw_prediction>& out,
+                                          std::string& error) const {
   if (!usable()) {
     error = "no model loaded";
     return false;
@@ -435,32 +660,28 @@ bool runtime_model::predict_raw(const std::vector<feature_vector>& x,
   dmatrix d;
   if (!make_dmatrix(x, 0, x.size(), d, error))
     return false;
-  std::vector<float> med, fitmed;
-  if (!predict_into(impl_->b[0], d.h, med, 0, error) ||
-      !predict_into(impl_->b[1], d.h, fitmed, 0, error))
-    return false;
-  XGDMatrixSetFloatInfo(d.h, "base_margin", fitmed.data(), fitmed.size());
-  std::array<std::vector<float>, 4> q;
-  for (std::size_t k = 0; k < 4; ++k)
-    if (!predict_into(impl_->b[2 + k], d.h, q[k], 0, error))
+  std::array<std::vector<float>, booster_names.size()> p;
+  for (std::size_t k = 0; k < p.size(); ++k) {
+    bst_ulong len = 0;
+    const float* res = nullptr;
+    if (XGBoosterPredict(impl_->b[k], d.h, 0, 0, 0, &len, &res) != 0) {
+      error = xgb_error("prediction failed");
       return false;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    double m = med[i];
-    if (point_target_ == "ratio")
-      m = std::log1p(std::max(0.0, m * job_scale(x[i])));
-    else if (point_target_ == "seconds")
-      m = std::log1p(std::max(0.0, m));
-    out[i] = {m, q[0][i], q[1][i], q[2][i], q[3][i]};
+    }
+    p[k].assign(res, res + len);
   }
+  for (std::size_t i = 0; i < x.size(); ++i)
+    out[i] = finish(x[i], p[0][i], p[1][i]);
   return true;
 }
 
 bool runtime_model::predict(const feature_vector& x, double req, runtime_estimate& out,
                             std::string& error) const {
-  std::vector<raw_prediction> r;
-  if (!predict_raw({x}, r, error))
+  if (!usable()) {
+    error = "no model loaded";
     return false;
-  out = to_estimate(r[0], cal_.add90, cal_.add80, req);
+  }
+  out = to_estimate(predict_one(x), cal_, req, req);
   return true;
 }
 
@@ -507,7 +728,8 @@ bool runtime_model::load(const std::string& path, runtime_model& out, std::strin
   if (!j.contains("format_version") || !j["format_version"].is_number_integer() ||
       j["format_version"].get<int>() != format_version)
     return bad("format_version " + (j.contains("format_version") ? j["format_version"].dump() : "missing") +
-               ", this build reads " + std::to_string(format_version));
+               ", this build reads " + std::to_string(format_version) +
+               " (retrain it with `tender model train`)");
   if (!j.contains("features") || j["features"] != nlohmann::json(feature_names()))
     return bad("built for other features (its feature list differs from this build's " +
                std::to_string(n_features) + " features)");
@@ -518,15 +740,13 @@ bool runtime_model::load(const std::string& path, runtime_model& out, std::strin
   if (!j.contains("boosters") || !j["boosters"].is_object())
     return bad("no boosters");
   auto m = std::make_unique<impl>();
-  std::uint64_t md = 1469598103934665603ull;
   for (std::size_t k = 0; k < booster_names.size(); ++k) {
     auto b = j["boosters"].find(booster_names[k]);
     if (b == j["boosters"].end() || !b->is_string())
       return bad(std::string("booster \"") + booster_names[k] + "\" missing");
     m->json[k] = b->get<std::string>();
-    md = fnv(m->json[k].data(), m->json[k].size(), md);
   }
-  if (hex64(md) != j.value("model_digest", std::string()))
+  if (m->digest() != j.value("model_digest", std::string()))
     return bad("model_digest does not match the boosters (file damaged or edited)");
   for (std::size_t k = 0; k < booster_names.size(); ++k) {
     if (XGBoosterCreate(nullptr, 0, &m->b[k]) != 0 ||
@@ -536,19 +756,25 @@ bool runtime_model::load(const std::string& path, runtime_model& out, std::strin
     if (XGBoosterGetNumFeature(m->b[k], &nf) != 0 || nf != n_features)
       return bad(std::string("booster \"") + booster_names[k] + "\" has " + std::to_string(nf) +
                  " features, expected " + std::to_string(n_features));
+    std::string why;
+    if (!m->flat[k].load_json(m->json[k], why))
+      return bad(std::string("booster \"") + booster_names[k] + "\": " + why);
   }
   runtime_model r;
   try {
-    r.cal_.add90 = j.at("calibration").at("add90").get<double>();
-    r.cal_.add80 = j.at("calibration").at("add80").get<double>();
+    const auto& c = j.at("calibration");
+    r.cal_.lo90 = c.at("lo90").get<double>();
+    r.cal_.hi90 = c.at("hi90").get<double>();
+    r.cal_.lo80 = c.at("lo80").get<double>();
+    r.cal_.hi80 = c.at("hi80").get<double>();
     r.cal_.n = j.value("n_calibration", std::size_t{0});
   } catch (const std::exception& e) {
     return bad(std::string("calibration missing or malformed: ") + e.what());
   }
   r.point_target_ = j.contains("config") && j["config"].is_object()
-                        ? j["config"].value("point_target", std::string("log"))
-                        : std::string("log");
-  if (r.point_target_ != "ratio" && r.point_target_ != "seconds" && r.point_target_ != "log")
+                        ? j["config"].value("point_target", std::string())
+                        : std::string();
+  if (!valid_target(r.point_target_))
     return bad("unknown point_target \"" + r.point_target_ + "\"");
   j.erase("boosters");
   r.meta_ = std::move(j);

@@ -88,19 +88,49 @@ TEST(conformal, estimate_is_ordered_and_capped_at_the_request) {
   EXPECT_NEAR(w.hi90, std::expm1(std::log1p(1000.0) + std::log(2.0)), 1e-6);
 }
 
-TEST(conformal, window_tracks_recent_scores) {
+TEST(conformal, window_tracks_recent_normalized_scores) {
   conformal_window w(100);
-  calibration fallback{0.5, 0.25, 7};
-  raw_prediction r{0, -1, 1, -0.5, 0.5};
+  calibration fallback;
+  fallback.n = 7;
+  raw_prediction r;
+  r.median = 1;
+  r.spread = 0.5;
   for (int i = 0; i < 99; ++i)
-    w.add(r, 0); // y = log1p(0) = 0, inside: score -1 (90 %) and -0.5 (80 %)
+    w.add(r, 0); // y = 0: (m - y) / s = 2 below, -2 above
   EXPECT_EQ(w.current(fallback, 100).n, 7u);
   for (int i = 0; i < 100; ++i)
-    w.add(r, std::expm1(3.0)); // y = 3: score 2 and 2.5
+    w.add(r, std::expm1(3.0)); // y = 3: -4 below, 4 above
   auto c = w.current(fallback, 100);
   EXPECT_EQ(c.n, 100u);
-  EXPECT_NEAR(c.add90, 2, 1e-9);
-  EXPECT_NEAR(c.add80, 2.5, 1e-9);
+  EXPECT_NEAR(c.hi90, 4, 1e-9);
+  EXPECT_NEAR(c.lo90, -4, 1e-9);
+  // Half the window below, half above: each side's 95th percentile is the far one.
+  for (int i = 0; i < 50; ++i)
+    w.add(r, 0);
+  c = w.current(fallback, 100);
+  EXPECT_NEAR(c.hi90, 4, 1e-9);
+  EXPECT_NEAR(c.lo90, 2, 1e-9);
+}
+
+TEST(conformal, normalized_estimate_scales_with_the_spread_and_caps) {
+  raw_prediction r;
+  r.median = std::log1p(100.0);
+  r.spread = 0.5;
+  calibration c;
+  c.lo90 = 2;
+  c.hi90 = 4;
+  c.lo80 = 1;
+  c.hi80 = 2;
+  auto e = to_estimate(r, c, -1, -1);
+  EXPECT_NEAR(e.median, 100, 1e-9);
+  EXPECT_NEAR(e.lo90, std::expm1(std::log1p(100.0) - 1), 1e-9);
+  EXPECT_NEAR(e.hi90, std::expm1(std::log1p(100.0) + 2), 1e-9);
+  EXPECT_NEAR(e.hi80, std::expm1(std::log1p(100.0) + 1), 1e-9);
+  auto capped = to_estimate(r, c, 80, 140); // median at the request, interval at the cap
+  EXPECT_EQ(capped.median, 80);
+  EXPECT_EQ(capped.hi90, 140);
+  EXPECT_EQ(capped.hi80, 140);
+  EXPECT_LE(capped.lo90, 80);
 }
 
 TEST(runtime_model_train, refuses_too_few_rows) {
@@ -130,11 +160,40 @@ TEST_F(small_model, saves_and_reloads_identically_with_metadata) {
     ASSERT_EQ(a[i].median, b[i].median);
     ASSERT_EQ(a[i].q95, b[i].q95);
   }
-  // The quantile boosters give non-empty intervals on most rows.
-  std::size_t ordered = 0;
-  for (auto& r : a)
-    ordered += r.q05 < r.q95 && r.q10 < r.q90 ? 1 : 0;
-  EXPECT_GT(ordered, a.size() * 9 / 10);
+  // Non-empty intervals on every row, the 90 % one wider.
+  for (auto& r : a) {
+    ASSERT_LT(r.q05, r.q95);
+    ASSERT_LE(r.q05, r.q10);
+    ASSERT_GE(r.q95, r.q90);
+    ASSERT_GT(r.spread, 0);
+  }
+  EXPECT_EQ(back.static_calibration().hi90, model_.static_calibration().hi90);
+}
+
+// The flat evaluator must give exactly what XGBoost's own predictor gives.
+TEST_F(small_model, flat_trees_match_xgboost_exactly) {
+  std::string err;
+  runtime_model back;
+  ASSERT_TRUE(runtime_model::load(path_, back, err)) << err;
+  std::vector<feature_vector> rows = x_;
+  // Rows with every feature missing, and with extreme values, take default branches.
+  feature_vector all_nan;
+  all_nan.fill(std::nanf(""));
+  rows.push_back(all_nan);
+  feature_vector huge;
+  huge.fill(1e30f);
+  rows.push_back(huge);
+  for (const runtime_model* m : {&model_, &back}) {
+    std::vector<raw_prediction> flat, ref;
+    ASSERT_TRUE(m->predict_raw(rows, flat, err)) << err;
+    ASSERT_TRUE(m->predict_raw_reference(rows, ref, err)) << err;
+    ASSERT_EQ(flat.size(), rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      ASSERT_EQ(flat[i].median, ref[i].median) << "row " << i;
+      ASSERT_EQ(flat[i].spread, ref[i].spread) << "row " << i;
+      ASSERT_EQ(flat[i].q95, ref[i].q95) << "row " << i;
+    }
+  }
 }
 
 TEST_F(small_model, missing_corrupt_and_mismatched_files_are_clear_errors) {
@@ -163,44 +222,62 @@ TEST_F(small_model, missing_corrupt_and_mismatched_files_are_clear_errors) {
             bad + ": built for other features (its feature list differs from this build's " +
                 std::to_string(n_features) + " features)");
   EXPECT_EQ(edit([](auto& c) { c["format_version"] = 99; }),
-            bad + ": format_version 99, this build reads 1");
+            bad + ": format_version 99, this build reads 2 (retrain it with `tender model train`)");
+  // A file of the previous format (six boosters) is refused, not half-used.
+  EXPECT_EQ(edit([](auto& c) { c["format_version"] = 1; }),
+            bad + ": format_version 1, this build reads 2 (retrain it with `tender model train`)");
   EXPECT_EQ(edit([](auto& c) { c["format"] = "other"; }),
             bad + ": not a tender run-time model (format is not \"tender-runtime-model\")");
   EXPECT_EQ(edit([](auto& c) { c["xgboost_version"] = "0.90.0"; }),
             bad + ": written by XGBoost 0.90.0, this build has " + runtime_model::library_version());
   EXPECT_EQ(edit([](auto& c) {
-              auto s = c["boosters"]["q95"].template get<std::string>();
+              auto s = c["boosters"]["spread"].template get<std::string>();
               s[s.size() / 2] = s[s.size() / 2] == '1' ? '2' : '1';
-              c["boosters"]["q95"] = s;
+              c["boosters"]["spread"] = s;
             }),
             bad + ": model_digest does not match the boosters (file damaged or edited)");
-  EXPECT_EQ(edit([](auto& c) { c["boosters"].erase("q05"); }),
-            bad + ": booster \"q05\" missing");
+  EXPECT_EQ(edit([](auto& c) { c["boosters"].erase("point"); }),
+            bad + ": booster \"point\" missing");
   std::filesystem::remove(bad);
 }
 
-TEST_F(small_model, refit_point_changes_the_median_and_keeps_the_intervals) {
+TEST_F(small_model, refit_changes_the_boosters_and_keeps_the_calibration) {
   std::string err;
   runtime_model m;
   ASSERT_TRUE(runtime_model::load(path_, m, err)) << err;
   std::vector<feature_vector> some(x_.begin() + 2500, x_.end());
   std::vector<raw_prediction> before, after;
   ASSERT_TRUE(m.predict_raw(some, before, err)) << err;
-  // Refit on the later half only: the point model must change, the quantiles not.
+  // Refit on the later half only: the point model must change, the calibration not.
   std::vector<feature_vector> xr(x_.begin() + 1500, x_.end());
   std::vector<double> yr(y_.begin() + 1500, y_.end());
   model_config c;
   c.rounds = 30;
-  ASSERT_TRUE(m.refit_point(xr, yr, c, err)) << err;
+  const auto cal = m.static_calibration();
+  ASSERT_TRUE(m.refit(xr, yr, c, err)) << err;
   ASSERT_TRUE(m.predict_raw(some, after, err)) << err;
   std::size_t differ = 0;
-  for (std::size_t i = 0; i < before.size(); ++i) {
+  for (std::size_t i = 0; i < before.size(); ++i)
     differ += before[i].median != after[i].median ? 1 : 0;
-    ASSERT_EQ(before[i].q05, after[i].q05);
-    ASSERT_EQ(before[i].q95, after[i].q95);
-  }
   EXPECT_GT(differ, before.size() / 2);
+  EXPECT_EQ(m.static_calibration().hi90, cal.hi90);
+  EXPECT_EQ(m.static_calibration().lo80, cal.lo80);
   EXPECT_NE(m.version(), model_.version());
-  EXPECT_FALSE(m.refit_point({}, {}, c, err));
+  // The refitted model still predicts exactly as XGBoost does.
+  std::vector<raw_prediction> ref;
+  ASSERT_TRUE(m.predict_raw_reference(some, ref, err)) << err;
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    ASSERT_EQ(after[i].median, ref[i].median);
+  EXPECT_FALSE(m.refit({}, {}, c, err));
   EXPECT_EQ(err, "refitting needs at least 50 rows with run times");
+}
+
+TEST(runtime_model_train, refuses_an_unknown_point_target) {
+  runtime_model m;
+  std::string err;
+  model_config c;
+  c.point_target = "cubes";
+  EXPECT_FALSE(runtime_model::train(std::vector<feature_vector>(60), std::vector<double>(60, 1),
+                                    c, m, err));
+  EXPECT_EQ(err, "unknown point target \"cubes\" (auto, ratio, last2, seconds or log)");
 }

@@ -32,17 +32,11 @@ prediction xgb_predictor::predict(const job_spec& spec, const resource_profile& 
     return baseline_.predict(spec, measured, now);
   auto rec = to_record(spec, now);
   auto x = history_.features(rec);
-  std::vector<raw_prediction> raw;
-  std::string err;
-  if (!model_.predict_raw({x}, raw, err)) {
-    auto p = baseline_.predict(spec, measured, now);
-    p.basis += " (model failed: " + err + ")";
-    return p;
-  }
+  auto raw = model_.predict_one(x);
   auto cal = window_.current(model_.static_calibration(), 50);
-  // The interval is capped at the walltime unless jobs have been seen running past theirs.
-  auto e = to_estimate(raw[0], cal.add90, cal.add80, rec.req_time,
-                       history_.over_request_rate() < 0.001);
+  // The interval is capped at the walltime plus how far finished jobs have run past theirs.
+  double cap = rec.req_time > 0 ? rec.req_time + history_.overrun_allowance() : -1;
+  auto e = to_estimate(raw, cal, rec.req_time, cap);
   auto us = [](double s) { return static_cast<usec>(std::llround(s * sec_us)); };
   prediction p;
   p.runtime = us(e.median);
@@ -51,9 +45,9 @@ prediction xgb_predictor::predict(const job_spec& spec, const resource_profile& 
   p.model_version = model_.version();
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "XGBoost median of log run time from requested time %s, %lld procs and %zu "
-                "finished jobs of history; 90%% interval by conformalized quantile regression "
-                "(%s calibration, %zu jobs)",
+                "XGBoost median run time (absolute error) from requested time %s, %lld procs "
+                "and %zu finished jobs of history; 90%% interval by normalized conformal "
+                "prediction (%s calibration, %zu jobs)",
                 rec.req_time > 0 ? format_duration(spec.walltime).c_str() : "unknown",
                 static_cast<long long>(rec.procs), history_.n_finished(),
                 cal.n == model_.static_calibration().n ? "training" : "online", cal.n);
@@ -68,12 +62,9 @@ void xgb_predictor::observe(const finished_job& job) {
   rec.end = rec.submit + rec.runtime;
   if (model_.usable()) {
     // Score the interval the model gives this job from what was known before it ended.
-    std::vector<raw_prediction> raw;
-    std::string err;
     trace_job at_submit = rec;
     at_submit.runtime = at_submit.end = -1;
-    if (model_.predict_raw({history_.features(at_submit)}, raw, err))
-      window_.add(raw[0], rec.runtime);
+    window_.add(model_.predict_one(history_.features(at_submit)), rec.runtime);
   }
   history_.submitted(rec);
   history_.finished(rec);

@@ -69,5 +69,5 @@ TEST(xgb_predictor, predicts_with_an_interval_from_a_trained_model) {
   EXPECT_LE(got.runtime, got.runtime_hi);
   EXPECT_LE(got.runtime_hi, s.walltime);
   EXPECT_GT(got.runtime_hi, got.runtime_lo);
-  EXPECT_NE(got.basis.find("conformalized quantile regression"), std::string::npos);
+  EXPECT_NE(got.basis.find("normalized conformal"), std::string::npos);
 }
