@@ -64,9 +64,24 @@ void finish(round_actor* self, round_result r) {
   r.auction_id = st.args.book->request().auction_id;
   r.round = st.args.round;
   r.offers = summaries(*st.args.book);
-  for (auto& e : st.args.book->entries())
-    st.ctx->journal->save_offer(e.o.job_id, e.o, e.score.risk_adjusted,
-                                e.verdict.empty() ? "candidate" : e.verdict, st.ctx->now());
+  auto& book = *st.args.book;
+  auto now = st.ctx->now();
+  for (auto& e : book.entries())
+    st.ctx->journal->save_offer(e.o.job_id, e.o, e.score.terms(),
+                                e.verdict.empty() ? "candidate" : e.verdict, now);
+  if (!r.next_round) {
+    // The negotiation's last word, for `tender explain`.
+    negotiation_record n;
+    n.job_id = book.request().job_id;
+    n.auction_id = book.request().auction_id;
+    n.protocol = book.request().protocol;
+    n.rounds = st.args.round;
+    n.declines = book.decline_notes();
+    n.rejected = book.rejections_by_reason();
+    n.outcome = r.reason;
+    n.at = now;
+    st.ctx->journal->save_negotiation(n);
+  }
   self->send(st.args.job, std::move(r));
   // Stay a little to release confirmations that arrive after we moved on.
   if (st.abandoned.empty())
@@ -199,28 +214,38 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
       [self](offer& o) {
         auto& st = self->state;
         auto now = st.ctx->now();
+        auto& book = *st.args.book;
         std::optional<std::string> why;
-        if (st.evaluated)
-          why = "late: arrived after the round closed"; // the book is frozen now
-        else
-          why = st.args.book->add(o, now, st.reply_by);
+        if (st.evaluated) {
+          // The book is frozen now; a second copy of an offer is still a duplicate.
+          why = book.seen(o.offer_id) ? "duplicate offer " + o.offer_id
+                                      : std::string("late: arrived after the round closed");
+          book.count_rejected(*why);
+        } else {
+          why = book.add(o, now, st.reply_by);
+        }
+        // An answer slower than the provider's stated latency is an SLA breach,
+        // whether or not it still made the round. Strangers and offers for other
+        // auctions say nothing about this provider's promise to us.
+        bool ours = o.auction_id == book.request().auction_id &&
+                    static_cast<bool>(provider_of(st, o.provider)) &&
+                    (!why || why->rfind("late", 0) == 0);
+        if (ours && slower_than_promised(now - st.opened_at, o.terms.latency))
+          st.ctx->record_sla(o.provider, "slow_answer", true);
         if (why) {
           st.ctx->log->warn("auction {}: rejected offer {} from {}: {}", o.auction_id,
                             o.offer_id, o.provider, *why);
-          st.ctx->journal->save_offer(o.job_id.empty() ? st.args.book->request().job_id : o.job_id,
-                                      o, 0, "rejected: " + *why, now);
+          // Filed under this negotiation's job, never over the real offer of that id.
+          st.ctx->journal->save_rejected_offer(book.request().job_id, o, "rejected: " + *why, now);
           return;
         }
-        // An answer slower than the provider's stated latency is an SLA breach.
-        if (o.terms.latency > 0 && now - st.opened_at > o.terms.latency * 4)
-          st.ctx->record_sla(o.provider, "slow_answer", true);
         st.answered.insert(o.provider);
         if (st.answered.size() >= st.args.providers.names.size())
           evaluate(self);
       },
       [self](decline& d) {
         auto& st = self->state;
-        st.args.book->add_decline(d);
+        st.args.book->add_decline(d, st.args.round);
         st.answered.insert(d.provider);
         if (st.answered.size() >= st.args.providers.names.size())
           evaluate(self);
@@ -238,6 +263,7 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
         }
         st.ctx->record_sla(c.alloc.provider, "confirm", false);
         st.args.book->set_verdict(c.offer_id, "won");
+        st.args.book->close_open_offers("lost");
         decline_losers(self, c.offer_id, c.alloc.provider);
         round_result r;
         r.committed = true;

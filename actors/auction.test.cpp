@@ -25,6 +25,8 @@ struct fake_spec {
   bool silent = false;   ///< never answers the request
   on_award award_reply = on_award::confirm;
   micros improve_to = 0; ///< price offered in round 2 (0 = same as round 1)
+  bool twice = false;    ///< sends every offer and every confirm twice
+  usec latency = 0;      ///< the latency its offers promise
 };
 
 /// What the fakes saw, for whole-value assertions.
@@ -57,8 +59,11 @@ caf::behavior fake_provider(caf::event_based_actor* self, fake_spec spec,
       o.price = r.round > 1 && spec.improve_to > 0 ? spec.improve_to : spec.price;
       o.rate_per_hour = o.price * 6; // runtime is 10 minutes
       o.terms.availability = 1.0;
+      o.terms.latency = spec.latency;
       o.valid_until = 0;
       self->send(to, o);
+      if (spec.twice)
+        self->send(to, o);
     },
     [=](award& a) {
       seen->awards.push_back(spec.name + ":" + a.offer_id);
@@ -70,8 +75,11 @@ caf::behavior fake_provider(caf::event_based_actor* self, fake_spec spec,
       c.alloc.provider = spec.name;
       c.alloc.offer_id = a.offer_id;
       c.alloc.price = spec.price;
-      if (spec.award_reply == on_award::confirm)
+      if (spec.award_reply == on_award::confirm) {
         self->send(to, c);
+        if (spec.twice)
+          self->send(to, c);
+      }
       else if (spec.award_reply == on_award::refuse)
         self->send(to, commit_refuse{a.offer_id, a.job_id, spec.name, "capacity gone"});
       else
@@ -96,7 +104,7 @@ struct auction_fixture : ::testing::Test {
     dir = mkdtemp(tmpl);
     ctx = std::make_shared<node_context>();
     ctx->data_dir = dir;
-    ctx->clock = [] { return usec{1'000'000'000}; }; // virtual time: it never moves
+    ctx->clock = [this] { return now; }; // virtual time: moves only when a test says so
     ctx->log = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
     ctx->journal = std::get<std::unique_ptr<journal>>(journal::open(dir + "/journal.db"));
     ctx->cfg.auction.max_rounds = 2;
@@ -118,11 +126,12 @@ struct auction_fixture : ::testing::Test {
 
   /// Starts round `round` over fakes; returns the job actor.
   void start_round(const std::vector<fake_spec>& fakes, std::int32_t round, micros previous_best,
-                   const std::string& protocol = protocols::iterated) {
+                   const std::string& protocol = protocols::iterated,
+                   const std::string& job_id = "j1") {
     if (!book) {
       resource_request req;
-      req.job_id = "j1";
-      req.auction_id = "a1";
+      req.job_id = job_id;
+      req.auction_id = "a-" + job_id;
       req.request.cpu = 1000;
       req.request.memory = 1 << 30;
       req.profile.runtime = 600 * sec_us;
@@ -146,7 +155,21 @@ struct auction_fixture : ::testing::Test {
     a.round = round;
     a.previous_best = previous_best;
     a.job = job;
-    spawn_round(*sys, ctx, a);
+    round_actor = spawn_round(*sys, ctx, a);
+  }
+
+  /// Ends the current negotiation's fakes and book so that the next start_round
+  /// begins another job's (the node context, with its SLA history, stays).
+  void next_job() {
+    sched->run();
+    while (sched->trigger_timeouts() > 0)
+      sched->run();
+    for (auto& a : dir_.actors)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    sched->run();
+    dir_ = {};
+    book.reset();
+    *seen = observed{};
   }
 
   caf::actor_system_config cfg;
@@ -158,7 +181,17 @@ struct auction_fixture : ::testing::Test {
   std::shared_ptr<auction_book> book;
   provider_directory dir_;
   caf::actor job;
+  caf::actor round_actor;
+  usec now = 1'000'000'000;
 };
+
+/// An offer row as the journal holds it.
+std::string journaled_verdict(journal& j, const std::string& job_id, const std::string& offer_id) {
+  for (auto& x : j.offer_explanations(job_id))
+    if (x.offer_id == offer_id)
+      return x.verdict;
+  return "(none)";
+}
 
 } // namespace
 
@@ -243,4 +276,109 @@ TEST_F(auction_fixture, vickrey_is_one_round_at_the_second_price) {
   ASSERT_TRUE(seen->results[0].committed);
   EXPECT_EQ(seen->results[0].alloc.provider, "p1");
   EXPECT_EQ(seen->results[0].alloc.price, 650);
+}
+
+TEST_F(auction_fixture, a_provider_answering_twice_gets_one_offer_and_one_allocation) {
+  ctx->cfg.auction.max_rounds = 1;
+  ctx->journal->insert_job("j1", "", job_spec{}, now);
+  start_round({{"echo", 400, false, on_award::confirm, 0, true}, {"next", 600}}, 1, 0);
+  sched->run();
+  ASSERT_EQ(seen->results.size(), 1u);
+  auto& r = seen->results[0];
+  ASSERT_TRUE(r.committed) << r.reason;
+  EXPECT_EQ(r.alloc.provider, "echo");
+  // Its second offer was rejected as a duplicate and counted; its second confirm
+  // neither made a second allocation nor released the first.
+  EXPECT_EQ(book->rejections_by_reason(), (std::map<std::string, std::int64_t>{{"duplicate", 1}}));
+  EXPECT_EQ(seen->awards, std::vector<std::string>{"echo:echo-r1"});
+  EXPECT_TRUE(seen->releases.empty()) << ::testing::PrintToString(seen->releases);
+  // The journal keeps the real offer's verdict, not the duplicate's rejection.
+  EXPECT_EQ(journaled_verdict(*ctx->journal, "j1", "echo-r1"), "won");
+  EXPECT_EQ(journaled_verdict(*ctx->journal, "j1", "next-r1"), "lost");
+  auto ns = ctx->journal->negotiations("j1");
+  ASSERT_EQ(ns.size(), 1u);
+  EXPECT_EQ(ns[0].rejected, book->rejections_by_reason());
+  EXPECT_EQ(ns[0].outcome, r.reason);
+}
+
+TEST_F(auction_fixture, a_silent_winner_then_a_stale_confirm_ends_with_one_allocation_and_a_journal) {
+  ctx->cfg.auction.max_rounds = 1;
+  ctx->journal->insert_job("j1", "", job_spec{}, now);
+  start_round({{"stale", 300, false, on_award::silent}, {"next", 600}}, 1, 0);
+  sched->run();
+  ASSERT_EQ(seen->withheld.size(), 1u);
+  while (seen->results.empty() && sched->trigger_timeout())
+    sched->run();
+  ASSERT_EQ(seen->results.size(), 1u);
+  EXPECT_EQ(seen->results[0].alloc.provider, "next");
+  // The hold of the award "stale" never confirmed was given back at the timeout,
+  // and its confirm, arriving after that, is released again, not kept.
+  EXPECT_EQ(seen->releases, std::vector<std::string>{"stale-r1"});
+  auto [to, confirm] = seen->withheld.front();
+  caf::anon_send(to, confirm);
+  sched->run();
+  EXPECT_EQ(seen->releases, (std::vector<std::string>{"stale-r1", "stale-r1"}));
+  EXPECT_EQ(journaled_verdict(*ctx->journal, "j1", "stale-r1"), "refused: no confirmation in time");
+  EXPECT_EQ(journaled_verdict(*ctx->journal, "j1", "next-r1"), "won");
+  std::vector<std::string> kinds;
+  for (auto& e : ctx->journal->sla_events("stale"))
+    kinds.push_back(e.kind + (e.breach ? "!" : ""));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"timeout!", "late_confirm!"}));
+}
+
+TEST_F(auction_fixture, an_answer_slower_than_its_stated_latency_is_a_breach) {
+  ctx->cfg.auction.max_rounds = 1;
+  start_round({{"slowpoke", 400, true}, {"quick", 600, false, on_award::confirm, 0, false, 1'000}},
+              1, 0);
+  sched->run();
+  // "slowpoke" promised 1 ms and answers 120 ms after the call for offers.
+  now += 120'000;
+  offer o;
+  o.offer_id = "slowpoke-r1";
+  o.job_id = "j1";
+  o.auction_id = "a-j1";
+  o.provider = "slowpoke";
+  o.granted = book->request().request;
+  o.price = 400;
+  o.rate_per_hour = 2400;
+  o.terms.availability = 1.0;
+  o.terms.latency = 1'000;
+  caf::anon_send(round_actor, o);
+  sched->run();
+  auto events = ctx->journal->sla_events("slowpoke");
+  ASSERT_EQ(events.size(), 2u); // the slow answer, then the kept confirm of its award
+  EXPECT_EQ(events[0].kind, "slow_answer");
+  EXPECT_TRUE(events[0].breach);
+  // "quick" answered at once: no slow_answer for it.
+  for (auto& e : ctx->journal->sla_events("quick"))
+    EXPECT_NE(e.kind, "slow_answer");
+  EXPECT_TRUE(slower_than_promised(1'000 + latency_allowance + 1, 1'000));
+  EXPECT_FALSE(slower_than_promised(1'000 + latency_allowance, 1'000));
+  EXPECT_FALSE(slower_than_promised(10 * sec_us, 0)); // no promise, no breach
+}
+
+TEST_F(auction_fixture, a_flaky_provider_earns_breaches_and_then_loses_to_an_equal_price) {
+  ctx->cfg.auction.max_rounds = 1;
+  // Same price; "a-flaky" sorts first, so it wins the tie while both are unknown.
+  std::vector<fake_spec> fakes{{"a-flaky", 500, false, on_award::refuse}, {"steady", 500}};
+  double before = ctx->breach_probability("a-flaky");
+  for (int job = 1; job <= 2; ++job) {
+    start_round(fakes, 1, 0, protocols::iterated, "job" + std::to_string(job));
+    sched->run();
+    ASSERT_EQ(seen->results.size(), 1u);
+    EXPECT_EQ(seen->results[0].alloc.provider, "steady");
+    if (job == 1) // awarded first, it refused; the job fell back to "steady"
+      EXPECT_EQ(seen->awards, (std::vector<std::string>{"a-flaky:a-flaky-r1", "steady:steady-r1"}));
+    else // now ranked below the equal price of a provider that keeps its promises
+      EXPECT_EQ(seen->awards, std::vector<std::string>{"steady:steady-r1"});
+    next_job();
+  }
+  EXPECT_GT(ctx->breach_probability("a-flaky"), before);
+  EXPECT_LT(ctx->breach_probability("steady"), before);
+  // The history is the journal's: a fresh context reading it agrees.
+  node_context fresh;
+  fresh.journal = std::get<std::unique_ptr<journal>>(journal::open(dir + "/journal.db"));
+  fresh.clock = [] { return usec{0}; };
+  EXPECT_DOUBLE_EQ(fresh.breach_probability("a-flaky"), breach_posterior(1, 0));
+  EXPECT_DOUBLE_EQ(fresh.breach_probability("steady"), breach_posterior(0, 2));
 }

@@ -1,6 +1,8 @@
 #include "actors/auction_book.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 namespace tender {
 
@@ -47,9 +49,7 @@ std::optional<std::string> auction_book::check(const offer& o, usec now, usec re
 std::optional<std::string> auction_book::add(const offer& o, usec now, usec reply_by) {
   auto why = check(o, now, reply_by);
   if (why) {
-    ++rejected_;
-    auto key = why->substr(0, why->find(':'));
-    ++reasons_[key];
+    count_rejected(*why);
     return why;
   }
   seen_ids_.insert(o.offer_id);
@@ -57,9 +57,23 @@ std::optional<std::string> auction_book::add(const offer& o, usec now, usec repl
   return std::nullopt;
 }
 
+void auction_book::count_rejected(const std::string& why) {
+  ++rejected_;
+  auto key = why.substr(0, why.find(':'));
+  if (key.rfind("duplicate", 0) == 0)
+    key = "duplicate";
+  ++reasons_[key];
+}
+
 void auction_book::add_decline(const decline& d) {
-  if (providers_.count(d.provider))
-    declines_[d.provider] = d.reason;
+  add_decline(d, 0);
+}
+
+void auction_book::add_decline(const decline& d, std::int32_t round) {
+  if (!providers_.count(d.provider) || (!d.auction_id.empty() && d.auction_id != base_.auction_id))
+    return;
+  declines_[d.provider] = d.reason;
+  decline_notes_.push_back(decline_note{base_.auction_id, round, d.provider, d.reason});
 }
 
 micros auction_book::best_price(usec now) const {
@@ -90,8 +104,10 @@ ranking auction_book::rank(const offer_scorer& scorer,
     auto it = newest.find(e.o.provider);
     bool current = it != newest.end() && it->second == i;
     if (!current) {
-      if (e.verdict.empty())
+      if (e.verdict.empty() || e.verdict.rfind("superseded", 0) == 0) {
         e.verdict = "superseded by a later offer";
+        e.score = scorer.score(e.o, base_, breach(e.o.provider), now);
+      }
       continue;
     }
     if (e.o.valid_until > 0 && e.o.valid_until < now) {
@@ -134,6 +150,112 @@ void auction_book::set_verdict(const std::string& offer_id, const std::string& v
   for (auto& e : entries_)
     if (e.o.offer_id == offer_id)
       e.verdict = verdict;
+}
+
+void auction_book::close_open_offers(const std::string& verdict) {
+  for (auto& e : entries_)
+    if (e.verdict.empty())
+      e.verdict = verdict;
+}
+
+namespace {
+
+std::string dollars(double micro) {
+  return "$" + format_usd(static_cast<micros>(std::llround(micro)));
+}
+
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+/// Why `b` scores worse than `a`, naming the term that differs most.
+std::string worse_because(const offer_explanation& a, const offer_explanation& b) {
+  struct term {
+    const char* name;
+    double mine, theirs;
+  };
+  term terms[] = {{"cost", a.score.cost_term, b.score.cost_term},
+                  {"deadline", a.score.deadline_term, b.score.deadline_term},
+                  {"risk", a.score.risk_term, b.score.risk_term}};
+  const term* most = &terms[0];
+  for (auto& t : terms)
+    if (t.theirs - t.mine > most->theirs - most->mine)
+      most = &t;
+  std::string out = "its " + std::string(most->name) + " term +" + dollars(most->theirs) +
+                    " vs +" + dollars(most->mine);
+  if (std::string(most->name) == "risk") {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "; breach probability %.3f vs %.3f",
+                  b.score.breach_probability, a.score.breach_probability);
+    out += buf;
+  } else if (std::string(most->name) == "deadline") {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "; P(on time) %.3f vs %.3f", b.score.p_deadline,
+                  a.score.p_deadline);
+    out += buf;
+  }
+  if (a.price == b.price)
+    out += "; same price " + dollars(static_cast<double>(a.price));
+  return out;
+}
+
+} // namespace
+
+std::string explain_outcome(const explanation& x) {
+  const offer_explanation* won = nullptr;
+  for (auto& o : x.offers)
+    if (o.verdict == "won")
+      won = &o;
+  if (!won) {
+    if (x.state == job_state::refused)
+      return "refused: " + x.reason;
+    if (is_final(x.state))
+      return std::string("no allocation: the job ended ") + to_string(x.state) +
+             (x.reason.empty() ? "" : " (" + x.reason + ")");
+    return std::string("no decision yet: the job is ") + to_string(x.state);
+  }
+  // The winner's competitors: the other ranked, feasible offers of its auction.
+  std::vector<const offer_explanation*> others;
+  std::vector<const offer_explanation*> refused;
+  std::size_t infeasible = 0;
+  for (auto& o : x.offers) {
+    if (&o == won || o.auction_id != won->auction_id || !o.score.scored)
+      continue;
+    if (o.verdict == "lost")
+      others.push_back(&o);
+    else if (starts_with(o.verdict, "refused"))
+      refused.push_back(&o);
+    else if (starts_with(o.verdict, "infeasible"))
+      ++infeasible;
+  }
+  auto by_score = [](const offer_explanation* a, const offer_explanation* b) {
+    return a->score.risk_adjusted < b->score.risk_adjusted;
+  };
+  std::sort(others.begin(), others.end(), by_score);
+  std::string out;
+  if (refused.empty()) {
+    out = "cheapest risk-adjusted cost: ";
+  } else {
+    out = won->provider + " won after better-ranked offers fell through (";
+    for (std::size_t i = 0; i < refused.size(); ++i)
+      out += (i ? "; " : "") + refused[i]->provider + " " + refused[i]->verdict;
+    out += "): risk-adjusted cost ";
+  }
+  out += dollars(won->score.risk_adjusted) + " from " + won->provider + " (price " +
+         dollars(static_cast<double>(won->price)) + ", risk term +" +
+         dollars(won->score.risk_term) + ")";
+  if (x.price > 0 && x.price != won->price)
+    out += ", paying the second price " + dollars(static_cast<double>(x.price));
+  if (!others.empty()) {
+    auto* next = others.front();
+    out += " vs next best " + dollars(next->score.risk_adjusted) + " from " + next->provider +
+           " (" + worse_because(*won, *next) + ")";
+  } else {
+    out += ", the only acceptable offer";
+  }
+  if (infeasible > 0)
+    out += "; " + std::to_string(infeasible) + " infeasible";
+  return out;
 }
 
 } // namespace tender

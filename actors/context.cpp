@@ -1,8 +1,14 @@
 #include "actors/context.hpp"
 
+#include "models/retrainer.hpp"
+#include "models/xgb_predictor.hpp"
+
+#include <spdlog/spdlog.h>
 #include <sys/random.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 namespace tender {
 
@@ -31,6 +37,128 @@ prediction node_context::predict(const job_spec& spec, const resource_profile& m
 void node_context::observe(const finished_job& j) {
   std::lock_guard<std::mutex> g(mu_);
   predictor_->observe(j);
+  history_.push_back(j);
+}
+
+namespace {
+
+std::string current_model_pointer(const std::string& data_dir) {
+  return data_dir + "/models/current";
+}
+
+} // namespace
+
+void node_context::load_model() {
+  std::string path;
+  std::string source;
+  // A model this node retrained itself wins over the configured one.
+  if (!data_dir.empty()) {
+    std::ifstream f(current_model_pointer(data_dir));
+    std::string line;
+    if (f && std::getline(f, line) && !line.empty()) {
+      path = data_dir + "/models/" + line;
+      source = "retrained";
+    }
+  }
+  if (path.empty() && !cfg.models_runtime.empty()) {
+    path = cfg.models_runtime;
+    source = path;
+  }
+  if (path.empty()) {
+    std::lock_guard<std::mutex> g(mu_);
+    model_.source = "baseline";
+    model_.version = predictor_->version();
+    return;
+  }
+  auto p = std::make_unique<xgb_predictor>(path);
+  std::lock_guard<std::mutex> g(mu_);
+  if (!p->model_usable()) {
+    model_.load_error = p->load_error();
+    model_.source = "baseline";
+    if (log)
+      log->warn("model: {}; predicting with the baseline instead", p->load_error());
+  } else {
+    model_.source = source;
+    model_.load_error.clear();
+    model_path_ = path;
+    if (log)
+      log->info("model: {} from {}", p->version(), path);
+  }
+  for (auto& j : history_)
+    p->observe(j);
+  predictor_ = std::move(p);
+  model_.version = predictor_->version();
+}
+
+model_status node_context::model_info() {
+  std::lock_guard<std::mutex> g(mu_);
+  auto m = model_;
+  m.version = predictor_->version();
+  m.finished_jobs = static_cast<std::int64_t>(history_.size());
+  return m;
+}
+
+model_status node_context::retrain() {
+  std::lock_guard<std::mutex> one(retrain_mu_);
+  std::vector<finished_job> jobs;
+  runtime_model current;
+  bool have_current = false;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    jobs = history_;
+  }
+  if (!model_path_.empty()) {
+    std::string err;
+    have_current = runtime_model::load(model_path_, current, err);
+  }
+  retrain_options opt;
+  opt.min_jobs = static_cast<std::size_t>(std::max<std::int64_t>(20, cfg.models_retrain_min_jobs));
+  runtime_model cand;
+  auto out = retrain_runtime(jobs, have_current ? &current : nullptr, opt, cand);
+  std::string saved_as;
+  if (out.replaced) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    auto dir = data_dir + "/models";
+    fs::create_directories(dir, ec);
+    auto file = "runtime-" + cand.version().substr(cand.version().find(':') + 1) + ".json";
+    std::string err;
+    if (!cand.save(dir + "/" + file, err)) {
+      out.replaced = false;
+      out.reason = "kept the current model: the new one could not be saved: " + err;
+    } else {
+      // The pointer is replaced atomically, so a crash leaves the old or the new one.
+      auto tmp = current_model_pointer(data_dir) + ".tmp";
+      {
+        std::ofstream f(tmp, std::ios::trunc);
+        f << file << "\n";
+      }
+      fs::rename(tmp, current_model_pointer(data_dir), ec);
+      saved_as = dir + "/" + file;
+    }
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  model_.retrains++;
+  model_.last_retrain_at = clock();
+  model_.last_retrain = out.reason;
+  model_.last_old_mae_s = out.old_mae_s;
+  model_.last_new_mae_s = out.new_mae_s;
+  if (out.replaced && !saved_as.empty()) {
+    auto p = std::make_unique<xgb_predictor>(std::move(cand));
+    for (auto& j : history_)
+      p->observe(j);
+    predictor_ = std::move(p);
+    model_path_ = saved_as;
+    model_.replaced++;
+    model_.source = "retrained";
+    model_.load_error.clear();
+  }
+  if (log)
+    log->info("model retraining on {} finished jobs: {}", jobs.size(), out.reason);
+  auto m = model_;
+  m.version = predictor_->version();
+  m.finished_jobs = static_cast<std::int64_t>(history_.size());
+  return m;
 }
 
 void node_context::set_predictor(std::unique_ptr<predictor> p) {

@@ -6,6 +6,7 @@
 #include "config/node_config.hpp"
 #include "actors/offer_scorer.hpp"
 #include "models/predictor.hpp"
+#include "protocol/control.hpp"
 
 #include <atomic>
 #include <functional>
@@ -32,10 +33,20 @@ struct node_context {
   /// Unique ids: prefix + random node epoch + counter ("j-4f2a9c-17").
   std::string new_id(const char* prefix);
 
-  /// The predictor, behind a lock.
+  /// The predictor, behind a lock. Every finished job it observes is also kept as
+  /// training data for retraining.
   prediction predict(const job_spec& spec, const resource_profile& measured);
   void observe(const finished_job& j);
   void set_predictor(std::unique_ptr<predictor> p);
+
+  /// Loads the run-time model: the node's own retrained model (data_dir/models/current)
+  /// if there is one, else `[models] runtime`, else the baseline. A model that cannot
+  /// be used is logged with its reason and the baseline predicts instead.
+  void load_model();
+  /// Retrains on the finished jobs seen so far (slow: call it off the actor threads)
+  /// and switches to the new model when it beats the current one on the newest jobs.
+  model_status retrain();
+  model_status model_info();
 
   /// Provider SLA history -> posterior breach probability.
   double breach_probability(const std::string& provider);
@@ -44,6 +55,10 @@ struct node_context {
 private:
   std::mutex mu_;
   std::unique_ptr<predictor> predictor_ = std::make_unique<baseline_predictor>();
+  std::vector<finished_job> history_;
+  std::string model_path_;   ///< file of the model in use ("" = none)
+  model_status model_;       ///< source, load error, retraining counters
+  std::mutex retrain_mu_;    ///< one retraining at a time
   std::string epoch_;
   std::atomic<std::uint64_t> counter_{0};
   std::map<std::string, std::pair<std::int64_t, std::int64_t>> sla_; ///< breaches, kept

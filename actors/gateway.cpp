@@ -220,8 +220,12 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
             using T = std::decay_t<decltype(b)>;
             if constexpr (std::is_same_v<T, job_submit> || std::is_same_v<T, job_query> ||
                           std::is_same_v<T, jobs_query> || std::is_same_v<T, job_cancel> ||
-                          std::is_same_v<T, providers_query>) {
-              self->request(st.intake, std::chrono::seconds(30), std::move(b))
+                          std::is_same_v<T, providers_query> ||
+                          std::is_same_v<T, model_query> || std::is_same_v<T, explain_query>) {
+              // Retraining on demand may take minutes on a long history.
+              auto timeout = std::is_same_v<T, model_query> ? std::chrono::seconds(900)
+                                                            : std::chrono::seconds(30);
+              self->request(st.intake, timeout, std::move(b))
                 .then([self, peer, req](body& answer) { reply(self, peer, req, std::move(answer)); },
                       [self, peer, req](caf::error& e) {
                         reply(self, peer, req,

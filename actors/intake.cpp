@@ -2,6 +2,7 @@
 // directory and the latest status of every job.
 
 #include "actors/actors.hpp"
+#include "actors/auction_book.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -19,6 +20,7 @@ struct provider_entry {
 struct intake_state {
   context_ptr ctx;
   caf::actor profiler;
+  caf::actor trainer;                        ///< retrains the run-time model
   std::map<std::string, job_status> status;  ///< every job
   std::map<std::string, caf::actor> live;    ///< jobs with an actor
   std::vector<std::string> order;            ///< submission order
@@ -58,12 +60,30 @@ provider_directory directory(const intake_state& st) {
   return d;
 }
 
+/// Retrains the run-time model on the node's finished jobs, on a schedule
+/// (`[models] retrain_every`) and on demand (model_query{retrain}). Training takes
+/// seconds, so this actor runs on its own thread (detached) and never holds up the
+/// scheduler's workers.
+caf::behavior trainer(caf::event_based_actor* self, context_ptr ctx) {
+  auto every = ctx->cfg.models_retrain_every;
+  if (every > 0)
+    self->delayed_send(self, std::chrono::microseconds(every), retrain_atom::value);
+  return {
+    [self, ctx, every](retrain_atom) {
+      ctx->retrain();
+      self->delayed_send(self, std::chrono::microseconds(every), retrain_atom::value);
+    },
+    [ctx](model_query&) -> body { return ctx->retrain(); },
+  };
+}
+
 } // namespace
 
 caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor profiler) {
   return sys.spawn([profiler](intake_actor* self, context_ptr ctx) -> caf::behavior {
     self->state.ctx = ctx;
     self->state.profiler = profiler;
+    self->state.trainer = self->spawn<caf::linked + caf::detached>(trainer, ctx);
     self->set_down_handler([self](caf::down_msg& dm) {
       auto& ps = self->state.providers;
       for (auto it = ps.begin(); it != ps.end();) {
@@ -131,6 +151,33 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
           return make_error("not_found", "no job " + q.job_id, "job_query", "job_id");
         return it->second;
       },
+      [self](explain_query& q) -> body {
+        auto& st = self->state;
+        // From the journal, not the status board: it holds every score term, and it
+        // is the same after a restart.
+        auto rec = st.ctx->journal->load_job(q.job_id);
+        if (!rec)
+          return make_error("not_found", "no job " + q.job_id, "explain_query", "job_id");
+        explanation x;
+        x.job_id = rec->job_id;
+        x.state = rec->status.state;
+        x.reason = rec->status.reason;
+        x.offers = st.ctx->journal->offer_explanations(q.job_id);
+        for (auto& n : st.ctx->journal->negotiations(q.job_id)) {
+          x.protocol = n.protocol;
+          x.rounds = n.rounds;
+          x.declines.insert(x.declines.end(), n.declines.begin(), n.declines.end());
+          for (auto& [reason, count] : n.rejected)
+            x.rejected[reason] += count;
+        }
+        if (rec->alloc) {
+          x.winner = rec->alloc->provider;
+          x.offer_id = rec->alloc->offer_id;
+          x.price = rec->alloc->price;
+        }
+        x.why = explain_outcome(x);
+        return x;
+      },
       [self](jobs_query& q) -> body {
         auto& st = self->state;
         job_list l;
@@ -152,6 +199,18 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
           self->send(live->second, cancel_atom::value,
                      c.reason.empty() ? std::string("cancelled by user") : c.reason);
         return it->second;
+      },
+      [self](model_query& q) -> caf::result<body> {
+        if (!q.retrain)
+          return body{self->state.ctx->model_info()};
+        auto rp = self->make_response_promise<body>();
+        self->request(self->state.trainer, std::chrono::seconds(900), std::move(q))
+          .then([rp](body& b) mutable { rp.deliver(std::move(b)); },
+                [self, rp](caf::error& e) mutable {
+                  rp.deliver(body{error{"internal", "retraining: " + self->system().render(e),
+                                        "model_query", ""}});
+                });
+        return rp;
       },
       [self](providers_query&) -> caf::result<body> {
         auto& st = self->state;

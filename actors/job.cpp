@@ -210,6 +210,7 @@ void on_usage(job_actor* self, usage_report& r) {
       f.spec = st.rec.spec;
       f.submitted_at = s.submitted_at;
       f.runtime = (s.finished_at > 0 ? s.finished_at : st.ctx->now()) - s.started_at;
+      f.finished_at = s.finished_at > 0 ? s.finished_at : st.ctx->now();
       f.cpu_mean = s.cpu_used_mean;
       f.mem_peak = s.mem_used_peak;
       st.ctx->observe(f);

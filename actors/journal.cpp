@@ -119,6 +119,31 @@ const std::vector<std::vector<const char*>> migrations = {
         "CREATE INDEX usage_job ON usage(job_id, at)",
         "CREATE INDEX sla_events_provider ON sla_events(provider, id)",
     },
+    // 3: `tender explain`: each offer's score term by term, and one row per auction
+    // with its declines and its rejected offers counted by reason.
+    {
+        "ALTER TABLE offers ADD COLUMN scored INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN expected_cost REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN worst_cost INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN p_deadline REAL NOT NULL DEFAULT 1",
+        "ALTER TABLE offers ADD COLUMN breach_probability REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN risk REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN cost_term REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN deadline_term REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN risk_term REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE offers ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+        R"(CREATE TABLE negotiations (
+             auction_id TEXT    PRIMARY KEY,
+             job_id     TEXT    NOT NULL REFERENCES jobs(job_id),
+             protocol   TEXT    NOT NULL,
+             rounds     INTEGER NOT NULL,
+             declines   BLOB    NOT NULL,
+             rejected   BLOB    NOT NULL,
+             outcome    TEXT    NOT NULL,
+             at         INTEGER NOT NULL
+           ))",
+        "CREATE INDEX negotiations_job ON negotiations(job_id, at)",
+    },
 };
 
 static_assert(journal::current_schema_version > 0);
@@ -559,6 +584,88 @@ bool journal::save_offer(const std::string& job_id, const offer& o, double score
   });
 }
 
+bool journal::save_offer(const std::string& job_id, const offer& o, const score_terms& t,
+                         const std::string& verdict, usec at) {
+  std::lock_guard lock(mu_);
+  return write("save_offer " + o.offer_id, [&] {
+    return prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
+                   "body, score, verdict, at, scored, expected_cost, worst_cost, p_deadline, "
+                   "breach_probability, risk, cost_term, deadline_term, risk_term, note) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT(offer_id) DO UPDATE SET job_id = excluded.job_id, "
+                   "auction_id = excluded.auction_id, round = excluded.round, "
+                   "provider = excluded.provider, price = excluded.price, body = excluded.body, "
+                   "score = excluded.score, verdict = excluded.verdict, at = excluded.at, "
+                   "scored = excluded.scored, expected_cost = excluded.expected_cost, "
+                   "worst_cost = excluded.worst_cost, p_deadline = excluded.p_deadline, "
+                   "breach_probability = excluded.breach_probability, risk = excluded.risk, "
+                   "cost_term = excluded.cost_term, deadline_term = excluded.deadline_term, "
+                   "risk_term = excluded.risk_term, note = excluded.note")
+        .bind(o.offer_id)
+        .bind(job_id)
+        .bind(o.auction_id)
+        .bind(o.round)
+        .bind(o.provider)
+        .bind(o.price)
+        .bind_blob(pack(o))
+        .bind(t.risk_adjusted)
+        .bind(verdict)
+        .bind(at)
+        .bind(t.scored)
+        .bind(t.expected_cost)
+        .bind(t.worst_cost)
+        .bind(t.p_deadline)
+        .bind(t.breach_probability)
+        .bind(t.risk)
+        .bind(t.cost_term)
+        .bind(t.deadline_term)
+        .bind(t.risk_term)
+        .bind(t.note)
+        .run();
+  });
+}
+
+bool journal::save_rejected_offer(const std::string& job_id, const offer& o,
+                                  const std::string& verdict, usec at) {
+  std::lock_guard lock(mu_);
+  return write("save_rejected_offer " + o.offer_id, [&] {
+    return prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
+                   "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                   "ON CONFLICT(offer_id) DO NOTHING")
+        .bind(o.offer_id)
+        .bind(job_id)
+        .bind(o.auction_id)
+        .bind(o.round)
+        .bind(o.provider)
+        .bind(o.price)
+        .bind_blob(pack(o))
+        .bind(verdict)
+        .bind(at)
+        .run();
+  });
+}
+
+bool journal::save_negotiation(const negotiation_record& n) {
+  std::lock_guard lock(mu_);
+  return write("save_negotiation " + n.auction_id, [&] {
+    return prepare("INSERT INTO negotiations (auction_id, job_id, protocol, rounds, declines, "
+                   "rejected, outcome, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT(auction_id) DO UPDATE SET job_id = excluded.job_id, "
+                   "protocol = excluded.protocol, rounds = excluded.rounds, "
+                   "declines = excluded.declines, rejected = excluded.rejected, "
+                   "outcome = excluded.outcome, at = excluded.at")
+        .bind(n.auction_id)
+        .bind(n.job_id)
+        .bind(n.protocol)
+        .bind(n.rounds)
+        .bind_blob(pack(n.declines))
+        .bind_blob(pack(n.rejected))
+        .bind(n.outcome)
+        .bind(n.at)
+        .run();
+  });
+}
+
 bool journal::update_offer_verdict(const std::string& offer_id, const std::string& verdict) {
   std::lock_guard lock(mu_);
   return write("update_offer_verdict " + offer_id, [&] {
@@ -826,6 +933,73 @@ std::vector<sla_event> journal::sla_events(const std::string& provider) const {
     out.push_back({q.text(0), q.text(1), q.int64(2) != 0, q.int64(3)});
   if (!q.ok())
     fail("sla_events " + provider + ": " + step_error_);
+  return out;
+}
+
+std::vector<offer_explanation> journal::offer_explanations(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  std::vector<offer_explanation> out;
+  auto q = prepare("SELECT offer_id, auction_id, round, provider, price, body, score, verdict, "
+                   "scored, expected_cost, worst_cost, p_deadline, breach_probability, risk, "
+                   "cost_term, deadline_term, risk_term, note FROM offers WHERE job_id = ? "
+                   "ORDER BY round, at, rowid");
+  q.bind(job_id);
+  while (q.next_row()) {
+    offer_explanation x;
+    x.offer_id = q.text(0);
+    x.auction_id = q.text(1);
+    x.round = static_cast<std::int32_t>(q.int64(2));
+    x.provider = q.text(3);
+    x.price = q.int64(4);
+    offer body;
+    if (unpack(q.blob(5), body)) {
+      x.rate_per_hour = body.rate_per_hour;
+      x.earliest_start = body.earliest_start;
+      x.terms = body.terms;
+      x.instance_type = body.instance_type;
+    }
+    x.verdict = q.text(7);
+    auto& t = x.score;
+    t.scored = q.int64(8) != 0;
+    t.risk_adjusted = q.real(6);
+    t.expected_cost = q.real(9);
+    t.worst_cost = q.int64(10);
+    t.p_deadline = q.real(11);
+    t.breach_probability = q.real(12);
+    t.risk = q.real(13);
+    t.cost_term = q.real(14);
+    t.deadline_term = q.real(15);
+    t.risk_term = q.real(16);
+    t.note = q.text(17);
+    out.push_back(std::move(x));
+  }
+  if (!q.ok())
+    fail("offer_explanations " + job_id + ": " + step_error_);
+  return out;
+}
+
+std::vector<negotiation_record> journal::negotiations(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  std::vector<negotiation_record> out;
+  auto q = prepare("SELECT auction_id, job_id, protocol, rounds, declines, rejected, outcome, at "
+                   "FROM negotiations WHERE job_id = ? ORDER BY at, rowid");
+  q.bind(job_id);
+  while (q.next_row()) {
+    negotiation_record n;
+    n.auction_id = q.text(0);
+    n.job_id = q.text(1);
+    n.protocol = q.text(2);
+    n.rounds = static_cast<std::int32_t>(q.int64(3));
+    if (!unpack(q.blob(4), n.declines))
+      fail("negotiation " + n.auction_id + ": cannot decode declines");
+    if (!unpack(q.blob(5), n.rejected))
+      fail("negotiation " + n.auction_id + ": cannot decode rejected");
+    n.outcome = q.text(6);
+    n.at = q.int64(7);
+    out.push_back(std::move(n));
+  }
+  if (!q.ok())
+    fail("negotiations " + job_id + ": " + step_error_);
   return out;
 }
 

@@ -26,6 +26,7 @@
 #include "protocol/envelope.hpp"
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,6 +56,19 @@ struct sla_event {
   usec at = 0;
 };
 
+/// One auction of a job's negotiation, for `tender explain`: its rounds, every
+/// decline and the rejected offers counted by reason ("late", "duplicate", ...).
+struct negotiation_record {
+  std::string job_id;
+  std::string auction_id;
+  std::string protocol;
+  std::int32_t rounds = 0;
+  std::vector<decline_note> declines;
+  std::map<std::string, std::int64_t> rejected;
+  std::string outcome; ///< the round's last word: "won by ...", "no acceptable offer: ..."
+  usec at = 0;
+};
+
 /// SQLite `synchronous` level; see "Durability" above.
 enum class journal_sync { normal, full };
 
@@ -68,7 +82,7 @@ struct journal_options {
 class journal {
 public:
   /// The schema version this code writes (the number of migrations).
-  static constexpr int current_schema_version = 2;
+  static constexpr int current_schema_version = 3;
 
   /// Opens (creating or migrating) `path`. Error message names the path and cause.
   static std::variant<std::unique_ptr<journal>, std::string> open(const std::string& path);
@@ -101,7 +115,16 @@ public:
   /// `offer_id` again replaces it (an offer that arrives twice is one offer).
   bool save_offer(const std::string& job_id, const offer& o, double score,
                   const std::string& verdict, usec at);
+  /// The same, with the score term by term (`tender explain`); `t.risk_adjusted` is the score.
+  bool save_offer(const std::string& job_id, const offer& o, const score_terms& t,
+                  const std::string& verdict, usec at);
+  /// A rejected offer ("rejected: late ..."). Never replaces a row with the same
+  /// `offer_id`: a duplicate or a stranger reusing an id cannot overwrite the real offer.
+  bool save_rejected_offer(const std::string& job_id, const offer& o, const std::string& verdict,
+                           usec at);
   bool update_offer_verdict(const std::string& offer_id, const std::string& verdict);
+  /// Saving the same `auction_id` again replaces it (a later round knows more).
+  bool save_negotiation(const negotiation_record& n);
   bool save_award(const award& a, usec at);
   /// Saving the same `allocation_id` again replaces its body (e.g. a renewed lease).
   bool save_allocation(const allocation& a, usec at);
@@ -132,6 +155,10 @@ public:
   std::vector<std::pair<job_state, job_state>> transitions(const std::string& job_id) const;
   std::vector<sla_event> sla_events(const std::string& provider) const;
   std::vector<usage_sample> usage(const std::string& job_id) const;
+  /// Every offer of the job with its score terms and verdict, by round then arrival.
+  std::vector<offer_explanation> offer_explanations(const std::string& job_id) const;
+  /// The job's auctions (more than one when a restart began its negotiation again).
+  std::vector<negotiation_record> negotiations(const std::string& job_id) const;
 
 private:
   struct statements;

@@ -291,6 +291,55 @@ TEST_F(journal_test, offers_keep_verdicts_and_round_order) {
   EXPECT_EQ(bytes(j->load_job("j1")->status.offers), bytes(expected));
 }
 
+TEST_F(journal_test, score_breakdowns_and_negotiations_survive_a_reopen) {
+  const score_terms won{true, 1'050'000.5, 1'400'000, 0.97, 0.05, 0.0595, 1'050'000.5,
+                        31'500.25, 62'475.0, 1'143'975.75, "E[cost] $1.050001"};
+  const score_terms lost{true, 1'050'000.5, 1'400'000, 0.97, 0.2, 0.208, 1'050'000.5,
+                         31'500.25, 218'400.0, 1'299'900.75, "E[cost] $1.050001"};
+  negotiation_record n;
+  n.job_id = "j1";
+  n.auction_id = "auc-j1";
+  n.protocol = "iterated";
+  n.rounds = 2;
+  n.declines = {{"auc-j1", 1, "gpu", "no GPU of type a100"}};
+  n.rejected = {{"late", 2}, {"duplicate", 1}};
+  n.outcome = "won by a at $1.000000";
+  n.at = 40;
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    ASSERT_TRUE(j->save_offer("j1", sample_offer("o1", "j1", 1, "a", 1'000'000), won, "won", 10));
+    ASSERT_TRUE(j->save_offer("j1", sample_offer("o2", "j1", 1, "b", 1'000'000), lost, "lost", 11));
+    // A duplicate (or a stranger reusing the id) cannot overwrite the real offer.
+    ASSERT_TRUE(j->save_rejected_offer("j1", sample_offer("o1", "j1", 1, "a", 1), "rejected: duplicate offer o1", 12));
+    ASSERT_TRUE(j->save_rejected_offer("j1", sample_offer("o3", "j1", 2, "c", 5), "rejected: late: arrived after the round closed", 13));
+    ASSERT_TRUE(j->save_negotiation(n));
+    n.rounds = 3; // a later save of the same auction replaces it
+    ASSERT_TRUE(j->save_negotiation(n));
+  }
+  auto j = open_ok(path_);
+  auto xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), 3u);
+  EXPECT_EQ(xs[0].offer_id, "o1");
+  EXPECT_EQ(xs[0].verdict, "won");
+  EXPECT_EQ(xs[0].price, 1'000'000);
+  EXPECT_EQ(xs[0].rate_per_hour, 2'000'000);
+  EXPECT_EQ(xs[0].instance_type, "p4d");
+  EXPECT_EQ(bytes(xs[0].score), bytes(won));
+  EXPECT_EQ(bytes(xs[1].score), bytes(lost));
+  EXPECT_EQ(xs[1].verdict, "lost");
+  EXPECT_EQ(xs[2].offer_id, "o3");
+  EXPECT_FALSE(xs[2].score.scored);
+  EXPECT_EQ(xs[2].verdict, "rejected: late: arrived after the round closed");
+  auto ns = j->negotiations("j1");
+  ASSERT_EQ(ns.size(), 1u);
+  EXPECT_EQ(ns[0].rounds, 3);
+  EXPECT_EQ(bytes(ns[0].declines), bytes(n.declines));
+  EXPECT_EQ(ns[0].rejected, n.rejected);
+  EXPECT_EQ(ns[0].outcome, n.outcome);
+  EXPECT_TRUE(j->negotiations("nope").empty());
+}
+
 TEST_F(journal_test, status_offers_used_when_no_offer_rows) {
   auto j = open_ok(path_);
   ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
@@ -488,8 +537,8 @@ TEST_F(journal_test, migrates_a_version_1_database_keeping_its_rows) {
 
   auto j = open_ok(path_);
   ASSERT_TRUE(j);
-  EXPECT_EQ(j->schema_version(), 2);
-  EXPECT_EQ(raw_text(path_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(j->schema_version(), journal::current_schema_version);
+  EXPECT_EQ(raw_text(path_, "PRAGMA user_version"), std::to_string(journal::current_schema_version));
   EXPECT_EQ(raw_text(path_, "SELECT name FROM sqlite_master WHERE name = 'transitions_job'"),
             "transitions_job");
   auto r = j->load_job("old1");
@@ -512,7 +561,8 @@ TEST_F(journal_test, migrates_a_version_1_database_keeping_its_rows) {
 TEST_F(journal_test, refuses_a_newer_schema_untouched) {
   raw_exec(path_, "CREATE TABLE future (x); PRAGMA user_version = 9;");
   EXPECT_EQ(open_error(path_),
-            "journal " + path_ + ": database schema version 9 is newer than this tender (2)");
+            "journal " + path_ + ": database schema version 9 is newer than this tender (" +
+              std::to_string(journal::current_schema_version) + ")");
   EXPECT_EQ(raw_text(path_, "PRAGMA journal_mode"), "delete"); // not switched to WAL
   EXPECT_EQ(raw_text(path_, "PRAGMA user_version"), "9");
 }

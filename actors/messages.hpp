@@ -31,6 +31,7 @@ using profile_atom = caf::atom_constant<caf::atom("profile")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using gone_atom = caf::atom_constant<caf::atom("gone")>;
+using retrain_atom = caf::atom_constant<caf::atom("retrain")>;
 
 /// Gateway -> actors: a decoded message from a ZeroMQ peer.
 struct inbound {
@@ -109,3 +110,7 @@ struct provider_directory {
 } // namespace tender
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::provider_directory)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::job_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::model_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::model_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::explain_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::explanation)

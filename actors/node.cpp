@@ -91,6 +91,7 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
     return *err;
   ctx->journal = std::move(std::get<0>(j));
   ctx->cfg = std::move(cfg);
+  ctx->load_model();
 
   // Providers first: a bad provider configuration stops the start.
   std::vector<std::unique_ptr<provider>> plain;
@@ -140,6 +141,7 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
       f.spec = rec.spec;
       f.submitted_at = s.submitted_at;
       f.runtime = s.finished_at - s.started_at;
+      f.finished_at = s.finished_at;
       f.cpu_mean = s.cpu_used_mean;
       f.mem_peak = s.mem_used_peak;
       ctx->observe(f);

@@ -33,6 +33,26 @@ double breach_posterior(std::int64_t breaches, std::int64_t kept) {
          (breach_prior_a + breach_prior_b + static_cast<double>(breaches + kept));
 }
 
+bool slower_than_promised(usec elapsed, usec stated_latency) {
+  return stated_latency > 0 && elapsed > stated_latency + latency_allowance;
+}
+
+score_terms score_breakdown::terms() const {
+  score_terms t;
+  t.scored = scored;
+  t.expected_cost = expected_cost;
+  t.worst_cost = worst_cost;
+  t.p_deadline = p_deadline;
+  t.breach_probability = breach_probability;
+  t.risk = risk;
+  t.cost_term = cost_term;
+  t.deadline_term = deadline_term;
+  t.risk_term = risk_term;
+  t.risk_adjusted = risk_adjusted;
+  t.note = why;
+  return t;
+}
+
 micros cost_for(micros rate_per_hour, usec runtime) {
   // rate [µ$/h] * runtime [µs] / 3.6e9 [µs/h], rounded up, in exact integers.
   __int128 num = static_cast<__int128>(rate_per_hour) * runtime;
@@ -82,9 +102,12 @@ score_breakdown offer_scorer::score(const offer& o, const resource_request& req,
 
   // A miss or a breach costs the run again (the money is spent, the work redone).
   double penalty = std::max(s.expected_cost, 1.0);
-  s.risk_adjusted = w_.w_cost * s.expected_cost +
-                    w_.w_deadline * (1.0 - s.p_deadline) * penalty +
-                    w_.w_risk * risk * penalty;
+  s.risk = risk;
+  s.cost_term = w_.w_cost * s.expected_cost;
+  s.deadline_term = w_.w_deadline * (1.0 - s.p_deadline) * penalty;
+  s.risk_term = w_.w_risk * risk * penalty;
+  s.risk_adjusted = s.cost_term + s.deadline_term + s.risk_term;
+  s.scored = true;
 
   if (req.max_cost > 0 && s.worst_cost > req.max_cost) {
     s.feasible = false;

@@ -26,9 +26,17 @@ struct score_breakdown {
   micros worst_cost = 0;    ///< cost at the interval's upper end
   double p_deadline = 1.0;
   double breach_probability = 0.0;
-  double risk_adjusted = 0; ///< micro-dollars, lower is better
+  double risk = 0.0;          ///< breach or unavailability, combined
+  double cost_term = 0;       ///< w_cost * expected_cost
+  double deadline_term = 0;   ///< w_deadline * (1 - p_deadline) * penalty
+  double risk_term = 0;       ///< w_risk * risk * penalty
+  double risk_adjusted = 0; ///< micro-dollars, lower is better: the sum of the three terms
+  bool scored = false;      ///< set by offer_scorer::score
   bool feasible = true;
   std::string why; ///< why infeasible, or a short account
+
+  /// The wire view (`tender explain`).
+  score_terms terms() const;
 };
 
 constexpr double breach_prior_a = 1.0;
@@ -46,6 +54,13 @@ public:
 private:
   scoring_config w_;
 };
+
+/// An answer slower than the provider's stated latency is an SLA breach. `elapsed`
+/// runs from the call for offers to the answer's arrival, so it includes the node's
+/// own dispatch and, for a remote provider, the network: `latency_allowance` is
+/// granted on top of the stated latency for that.
+constexpr usec latency_allowance = 50'000;
+bool slower_than_promised(usec elapsed, usec stated_latency);
 
 /// Cost of running `runtime` at `rate_per_hour`, rounded up to whole micro-dollars.
 micros cost_for(micros rate_per_hour, usec runtime);

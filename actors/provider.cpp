@@ -8,6 +8,9 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <deque>
+#include <set>
+
 namespace tender {
 
 namespace {
@@ -121,6 +124,8 @@ struct remote_state {
   std::map<std::string, caf::actor> auctions; ///< auction id -> round actor (latest round)
   std::map<std::string, caf::actor> awards;   ///< offer id -> round actor
   std::map<std::string, caf::actor> jobs;     ///< job id -> job actor
+  std::set<std::string> confirmed;            ///< offer ids already confirmed once
+  std::deque<std::string> confirmed_order;    ///< bounds `confirmed`
   std::int64_t offers = 0;
   std::int64_t wins = 0;
   static inline const char* name = "remote_provider";
@@ -197,11 +202,36 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
                                  std::is_same_v<T, commit_refuse>) {
               auto it = st.awards.find(b.offer_id);
               if (it != st.awards.end()) {
-                if constexpr (std::is_same_v<T, commit_confirm>)
-                  ++st.wins;
-                self->send(it->second, std::move(b));
+                auto round = it->second;
                 st.awards.erase(it);
+                if constexpr (std::is_same_v<T, commit_confirm>) {
+                  ++st.wins;
+                  st.confirmed.insert(b.offer_id);
+                  st.confirmed_order.push_back(b.offer_id);
+                  if (st.confirmed_order.size() > 4096) {
+                    st.confirmed.erase(st.confirmed_order.front());
+                    st.confirmed_order.pop_front();
+                  }
+                  // A round that is over cannot release what it never sees: do it here.
+                  auto back = release{b.alloc.allocation_id, b.offer_id, b.job_id,
+                                      "confirmed after the auction ended"};
+                  self->request(round, std::chrono::seconds(30), std::move(b))
+                    .then([] {}, [self, back](caf::error&) {
+                      self->state.ctx->log->warn("remote provider {}: confirm for {} after its "
+                                                 "auction ended: released",
+                                                 self->state.hello.name, back.offer_id);
+                      forward(self, back);
+                    });
+                } else {
+                  self->send(round, std::move(b));
+                }
               } else if constexpr (std::is_same_v<T, commit_confirm>) {
+                if (st.confirmed.count(b.offer_id)) {
+                  // The same confirm twice: the first one stands, this one is noise.
+                  st.ctx->log->warn("remote provider {}: duplicate confirm for {} ignored",
+                                    st.hello.name, b.offer_id);
+                  return;
+                }
                 forward(self, release{b.alloc.allocation_id, b.offer_id, b.job_id,
                                       "unknown award"});
               }

@@ -58,6 +58,32 @@ struct provider_list {
   MSGPACK_DEFINE_MAP(providers)
 };
 
+/// Client -> node: the node's run-time model (answered with model_status). With
+/// `retrain`, the node first retrains on its finished jobs and keeps the new model
+/// only when it beats the current one on the most recent of them.
+/// History: v1 (added with the models issue).
+struct model_query {
+  bool retrain = false;
+  MSGPACK_DEFINE_MAP(retrain)
+};
+
+/// The model a node predicts with, and its last retraining.
+/// History: v1 (added with the models issue).
+struct model_status {
+  std::string version;    ///< "xgboost:<digest>" or "baseline:last2"
+  std::string source;     ///< model file, "retrained", or "baseline"
+  std::string load_error; ///< why a configured model is not used (empty if it is)
+  std::int64_t finished_jobs = 0; ///< jobs the predictor has learned from
+  std::int64_t retrains = 0;      ///< retrainings attempted since the node started
+  std::int64_t replaced = 0;      ///< ... of which replaced the model
+  std::int64_t last_retrain_at = 0; ///< usec since epoch, 0 = never
+  std::string last_retrain;  ///< what the last retraining did, in words
+  double last_old_mae_s = -1; ///< current model's MAE on the held-out recent jobs
+  double last_new_mae_s = -1; ///< candidate's MAE on the same jobs
+  MSGPACK_DEFINE_MAP(version, source, load_error, finished_jobs, retrains, replaced,
+                     last_retrain_at, last_retrain, last_old_mae_s, last_new_mae_s)
+};
+
 /// Anyone -> sender of a bad message. `type` and `field` name what was wrong.
 /// History: v1.
 struct error {

@@ -35,7 +35,8 @@ using body = std::variant<job_submit, job_status, job_query, jobs_query, job_lis
                           resource_profile, resource_request, offer, decline, award,
                           commit_confirm, commit_refuse, allocation, release, launch,
                           usage_report, scale_request, scale_offer, provider_hello, welcome,
-                          providers_query, provider_list, error>;
+                          providers_query, provider_list, error, model_query,
+                          model_status, explain_query, explanation>;
 
 /// The wire name of the body's type ("job_submit", ...).
 const char* type_name(const body& b);
@@ -70,6 +71,10 @@ TENDER_MESSAGE_NAME(welcome)
 TENDER_MESSAGE_NAME(providers_query)
 TENDER_MESSAGE_NAME(provider_list)
 TENDER_MESSAGE_NAME(error)
+TENDER_MESSAGE_NAME(model_query)
+TENDER_MESSAGE_NAME(model_status)
+TENDER_MESSAGE_NAME(explain_query)
+TENDER_MESSAGE_NAME(explanation)
 #undef TENDER_MESSAGE_NAME
 
 /// A whole message: envelope fields plus the typed body.

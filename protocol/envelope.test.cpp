@@ -239,6 +239,40 @@ std::vector<envelope> golden_examples() {
       provider_list{{example_provider_info("market-eu"), example_provider_info("market-us")}});
   bodies.emplace_back(error{"wrong_type", "job_submit field `spec.command`: expected array",
                             "job_submit", "spec.command"});
+  bodies.emplace_back(model_query{true});
+  bodies.emplace_back(model_status{"xgboost:0123456789ab", "retrained", "/etc/tender/old.json: format_version 1, expected 2", 1200, 3, 2,
+                                   fixed_sent_at, "replaced: MAE 410.5 s -> 388.2 s on 240 jobs",
+                                   410.5, 388.2});
+  bodies.emplace_back(explain_query{"job-0001"});
+  {
+    explanation x;
+    x.job_id = "job-0001";
+    x.state = job_state::committed;
+    x.reason = "won by market-eu at $7.900000";
+    x.protocol = protocols::vickrey;
+    x.rounds = 2;
+    x.winner = "market-eu";
+    x.offer_id = "offer-0003";
+    x.price = 7'900'000;
+    x.why = "cheapest risk-adjusted cost: $8.300000 vs next best $9.100000 from local";
+    offer_explanation o;
+    o.offer_id = "offer-0003";
+    o.auction_id = "auction-0001";
+    o.round = 2;
+    o.provider = "market-eu";
+    o.price = 7'900'000;
+    o.rate_per_hour = 3'950'000;
+    o.earliest_start = fixed_sent_at + 2 * sec_us;
+    o.terms = example_sla();
+    o.instance_type = "p4d.24xlarge";
+    o.score = score_terms{true,     7'950'000.5, 9'000'000, 0.97,     0.05,       0.054,
+                          7'950'000.5, 238'500.25, 429'300.75, 8'617'801.5, "E[cost] $7.950000"};
+    o.verdict = "won";
+    x.offers = {o};
+    x.declines = {decline_note{"auction-0001", 1, "local", "not enough memory"}};
+    x.rejected = {{"late", 2}, {"duplicate", 1}};
+    bodies.emplace_back(x);
+  }
 
   std::vector<envelope> out;
   int n = 0;
@@ -724,6 +758,48 @@ TEST(decode, integer_overflow_and_floats_in_integer_fields_are_wrong_type) {
     pk.pack(1);
   }));
   expect_failure(d, "wrong_type", "providers_query", "verbose");
+
+  d = decode(frame_with_body("model_query", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "retrain");
+    pk.pack("yes");
+  }));
+  expect_failure(d, "wrong_type", "model_query", "retrain");
+
+  d = decode(frame_with_body("model_status", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "last_old_mae_s");
+    pk.pack("n/a");
+  }));
+  expect_failure(d, "wrong_type", "model_status", "last_old_mae_s");
+
+  d = decode(frame_with_body("explain_query", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "job_id");
+    pk.pack(17);
+  }));
+  expect_failure(d, "wrong_type", "explain_query", "job_id");
+
+  d = decode(frame_with_body("explanation", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "offers");
+    pk.pack_array(1);
+    pk.pack_map(1);
+    key(pk, "score");
+    pk.pack_map(1);
+    key(pk, "risk_term");
+    pk.pack("high");
+  }));
+  expect_failure(d, "wrong_type", "explanation", "offers[0].score.risk_term");
+
+  d = decode(frame_with_body("explanation", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "rejected");
+    pk.pack_map(1);
+    key(pk, "late");
+    pk.pack(-1.5);
+  }));
+  expect_failure(d, "wrong_type", "explanation", "rejected.late");
 }
 
 TEST(decode, non_string_key_in_body) {

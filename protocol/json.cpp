@@ -180,4 +180,76 @@ nlohmann::json to_json_value(const provider_list& l) {
   return array_of(l.providers);
 }
 
+nlohmann::json to_json_value(const model_status& m) {
+  auto mae = [](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  return {{"version", m.version},
+          {"source", m.source},
+          {"load_error", m.load_error},
+          {"finished_jobs", m.finished_jobs},
+          {"retrains", m.retrains},
+          {"replaced", m.replaced},
+          {"last_retrain_at", time_json(m.last_retrain_at)},
+          {"last_retrain", m.last_retrain},
+          {"last_old_mae_s", mae(m.last_old_mae_s)},
+          {"last_new_mae_s", mae(m.last_new_mae_s)}};
+}
+
+nlohmann::json to_json_value(const score_terms& t) {
+  if (!t.scored)
+    return nullptr;
+  return {{"expected_cost", t.expected_cost / 1e6},
+          {"worst_cost", to_usd(t.worst_cost)},
+          {"p_deadline", t.p_deadline},
+          {"breach_probability", t.breach_probability},
+          {"risk", t.risk},
+          {"cost_term", t.cost_term / 1e6},
+          {"deadline_term", t.deadline_term / 1e6},
+          {"risk_term", t.risk_term / 1e6},
+          {"risk_adjusted", t.risk_adjusted / 1e6},
+          {"note", t.note}};
+}
+
+nlohmann::json to_json_value(const offer_explanation& o) {
+  return {{"offer_id", o.offer_id},
+          {"auction_id", o.auction_id},
+          {"round", o.round},
+          {"provider", o.provider},
+          {"price", to_usd(o.price)},
+          {"rate_per_hour", to_usd(o.rate_per_hour)},
+          {"earliest_start", time_json(o.earliest_start)},
+          {"terms", to_json_value(o.terms)},
+          {"instance_type", o.instance_type},
+          {"score", to_json_value(o.score)},
+          {"verdict", o.verdict}};
+}
+
+nlohmann::json to_json_value(const decline_note& d) {
+  return {{"auction_id", d.auction_id},
+          {"round", d.round},
+          {"provider", d.provider},
+          {"reason", d.reason}};
+}
+
+nlohmann::json to_json_value(const explanation& x) {
+  nlohmann::json rejected = nlohmann::json::object();
+  std::int64_t total = 0;
+  for (const auto& [reason, n] : x.rejected) {
+    rejected[reason] = n;
+    total += n;
+  }
+  return {{"id", x.job_id},
+          {"state", to_string(x.state)},
+          {"reason", x.reason},
+          {"protocol", x.protocol},
+          {"rounds", x.rounds},
+          {"winner", x.winner.empty() ? nlohmann::json(nullptr) : nlohmann::json(x.winner)},
+          {"offer_id", x.offer_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(x.offer_id)},
+          {"price", to_usd(x.price)},
+          {"why", x.why},
+          {"offers", array_of(x.offers)},
+          {"declines", array_of(x.declines)},
+          {"rejected", rejected},
+          {"rejected_total", total}};
+}
+
 } // namespace tender

@@ -61,6 +61,24 @@ nlohmann::json to_json_value(const error& e);
 nlohmann::json to_json_value(const job_list& l);
 /// An array of provider_info objects.
 nlohmann::json to_json_value(const provider_list& l);
+/// `{version, source, load_error, finished_jobs, retrains, replaced, last_retrain_at,
+/// last_retrain, last_old_mae_s, last_new_mae_s}` (MAEs null when not measured).
+nlohmann::json to_json_value(const model_status& m);
+
+/// `{expected_cost, worst_cost, p_deadline, breach_probability, risk, cost_term,
+/// deadline_term, risk_term, risk_adjusted, note}` in dollars, or null when the offer
+/// was never scored (rejected, or the negotiation moved on first).
+nlohmann::json to_json_value(const score_terms& t);
+/// `{offer_id, auction_id, round, provider, price, rate_per_hour, earliest_start, terms,
+/// instance_type, score, verdict}`.
+nlohmann::json to_json_value(const offer_explanation& o);
+/// `{auction_id, round, provider, reason}`.
+nlohmann::json to_json_value(const decline_note& d);
+/// `{id, state, reason, protocol, rounds, winner, offer_id, price, why, offers, declines,
+/// rejected, rejected_total}`: `winner` and `offer_id` are null without an allocation;
+/// `rejected` maps a reason ("late", "duplicate offer o-1" is counted as "duplicate", ...)
+/// to its count.
+nlohmann::json to_json_value(const explanation& x);
 
 /// An instant as RFC 3339, or null when 0.
 nlohmann::json time_json(usec t);
@@ -106,6 +124,18 @@ inline void to_json(nlohmann::json& j, const job_list& v) {
   j = to_json_value(v);
 }
 inline void to_json(nlohmann::json& j, const provider_list& v) {
+  j = to_json_value(v);
+}
+inline void to_json(nlohmann::json& j, const score_terms& v) {
+  j = to_json_value(v);
+}
+inline void to_json(nlohmann::json& j, const offer_explanation& v) {
+  j = to_json_value(v);
+}
+inline void to_json(nlohmann::json& j, const decline_note& v) {
+  j = to_json_value(v);
+}
+inline void to_json(nlohmann::json& j, const explanation& v) {
   j = to_json_value(v);
 }
 

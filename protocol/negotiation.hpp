@@ -13,6 +13,7 @@
 
 #include <msgpack.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,91 @@ struct commit_refuse {
   std::string provider;
   std::string reason;
   MSGPACK_DEFINE_MAP(offer_id, job_id, provider, reason)
+};
+
+/// How an offer was scored, term by term (what `tender explain` shows). Money in
+/// micro-dollars; doubles because these are expectations, not amounts paid.
+///
+///   risk_adjusted = cost_term + deadline_term + risk_term
+///   cost_term     = w_cost * expected_cost
+///   deadline_term = w_deadline * (1 - p_deadline) * expected_cost
+///   risk_term     = w_risk * risk * expected_cost,
+///   risk          = 1 - (1 - breach_probability) * availability
+///
+/// History: v1 (added with `tender explain`).
+struct score_terms {
+  bool scored = false;        ///< false: never ranked (rejected, or the round moved on)
+  double expected_cost = 0;   ///< over the predicted run-time distribution
+  micros worst_cost = 0;      ///< at the run time's upper end (budget check)
+  double p_deadline = 1.0;    ///< probability of meeting the deadline
+  double breach_probability = 0; ///< the provider's posterior from its SLA history
+  double risk = 0;            ///< breach or unavailability, combined
+  double cost_term = 0;
+  double deadline_term = 0;
+  double risk_term = 0;
+  double risk_adjusted = 0;   ///< the score: lower is better
+  std::string note;           ///< the scorer's account, or why infeasible
+  MSGPACK_DEFINE_MAP(scored, expected_cost, worst_cost, p_deadline, breach_probability, risk,
+                     cost_term, deadline_term, risk_term, risk_adjusted, note)
+};
+
+/// One offer of a negotiation with its score and verdict.
+/// History: v1 (added with `tender explain`).
+struct offer_explanation {
+  std::string offer_id;
+  std::string auction_id;
+  std::int32_t round = 0;
+  std::string provider;
+  micros price = 0;
+  micros rate_per_hour = 0;
+  usec earliest_start = 0;
+  sla terms;
+  std::string instance_type;
+  score_terms score;
+  std::string verdict; ///< "won", "lost", "rejected: ...", "refused: ...", "infeasible: ...",
+                       ///< "superseded by a later offer", "candidate" (still open)
+  MSGPACK_DEFINE_MAP(offer_id, auction_id, round, provider, price, rate_per_hour, earliest_start,
+                     terms, instance_type, score, verdict)
+};
+
+/// A provider's "no" to a call for offers, with the round it answered.
+/// History: v1 (added with `tender explain`).
+struct decline_note {
+  std::string auction_id;
+  std::int32_t round = 0;
+  std::string provider;
+  std::string reason;
+  MSGPACK_DEFINE_MAP(auction_id, round, provider, reason)
+};
+
+/// Client -> node: why did a job get (or not get) its allocation? Answered with
+/// `explanation`, or `error{not_found}` for an unknown job.
+/// History: v1 (added with `tender explain`).
+struct explain_query {
+  std::string job_id;
+  MSGPACK_DEFINE_MAP(job_id)
+};
+
+/// Node -> client: every offer of every round of a job's negotiation with its score
+/// breakdown and verdict, the declines, the rejected offers counted by reason, and
+/// one sentence on why the winner won (or why the job was refused). Read from the
+/// journal, so it survives a restart of the node.
+/// History: v1 (added with `tender explain`).
+struct explanation {
+  std::string job_id;
+  job_state state = job_state::submitted;
+  std::string reason;   ///< the job's own reason (a refusal names every answer)
+  std::string protocol; ///< "iterated" or "vickrey"
+  std::int32_t rounds = 0;
+  std::string winner;   ///< provider of the committed allocation ("" = none)
+  std::string offer_id; ///< the winning offer
+  micros price = 0;     ///< what the job pays (Vickrey: the second price)
+  std::string why;      ///< one sentence: why the winner won, or why the job was refused
+  std::vector<offer_explanation> offers; ///< by round, then arrival
+  std::vector<decline_note> declines;
+  std::map<std::string, std::int64_t> rejected; ///< rejected offers by reason ("late", ...)
+  MSGPACK_DEFINE_MAP(job_id, state, reason, protocol, rounds, winner, offer_id, price, why, offers,
+                     declines, rejected)
 };
 
 } // namespace tender

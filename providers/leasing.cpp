@@ -73,6 +73,7 @@ offer& leasing_provider::remember(offer o, const resource_request& req, usec run
   o.provider = cfg_.name;
   o.valid_until = std::max(now, req.reply_by) + offer_validity;
   ++offers_made_;
+  offer_expiry_.emplace(o.valid_until, o.offer_id);
   auto& rec = offers_[o.offer_id];
   rec.o = std::move(o);
   rec.runtime = runtime;
@@ -102,10 +103,18 @@ void leasing_provider::tidy(usec now) {
       expired_order_.pop_front();
     }
   }
-  for (auto it = offers_.begin(); it != offers_.end();)
-    it = it->second.o.valid_until < now ? offers_.erase(it) : std::next(it);
-  for (auto it = refused_.begin(); it != refused_.end();)
-    it = it->second.second < now ? refused_.erase(it) : std::next(it);
+  while (!offer_expiry_.empty() && offer_expiry_.begin()->first < now) {
+    auto it = offers_.find(offer_expiry_.begin()->second);
+    if (it != offers_.end() && it->second.o.valid_until < now)
+      offers_.erase(it);
+    offer_expiry_.erase(offer_expiry_.begin());
+  }
+  while (!refused_expiry_.empty() && refused_expiry_.begin()->first < now) {
+    auto it = refused_.find(refused_expiry_.begin()->second);
+    if (it != refused_.end() && it->second.second < now)
+      refused_.erase(it);
+    refused_expiry_.erase(refused_expiry_.begin());
+  }
 }
 
 void leasing_provider::forget(const std::string& allocation_id) {
@@ -157,6 +166,7 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
                   format_usd(o.price) + " USD");
   if (auto why = admit(o, now); !why.empty()) {
     refused_[a.offer_id] = {why, o.valid_until};
+    refused_expiry_.emplace(o.valid_until, a.offer_id);
     return refuse(why);
   }
   std::string why;

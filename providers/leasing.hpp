@@ -138,6 +138,9 @@ private:
   std::map<std::string, std::string> alloc_of_offer_;
   std::map<std::string, std::string> alloc_of_job_;
   std::map<std::string, std::pair<std::string, usec>> refused_; // offer id -> reason, until
+  /// When each remembered offer / refusal goes stale, so tidying costs what expires,
+  /// not what is remembered (thousands of offers are open under load).
+  std::multimap<usec, std::string> offer_expiry_, refused_expiry_;
   std::set<std::string> expired_;                   // allocation ids whose lease expired
   std::deque<std::string> expired_order_;           // bounds `expired_`
   std::vector<usage_report> queued_;                // final reports for the next poll

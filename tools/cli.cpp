@@ -1,4 +1,4 @@
-// The client subcommands: submit, status, jobs, cancel, providers.
+// The client subcommands: submit, status, jobs, cancel, providers, explain.
 
 #include "config/job_file.hpp"
 #include "protocol/json.hpp"
@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -226,6 +227,89 @@ int run_providers(const client_args& c) {
                 p.remote ? "remote" : "local", static_cast<long long>(p.offers),
                 static_cast<long long>(p.wins), p.risk, render_capacity(p).c_str(), free.c_str());
   }
+  return 0;
+}
+
+std::string render_explanation(const explanation& x) {
+  std::ostringstream o;
+  auto usd_of = [](double micro) { return "$" + format_usd(static_cast<micros>(std::llround(micro))); };
+  o << "job " << x.job_id << ": " << to_string(x.state);
+  if (!x.winner.empty())
+    o << " on " << x.winner << " at $" << format_usd(x.price);
+  o << "\n";
+  if (x.rounds > 0)
+    o << "  " << x.protocol << " auction, " << x.rounds << (x.rounds == 1 ? " round" : " rounds")
+      << "\n";
+  o << "  why: " << x.why << "\n";
+  if (x.offers.empty()) {
+    o << "  no offers\n";
+  } else {
+    char line[640];
+    std::snprintf(line, sizeof line, "  %-5s %-12s %11s %11s %6s %7s %11s %11s %11s %12s  %s\n",
+                  "round", "provider", "price", "E[cost]", "P(ddl)", "P(brch)", "cost term",
+                  "ddl term", "risk term", "risk-adj", "verdict");
+    o << line;
+    for (auto& e : x.offers) {
+      auto& t = e.score;
+      if (t.scored)
+        std::snprintf(line, sizeof line,
+                      "  %-5d %-12s %11s %11s %6.3f %7.3f %11s %11s %11s %12s  %s\n", e.round,
+                      e.provider.c_str(), ("$" + format_usd(e.price)).c_str(),
+                      usd_of(t.expected_cost).c_str(), t.p_deadline, t.breach_probability,
+                      usd_of(t.cost_term).c_str(), ("+" + usd_of(t.deadline_term)).c_str(),
+                      ("+" + usd_of(t.risk_term)).c_str(), usd_of(t.risk_adjusted).c_str(),
+                      e.verdict.c_str());
+      else
+        std::snprintf(line, sizeof line, "  %-5d %-12s %11s %11s %6s %7s %11s %11s %11s %12s  %s\n",
+                      e.round, e.provider.c_str(), ("$" + format_usd(e.price)).c_str(), "-", "-",
+                      "-", "-", "-", "-", "-", e.verdict.c_str());
+      o << line;
+    }
+  }
+  for (auto& d : x.declines)
+    o << "  declined (round " << d.round << "): " << d.provider << ": " << d.reason << "\n";
+  if (!x.rejected.empty()) {
+    o << "  rejected offers:";
+    bool first = true;
+    for (auto& [reason, n] : x.rejected) {
+      o << (first ? " " : ", ") << reason << " " << n;
+      first = false;
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
+int run_explain(const client_args& c, const std::string& job_id) {
+  auto got = ask<explanation>(c, explain_query{job_id}, "explain");
+  if (!got)
+    return 1;
+  if (c.json)
+    std::cout << to_json_value(*got).dump(2) << "\n";
+  else
+    std::cout << render_explanation(*got);
+  return 0;
+}
+
+int run_model_status(const client_args& c, bool retrain) {
+  client_args longer = c;
+  if (retrain)
+    longer.timeout = 900 * sec_us; // training on a long history takes a while
+  auto got = ask<model_status>(longer, model_query{retrain}, retrain ? "model retrain" : "model status");
+  if (!got)
+    return 1;
+  auto& m = *got;
+  if (c.json) {
+    std::cout << to_json_value(m).dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "model:         " << m.version << " (" << m.source << ")\n";
+  if (!m.load_error.empty())
+    std::cout << "not loaded:    " << m.load_error << "\n";
+  std::cout << "learned from:  " << m.finished_jobs << " finished jobs\n";
+  std::cout << "retrainings:   " << m.retrains << " (" << m.replaced << " replaced the model)\n";
+  if (m.last_retrain_at > 0)
+    std::cout << "last:          " << m.last_retrain << "\n";
   return 0;
 }
 

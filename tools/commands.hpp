@@ -36,6 +36,13 @@ int run_status(const client_args& c, const std::string& job_id);
 int run_jobs(const client_args& c);
 int run_cancel(const client_args& c, const std::string& job_id);
 int run_providers(const client_args& c);
+/// `tender explain JOB`: every offer of every round with its score breakdown, the
+/// declines, rejected offers by reason, and why the winner won (or the job was refused).
+int run_explain(const client_args& c, const std::string& job_id);
+/// The human-readable form of `tender explain`.
+std::string render_explanation(const explanation& x);
+/// `tender model status` / `tender model retrain`: the node's run-time model.
+int run_model_status(const client_args& c, bool retrain);
 
 struct demo_args {
   std::string examples; ///< folder of job files (default: examples/jobs beside the binary's source)

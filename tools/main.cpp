@@ -1,5 +1,6 @@
 // tender: one binary for the node, remote providers, the CLI and the demo.
 
+#include "actors/bench.hpp"
 #include "tools/commands.hpp"
 #include "tools/model_cmd.hpp"
 #include "tools/profile_cmd.hpp"
@@ -51,6 +52,10 @@ int main(int argc, char** argv) {
   add_client(cancel);
   auto* providers = app.add_subcommand("providers", "List the node's providers");
   add_client(providers);
+  auto* explain = app.add_subcommand(
+    "explain", "Show every offer of a job's negotiation, its score breakdown and why the winner won");
+  explain->add_option("id", job_id, "Job id")->required();
+  add_client(explain);
 
   profile_args pra;
   auto* prof = app.add_subcommand("profile", "Profile a job file locally: static analysis and a sandboxed run");
@@ -68,12 +73,50 @@ int main(int argc, char** argv) {
 
   std::function<int()> model_action;
   add_model_commands(app, model_action);
+  // The node's own model, asked over the mesh.
+  auto* model = app.get_subcommand("model");
+  auto* mstatus = model->add_subcommand("status", "Show the model a running node predicts with");
+  add_client(mstatus);
+  negotiate_bench_options nbo;
+  bool nb_json = false;
+  auto* bench = app.get_subcommand("bench");
+  auto* bneg = bench->add_subcommand(
+    "negotiate", "Negotiations per second and submit-to-commit latency of the auction machinery");
+  bneg->add_option("--providers", nbo.providers, "Providers bidding")->capture_default_str();
+  bneg->add_option("--rounds", nbo.rounds, "Maximum auction rounds")->capture_default_str();
+  bneg->add_option("--jobs", nbo.jobs, "Negotiations to run")->capture_default_str();
+  bneg->add_option("--transport", nbo.transport, "inproc (one process, CAF messages) or tcp")
+    ->capture_default_str();
+  bneg->add_option("--rate", nbo.rate, "Offered negotiations/s, open loop (0 = closed loop)")
+    ->capture_default_str();
+  bneg->add_option("--window", nbo.window, "Closed loop: negotiations in flight")->capture_default_str();
+  bneg->add_flag("--json", nb_json, "Machine-readable output");
+  auto* mretrain = model->add_subcommand(
+    "retrain", "Retrain a running node's model on its finished jobs now (kept only if better)");
+  add_client(mretrain);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (*bneg) {
+    auto r = run_negotiate_bench(nbo);
+    if (auto* err = std::get_if<std::string>(&r)) {
+      std::fprintf(stderr, "tender bench negotiate: %s\n", err->c_str());
+      return 2;
+    }
+    auto& res = std::get<negotiate_bench_result>(r);
+    if (nb_json)
+      std::printf("%s\n", res.to_json().dump(2).c_str());
+    else
+      std::printf("%s", res.table().c_str());
+    return 0;
+  }
+  if (*mstatus)
+    return run_model_status(ca, false);
+  if (*mretrain)
+    return run_model_status(ca, true);
   if (model_action)
     return model_action();
   if (*agent)
@@ -90,6 +133,8 @@ int main(int argc, char** argv) {
     return run_cancel(ca, job_id);
   if (*providers)
     return run_providers(ca);
+  if (*explain)
+    return run_explain(ca, job_id);
   if (*prof)
     return run_profile_cmd(pra);
   if (*demo) {

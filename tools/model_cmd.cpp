@@ -2,6 +2,7 @@
 
 #include "models/evaluate.hpp"
 #include "models/features.hpp"
+#include "models/resource_model.hpp"
 #include "models/runtime_model.hpp"
 #include "models/swf.hpp"
 #include "models/xgb_predictor.hpp"
@@ -31,7 +32,8 @@ struct model_args {
   bool skip_malformed = false;
   std::size_t jobs = 100000;
   model_config model;
-  std::size_t retrain_every = 4000;
+  std::size_t retrain_every = eval_options{}.retrain_every;
+  std::size_t max_train_rows = eval_options{}.max_train_rows;
   std::string job_file;
   std::string model_file;
 };
@@ -85,6 +87,7 @@ int run_eval(const model_args& a) {
   o.train_frac = a.train_frac;
   o.model = a.model;
   o.retrain_every = a.retrain_every;
+  o.max_train_rows = a.max_train_rows;
   eval_report r;
   r.trace = stem(a.swf.front());
   std::string err;
@@ -92,10 +95,23 @@ int run_eval(const model_args& a) {
     std::cerr << a.swf.front() << ": " << err << "\n";
     return 1;
   }
-  if (a.json)
-    std::cout << r.to_json().dump(2) << "\n";
-  else
-    std::cout << r.table();
+  // Memory peak and CPU against the VPA-style recommender (models/resource_model.hpp).
+  resource_config rc;
+  rc.train_frac = a.train_frac;
+  resource_report rr;
+  swf_options so;
+  so.on_malformed = a.skip_malformed ? swf_malformed::skip : swf_malformed::refuse;
+  if (!evaluate_swf_resources(a.swf.front(), so, rc, rr, err)) {
+    std::cerr << err << "\n";
+    return 1;
+  }
+  if (a.json) {
+    auto j = r.to_json();
+    j.update(rr.to_json());
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << r.table() << "\n" << rr.table();
+  }
   return 0;
 }
 
@@ -126,7 +142,8 @@ int run_train(const model_args& a) {
     return 1;
   }
   std::cout << "wrote " << a.out << " (" << m.version() << ", " << x.size()
-            << " jobs, 90% calibration +" << m.static_calibration().add90 << " log-s)\n";
+            << " jobs, 90% interval: median -" << m.static_calibration().lo90 << "/+"
+            << m.static_calibration().hi90 << " spreads)\n";
   return 0;
 }
 
@@ -152,15 +169,18 @@ int run_bench(const model_args& a) {
     return 1;
   }
   double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const int reps = 2000;
+  const int reps = 20000;
   runtime_estimate e;
+  double sink = 0;
   auto t1 = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; ++i)
+  for (int i = 0; i < reps; ++i) {
     m.predict(x[static_cast<std::size_t>(i) % x.size()], -1, e, err);
+    sink += e.median;
+  }
   double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t1)
                   .count() / reps;
-  std::printf("training on %zu jobs: %.1f s\nprediction (one job, all boosters): %.1f us\n",
-              x.size(), train_s, us);
+  std::printf("training on %zu jobs: %.1f s\nprediction (one job, all boosters): %.2f us%s\n",
+              x.size(), train_s, us, sink < 0 ? " " : "");
   return 0;
 }
 
@@ -224,7 +244,15 @@ void add_model_commands(CLI::App& app, std::function<int()>& action) {
   eval->add_option("--max-depth", args->model.max_depth, "Tree depth")->capture_default_str();
   eval->add_option("--eta", args->model.eta, "Learning rate")->capture_default_str();
   eval->add_option("--point-target", args->model.point_target,
-                   "What the median model fits: ratio, seconds or log")->capture_default_str();
+                   "What the point model fits: auto, ratio, last2, seconds or log")->capture_default_str();
+  eval->add_option("--spread-rounds", args->model.spread_rounds, "Boosting rounds of the spread model")
+      ->capture_default_str();
+  eval->add_option("--min-child-weight", args->model.min_child_weight, "Minimum leaf weight")
+      ->capture_default_str();
+  eval->add_option("--halflife", args->model.recency_halflife,
+                   "Row weights halve every this many rows back (0 = off)")->capture_default_str();
+  eval->add_option("--max-train-rows", args->max_train_rows,
+                   "Refits use at most this many recent jobs (0 = all)")->capture_default_str();
   eval->add_option("--retrain-every", args->retrain_every,
                    "Refit the point model after this many test jobs (0 = never)")
       ->capture_default_str();

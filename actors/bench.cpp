@@ -1,0 +1,371 @@
+// `tender bench negotiate` (inproc): the agent's negotiation machinery under load.
+
+#include "actors/bench.hpp"
+
+#include "actors/actors.hpp"
+#include "actors/auction_book.hpp"
+#include "providers/factory.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace tender {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+usec wall_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// P providers with the strategies of the dev config, cycled: cost-plus local
+/// capacity with utilisation pricing, a spot market following the real price sheet,
+/// an on-demand market, a GPU vendor (which declines CPU-only calls).
+std::string bench_config(int providers, int rounds) {
+  std::ostringstream t;
+  t << "[node]\nname = \"bench\"\n\n[auction]\nprotocol = \"iterated\"\nmax_rounds = " << rounds
+    << "\nround_timeout = \"2s\"\ncommit_timeout = \"2s\"\n\n";
+  for (int i = 0; i < providers; ++i) {
+    t << "[[providers]]\n";
+    switch (i % 4) {
+      case 0:
+        t << "name = \"local-" << i << "\"\nkind = \"local\"\ncpus = 100000\nmemory = \"100TiB\"\n"
+          << "price_per_core_hour = " << (0.040 + 0.002 * i) << "\nprice_per_gib_hour = 0.005\n"
+          << "busy_markup = 1.5\nreserve_price = 0.0001\nlatency = \"1ms\"\n";
+        break;
+      case 1:
+        t << "name = \"spot-" << i << "\"\nkind = \"market\"\ncatalogue = \"embedded:cloud-a\"\n"
+          << "offer_spot = true\noffer_on_demand = true\nprovisioning_delay = \"2s\"\n"
+          << "preemption_per_hour = 0.05\nlatency = \"20ms\"\nseed = " << i + 1
+          << "\nmax_instances = 100000\n";
+        break;
+      case 2:
+        t << "name = \"ondemand-" << i << "\"\nkind = \"market\"\ncatalogue = \"embedded:cloud-b\"\n"
+          << "offer_spot = false\noffer_on_demand = true\nprovisioning_delay = \"4s\"\n"
+          << "latency = \"30ms\"\nseed = " << i + 1 << "\nmax_instances = 100000\n";
+        break;
+      default:
+        t << "name = \"gpu-" << i << "\"\nkind = \"market\"\ncatalogue = \"embedded:gpu-vendor\"\n"
+          << "offer_spot = true\noffer_on_demand = true\nprovisioning_delay = \"5s\"\n"
+          << "latency = \"30ms\"\nseed = " << i + 1 << "\nmax_instances = 100000\n";
+        break;
+    }
+    t << "software = [\"sh\", \"python3\"]\n\n";
+  }
+  return t.str();
+}
+
+/// What the negotiations report to the bench's main thread.
+struct tally {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<double> latency_ms;
+  std::int64_t committed = 0, refused = 0, done = 0;
+  std::int64_t rounds = 0, msgs = 0;
+  std::vector<allocation> kept;
+  std::vector<std::string> refusals;
+};
+
+struct negotiation_args {
+  resource_request req;
+  provider_directory providers;
+  steady::time_point started;
+  std::shared_ptr<tally> out;
+  std::function<void()> on_done; ///< closed loop: starts the next one
+  bool release = true;
+};
+
+struct negotiation_state {
+  context_ptr ctx;
+  negotiation_args args;
+  std::shared_ptr<auction_book> book;
+  std::int32_t round = 0;
+  std::int64_t msgs = 0;
+  static inline const char* name = "negotiation";
+};
+using negotiation_actor = caf::stateful_actor<negotiation_state>;
+
+void next_round(negotiation_actor* self, micros previous_best) {
+  auto& st = self->state;
+  round_args a;
+  a.book = st.book;
+  a.providers = st.args.providers;
+  a.round = ++st.round;
+  a.previous_best = previous_best;
+  a.job = caf::actor_cast<caf::actor>(self);
+  st.msgs += 2 * static_cast<std::int64_t>(a.providers.names.size()); // call + answer each
+  spawn_round(self->system(), st.ctx, std::move(a));
+}
+
+caf::behavior negotiation(negotiation_actor* self, context_ptr ctx, negotiation_args args) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.args = std::move(args);
+  std::set<std::string> names(st.args.providers.names.begin(), st.args.providers.names.end());
+  st.book = std::make_shared<auction_book>(st.args.req, std::move(names));
+  next_round(self, 0);
+  return {
+    [self](round_result& r) {
+      auto& st = self->state;
+      if (r.next_round)
+        return next_round(self, r.best_price);
+      for (auto& o : r.offers)
+        if (o.verdict == "won" || o.verdict.rfind("refused", 0) == 0)
+          st.msgs += 2; // award + confirm/refuse
+      if (r.committed && st.args.release) {
+        for (std::size_t i = 0; i < st.args.providers.names.size(); ++i)
+          if (st.args.providers.names[i] == r.alloc.provider)
+            self->send(st.args.providers.actors[i],
+                       release{r.alloc.allocation_id, "", r.alloc.job_id, "bench"});
+        st.msgs += 1;
+      }
+      auto ms = std::chrono::duration<double, std::milli>(steady::now() - st.args.started).count();
+      {
+        auto& t = *st.args.out;
+        std::lock_guard<std::mutex> g(t.mu);
+        t.latency_ms.push_back(ms);
+        if (r.committed && !st.args.release)
+          t.kept.push_back(r.alloc);
+        if (!r.committed)
+          t.refusals.push_back(r.reason);
+        (r.committed ? t.committed : t.refused)++;
+        t.rounds += st.round;
+        t.msgs += st.msgs;
+        t.done++;
+      }
+      st.args.out->cv.notify_all();
+      if (st.args.on_done)
+        st.args.on_done();
+      self->quit();
+    },
+  };
+}
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
+  return v[std::min(i, v.size() - 1)];
+}
+
+} // namespace
+
+nlohmann::json negotiate_bench_result::to_json() const {
+  auto opt = [](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  return {{"transport", transport},
+          {"providers", providers},
+          {"rounds", rounds},
+          {"jobs", jobs},
+          {"offered_rate", offered_rate > 0 ? nlohmann::json(offered_rate) : nlohmann::json(nullptr)},
+          {"seconds", seconds},
+          {"negotiations_per_s", negotiations_per_s},
+          {"p50_ms", p50_ms},
+          {"p99_ms", p99_ms},
+          {"max_ms", max_ms},
+          {"msgs_per_negotiation", msgs_per_negotiation},
+          {"rounds_mean", rounds_mean},
+          {"committed", committed},
+          {"refused", refused},
+          {"journal_commits", journal_commits},
+          {"zmq_raw_msgs_per_s", opt(zmq_raw_msgs_per_s)},
+          {"mesh_efficiency", opt(mesh_efficiency)}};
+}
+
+std::string negotiate_bench_result::table() const {
+  char buf[1024];
+  std::snprintf(buf, sizeof buf,
+                "negotiate (%s): %d providers, %d rounds max, %d negotiations%s\n"
+                "  negotiations/s        %.0f\n"
+                "  submit->commit p50    %.3f ms\n"
+                "  submit->commit p99    %.3f ms (max %.3f ms)\n"
+                "  messages/negotiation  %.1f\n"
+                "  rounds run (mean)     %.2f\n"
+                "  committed / refused   %lld / %lld\n"
+                "  journal commits       %lld (group commit)\n",
+                transport.c_str(), providers, rounds, jobs,
+                offered_rate > 0 ? (", offered " + std::to_string(static_cast<long long>(offered_rate)) + "/s").c_str()
+                                 : " (closed loop)",
+                negotiations_per_s, p50_ms, p99_ms, max_ms, msgs_per_negotiation, rounds_mean,
+                static_cast<long long>(committed), static_cast<long long>(refused),
+                static_cast<long long>(journal_commits));
+  std::string s = buf;
+  if (zmq_raw_msgs_per_s >= 0) {
+    std::snprintf(buf, sizeof buf, "  raw ZeroMQ msgs/s     %.0f\n  mesh efficiency       %.3f\n",
+                  zmq_raw_msgs_per_s, mesh_efficiency);
+    s += buf;
+  }
+  return s;
+}
+
+std::variant<negotiate_bench_result, std::string>
+run_negotiate_bench(const negotiate_bench_options& opt) {
+  namespace fs = std::filesystem;
+  if (opt.transport != "inproc")
+    return std::string("transport `" + opt.transport + "`: only inproc is implemented");
+  if (opt.providers < 1 || opt.rounds < 1 || opt.jobs < 1)
+    return std::string("providers, rounds and jobs must be at least 1");
+  auto parsed = parse_node_toml(
+    opt.config_toml.empty() ? bench_config(opt.providers, opt.rounds) : opt.config_toml,
+    "<bench config>", "");
+  if (auto* e = std::get_if<config_error>(&parsed))
+    return e->to_string();
+
+  auto ctx = std::make_shared<node_context>();
+  ctx->cfg = std::get<node_config>(std::move(parsed));
+  bool own_dir = opt.data_dir.empty();
+  std::string dir = opt.data_dir;
+  if (own_dir) {
+    char tmpl[] = "/tmp/tender-bench-XXXXXX";
+    if (!mkdtemp(tmpl))
+      return std::string("cannot create a temporary directory");
+    dir = tmpl;
+  }
+  fs::create_directories(dir);
+  ctx->data_dir = dir;
+  ctx->clock = wall_now;
+  ctx->log = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  if (opt.journal) {
+    auto j = journal::open(dir + "/journal.db");
+    if (auto* err = std::get_if<std::string>(&j))
+      return *err;
+    ctx->journal = std::move(std::get<0>(j));
+  }
+
+  negotiate_bench_result res;
+  res.transport = opt.transport;
+  res.providers = opt.providers;
+  res.rounds = opt.rounds;
+  res.jobs = opt.jobs;
+  res.offered_rate = opt.rate;
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{cfg};
+    provider_directory dirs;
+    std::vector<caf::actor> actors;
+    for (auto& pc : ctx->cfg.providers) {
+      auto made = make_provider(pc, dir, random_token, ctx->cfg.auction.lease_ttl);
+      if (auto* err = std::get_if<std::string>(&made))
+        return *err;
+      auto a = spawn_provider(sys, ctx, std::move(std::get<0>(made)));
+      dirs.names.push_back(pc.name);
+      dirs.actors.push_back(a);
+      dirs.remote.push_back(false);
+      actors.push_back(a);
+    }
+
+    auto out = std::make_shared<tally>();
+    out->latency_ms.reserve(static_cast<std::size_t>(opt.jobs));
+    std::atomic<bool> stop_commits{false};
+    std::atomic<std::int64_t> commits{0};
+    std::thread committer;
+    if (ctx->journal) {
+      ctx->journal->begin_batch();
+      committer = std::thread([&] {
+        while (!stop_commits.load()) {
+          std::this_thread::sleep_for(std::chrono::microseconds(opt.group_commit));
+          ctx->journal->commit_batch();
+          ctx->journal->begin_batch();
+          commits++;
+        }
+      });
+    }
+
+    std::atomic<int> launched{0};
+    std::function<void()> launch_one;
+    const usec now0 = wall_now();
+    auto make_req = [&](int i) {
+      resource_request r;
+      r.job_id = "bench-" + std::to_string(i);
+      r.auction_id = "a-" + std::to_string(i);
+      r.profile.job_id = r.job_id;
+      r.profile.cpu_mean = 0.9;
+      r.profile.cpu_hi = 1.0;
+      r.profile.mem_peak = 400ll << 20;
+      r.profile.runtime = 600 * sec_us;
+      r.profile.runtime_lo = 300 * sec_us;
+      r.profile.runtime_hi = 1200 * sec_us;
+      r.request.cpu = 1000;
+      r.request.memory = 512ll << 20;
+      r.software = {"sh"};
+      r.deadline = now0 + 4 * 3600 * sec_us;
+      r.max_cost = 5 * usd;
+      r.protocol = ctx->cfg.auction.protocol;
+      return r;
+    };
+    launch_one = [&] {
+      int i = launched.fetch_add(1);
+      if (i >= opt.jobs)
+        return;
+      negotiation_args a;
+      a.req = make_req(i);
+      a.providers = dirs;
+      a.started = steady::now();
+      a.out = out;
+      a.release = opt.release;
+      if (opt.rate <= 0)
+        a.on_done = launch_one;
+      sys.spawn(negotiation, ctx, std::move(a));
+    };
+
+    auto t0 = steady::now();
+    if (opt.rate <= 0) {
+      for (int i = 0; i < std::min(opt.window, opt.jobs); ++i)
+        launch_one();
+    } else {
+      // Open loop: submissions on a fixed schedule, whatever the answers do.
+      auto gap = std::chrono::duration<double>(1.0 / opt.rate);
+      for (int i = 0; i < opt.jobs; ++i) {
+        auto due = t0 + std::chrono::duration_cast<steady::duration>(gap * i);
+        std::this_thread::sleep_until(due);
+        launch_one();
+      }
+    }
+    {
+      std::unique_lock<std::mutex> g(out->mu);
+      out->cv.wait(g, [&] { return out->done >= opt.jobs; });
+    }
+    auto secs = std::chrono::duration<double>(steady::now() - t0).count();
+    if (committer.joinable()) {
+      stop_commits = true;
+      committer.join();
+      ctx->journal->commit_batch();
+    }
+    for (auto& a : actors)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+
+    res.seconds = secs;
+    res.negotiations_per_s = static_cast<double>(opt.jobs) / secs;
+    res.p50_ms = percentile(out->latency_ms, 0.50);
+    res.p99_ms = percentile(out->latency_ms, 0.99);
+    res.max_ms = percentile(out->latency_ms, 1.0);
+    res.msgs_per_negotiation = static_cast<double>(out->msgs) / opt.jobs;
+    res.rounds_mean = static_cast<double>(out->rounds) / opt.jobs;
+    res.committed = out->committed;
+    res.refused = out->refused;
+    res.journal_commits = commits.load();
+    res.allocations = std::move(out->kept);
+    res.refusals = std::move(out->refusals);
+    res.providers = static_cast<int>(dirs.names.size());
+  }
+  ctx->journal.reset();
+  if (own_dir)
+    fs::remove_all(dir);
+  return res;
+}
+
+} // namespace tender

@@ -1,0 +1,102 @@
+// Property: 1,000 concurrent negotiations against providers far too small for all
+// of them. No capacity is ever committed twice, and every negotiation ends either
+// committed or refused with a reason. Runs on CAF's real multi-threaded scheduler,
+// the agent's round actors, provider actors, ledgers and journal.
+
+#include "actors/bench.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+using namespace tender;
+
+namespace {
+
+const char* small_providers = R"toml(
+[auction]
+protocol = "iterated"
+max_rounds = 2
+round_timeout = "5s"
+commit_timeout = "5s"
+
+[[providers]]
+name = "local-a"
+kind = "local"
+cpus = 3
+memory = "4GiB"
+price_per_core_hour = 0.04
+busy_markup = 1.5
+
+[[providers]]
+name = "local-b"
+kind = "local"
+cpus = 2
+memory = "4GiB"
+price_per_core_hour = 0.05
+
+[[providers]]
+name = "spot"
+kind = "market"
+catalogue = "embedded:cloud-a"
+offer_spot = true
+max_instances = 2
+seed = 3
+
+[[providers]]
+name = "ondemand"
+kind = "market"
+catalogue = "embedded:cloud-b"
+offer_spot = false
+max_instances = 1
+seed = 4
+)toml";
+
+} // namespace
+
+TEST(negotiation_property, a_thousand_concurrent_negotiations_never_double_book) {
+  for (const char* protocol : {"iterated", "vickrey"}) {
+    SCOPED_TRACE(protocol);
+    negotiate_bench_options o;
+    o.jobs = 1000;
+    o.window = 1000; // all at once
+    o.release = false;
+    o.config_toml = small_providers;
+    if (std::string(protocol) == "vickrey")
+      o.config_toml.replace(o.config_toml.find("\"iterated\""), 10, "\"vickrey\"");
+    auto got = run_negotiate_bench(o);
+    ASSERT_TRUE(std::holds_alternative<negotiate_bench_result>(got)) << std::get<std::string>(got);
+    auto& r = std::get<negotiate_bench_result>(got);
+    std::printf("[ measured ] %s: %lld committed, %lld refused, rounds %.2f; first refusal: %s\n", protocol,
+                static_cast<long long>(r.committed), static_cast<long long>(r.refused), r.rounds_mean,
+                r.refusals.empty() ? "" : r.refusals.front().c_str());
+
+    // Every negotiation ended, one way or the other.
+    EXPECT_EQ(r.committed + r.refused, 1000);
+    EXPECT_EQ(static_cast<std::int64_t>(r.allocations.size()), r.committed);
+    EXPECT_GT(r.committed, 0);
+    EXPECT_GT(r.refused, 900); // at most 3 + 2 + 2 + 1 jobs fit
+    for (auto& why : r.refusals)
+      EXPECT_FALSE(why.empty());
+
+    // Nothing committed twice: one allocation per job, unique ids, and no provider
+    // gave out more than it has.
+    std::set<std::string> ids, jobs;
+    std::map<std::string, resources> granted;
+    std::map<std::string, int> count;
+    for (auto& a : r.allocations) {
+      EXPECT_TRUE(ids.insert(a.allocation_id).second) << "allocation twice: " << a.allocation_id;
+      EXPECT_TRUE(jobs.insert(a.job_id).second) << "job committed twice: " << a.job_id;
+      granted[a.provider].cpu += a.granted.cpu;
+      granted[a.provider].memory += a.granted.memory;
+      count[a.provider]++;
+    }
+    EXPECT_LE(granted["local-a"].cpu, 3000);
+    EXPECT_LE(granted["local-a"].memory, 4ll << 30);
+    EXPECT_LE(granted["local-b"].cpu, 2000);
+    EXPECT_LE(count["spot"], 2);
+    EXPECT_LE(count["ondemand"], 1);
+    EXPECT_LE(r.committed, 3 + 2 + 2 + 1);
+  }
+}

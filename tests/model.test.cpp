@@ -1,0 +1,100 @@
+// The agent and its run-time model: a model trained with `tender model train` is
+// loaded from the config and shows in a live job's status; a broken model file falls
+// back to the baseline with the reason; retraining on demand answers over the mesh.
+
+#include "tests/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+using namespace tender::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string shared_dir() {
+  const char* env = std::getenv("TENDER_SHARED_DIR");
+  return env ? env : "/work/shared";
+}
+
+/// The first `n` jobs of a real trace, as a plain SWF file (a real child process).
+std::string trace_slice(const temp_dir& t, const std::string& trace, int n) {
+  auto out = t.path + "/slice.swf";
+  auto cmd = "zcat '" + shared_dir() + "/data/traces/" + trace + "' | grep -v '^;' | head -n " +
+             std::to_string(n) + " > '" + out + "'";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return out;
+}
+
+std::string node_config(const temp_dir& t, const std::string& model, int retrain_min_jobs = 200) {
+  return t.file("node.toml", "[node]\nname = \"modelled\"\n\n[models]\nruntime = \"" + model +
+                               "\"\nretrain_min_jobs = " + std::to_string(retrain_min_jobs) +
+                               "\n\n[[providers]]\nname = \"local\"\nkind = \"local\"\ncpus = 2\n"
+                               "memory = \"2GiB\"\nprice_per_core_hour = 0.01\n");
+}
+
+std::string job(const temp_dir& t) {
+  return t.file("job.toml", "[job]\nname = \"modelled\"\nuser = \"ana\"\n"
+                            "command = [\"sh\", \"-c\", \"exit 0\"]\nwalltime = \"20m\"\n"
+                            "[job.hints]\ncpus = 1\n[job.profile]\nskip = true\n");
+}
+
+} // namespace
+
+TEST(model, a_trained_model_drives_a_live_jobs_prediction) {
+  temp_dir t;
+  auto slice = trace_slice(t, "KTH-SP2-filtered.swf.gz", 3000);
+  auto model = t.path + "/runtime.json";
+  auto trained = run({"model", "train", "--swf", slice, "--out", model});
+  ASSERT_EQ(trained.code, 0) << trained.out << trained.err;
+  nlohmann::json meta;
+  std::ifstream(model) >> meta;
+  auto version = "xgboost:" + meta.at("model_digest").get<std::string>().substr(0, 12);
+
+  agent a(t.path + "/data", {"--config", node_config(t, model)});
+  auto m = a.cli_json({"model", "status"});
+  EXPECT_EQ(m.value("version", ""), version) << m.dump(2);
+  EXPECT_EQ(m.value("source", ""), model) << m.dump(2);
+  EXPECT_EQ(m.value("load_error", "?"), "") << m.dump(2);
+
+  auto id = a.submit(job(t));
+  auto s = a.wait_final(id, 60s);
+  ASSERT_EQ(s.value("state", ""), "done") << s.dump(2);
+  auto& p = s.at("profile");
+  EXPECT_EQ(p.value("model_version", ""), version) << p.dump(2);
+  auto lo = p.at("runtime_lo_s").get<double>(), mid = p.at("runtime_s").get<double>(),
+       hi = p.at("runtime_hi_s").get<double>();
+  EXPECT_LE(lo, mid) << p.dump(2);
+  EXPECT_LE(mid, hi) << p.dump(2);
+  EXPECT_LT(lo, hi) << p.dump(2);
+  EXPECT_LE(hi, 20 * 60 + 1) << "capped at the walltime: " << p.dump(2);
+}
+
+TEST(model, a_damaged_model_file_falls_back_to_the_baseline_with_its_reason) {
+  temp_dir t;
+  auto model = t.file("runtime.json", "{\"format\": \"tender-runtime-model\", \"format_versi");
+  agent a(t.path + "/data", {"--config", node_config(t, model)});
+  auto m = a.cli_json({"model", "status"});
+  EXPECT_EQ(m.value("source", ""), "baseline") << m.dump(2);
+  EXPECT_NE(m.value("load_error", "").find(model), std::string::npos) << m.dump(2);
+  auto id = a.submit(job(t));
+  auto s = a.wait_final(id, 60s);
+  ASSERT_EQ(s.value("state", ""), "done") << s.dump(2);
+  EXPECT_EQ(s.at("profile").value("model_version", "").rfind("baseline:", 0), 0u) << s.dump(2);
+  EXPECT_NE(a.proc().err().find("predicting with the baseline instead"), std::string::npos)
+    << a.proc().err();
+}
+
+TEST(model, retraining_on_demand_says_what_it_did) {
+  temp_dir t;
+  agent a(t.path + "/data", {"--config", node_config(t, "", 20)});
+  auto id = a.submit(job(t));
+  ASSERT_EQ(a.wait_final(id, 60s).value("state", ""), "done");
+  auto m = a.cli_json({"model", "retrain"});
+  EXPECT_EQ(m.value("retrains", 0), 1) << m.dump(2);
+  EXPECT_EQ(m.value("replaced", -1), 0) << m.dump(2);
+  EXPECT_EQ(m.value("finished_jobs", 0), 1) << m.dump(2);
+  EXPECT_EQ(m.value("last_retrain", ""), "1 finished jobs, retraining needs 20") << m.dump(2);
+  EXPECT_EQ(m.value("version", ""), "baseline:last2") << m.dump(2);
+}
