@@ -68,6 +68,15 @@ local_provider::local_provider(provider_config cfg, std::string run_root, token_
                                usec lease_ttl)
     : leasing_provider(cfg, cfg.capacity, std::move(run_root), std::move(tokens), lease_ttl) {}
 
+std::string local_provider::admit(const offer&, usec) {
+  if (config().refuse_probability <= 0)
+    return {};
+  // A uniform draw in [0, 1) from the top 53 bits, as the market providers draw.
+  const double u = static_cast<double>(refusals_() >> 11) * 0x1.0p-53;
+  return u < config().refuse_probability ? "capacity not available right now (injected refusal)"
+                                         : std::string();
+}
+
 provider_hello local_provider::describe() const {
   const auto& c = config();
   provider_hello h;

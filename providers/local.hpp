@@ -21,6 +21,8 @@
 
 #include "providers/leasing.hpp"
 
+#include <random>
+
 namespace tender {
 
 class local_provider final : public leasing_provider {
@@ -40,8 +42,14 @@ public:
   /// Cost of `r` for `runtime` without markup, rounded up to a micro-dollar.
   micros cost(const resources& r, usec runtime) const;
 
+protected:
+  /// Injected commit refusals (`refuse_probability`, seeded by `seed`), for testing
+  /// how negotiations treat an unreliable provider.
+  std::string admit(const offer& o, usec now) override;
+
 private:
   std::string software_missing(const std::vector<std::string>& wanted) const;
+  std::mt19937_64 refusals_{config().seed};
 };
 
 /// True when `name` is an executable file on PATH (or, with a '/', at that path).

@@ -570,4 +570,26 @@ TEST_F(local_test, adopt_of_a_never_launched_lease_keeps_the_lease) {
 }
 
 } // namespace
+TEST_F(local_test, injected_refusals_follow_refuse_probability_and_are_idempotent) {
+  auto cfg = local_config();
+  cfg.refuse_probability = 1.0;
+  make(cfg);
+  offer o = bid_ok(request("j1", res(1000, gib), sec_us), t0);
+  award a;
+  a.offer_id = o.offer_id;
+  a.job_id = "j1";
+  auto v = p_->hold(a, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(std::get<commit_refuse>(v).reason,
+            "capacity not available right now (injected refusal)");
+  // The same award again gets the same answer, and nothing was reserved.
+  v = p_->hold(a, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(p_->book().free(), cfg.capacity);
+
+  cfg.refuse_probability = 0.0;
+  make(cfg);
+  win(bid_ok(request("j2", res(1000, gib), sec_us), t0), t0);
+}
+
 } // namespace tender
