@@ -2,10 +2,12 @@
 // loaded from the config and shows in a live job's status; a broken model file falls
 // back to the baseline with the reason; retraining on demand answers over the mesh.
 
+#include "actors/journal.hpp"
 #include "tests/harness.hpp"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 using namespace tender::test;
@@ -97,4 +99,49 @@ TEST(model, retraining_on_demand_says_what_it_did) {
   EXPECT_EQ(m.value("finished_jobs", 0), 1) << m.dump(2);
   EXPECT_EQ(m.value("last_retrain", ""), "1 finished jobs, retraining needs 20") << m.dump(2);
   EXPECT_EQ(m.value("version", ""), "baseline:last2") << m.dump(2);
+}
+
+TEST(model, train_learns_from_a_nodes_journal) {
+  temp_dir t;
+  auto data = t.path + "/node";
+  std::filesystem::create_directories(data);
+  {
+    auto opened = tender::journal::open(data + "/journal.db");
+    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<tender::journal>>(opened));
+    auto& j = *std::get<std::unique_ptr<tender::journal>>(opened);
+    tender::usec at = 1'790'000'000 * tender::sec_us;
+    for (int i = 0; i < 120; ++i) {
+      tender::job_spec s;
+      s.name = "j" + std::to_string(i);
+      s.user = "u" + std::to_string(i % 3);
+      s.command = {i % 2 ? "solve" : "prep"};
+      s.walltime = (i % 2 ? 3600 : 300) * tender::sec_us;
+      auto id = "job-" + std::to_string(i);
+      ASSERT_TRUE(j.insert_job(id, "", s, at));
+      tender::job_status st;
+      st.job_id = id;
+      st.submitted_at = at;
+      st.started_at = at + tender::sec_us;
+      st.finished_at = st.started_at + (i % 2 ? 3000 : 200) * tender::sec_us;
+      ASSERT_TRUE(j.save_status(st));
+      ASSERT_TRUE(j.transition(id, tender::job_state::submitted, tender::job_state::done, "exit 0",
+                               st.finished_at));
+      at += 600 * tender::sec_us;
+    }
+  }
+  auto model = t.path + "/from-history.json";
+  auto r = run({"model", "train", "--history", data, "--out", model});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("120 finished jobs"), std::string::npos) << r.err;
+  nlohmann::json meta;
+  std::ifstream(model) >> meta;
+  EXPECT_EQ(meta.at("n_train").get<int>(), 120) << meta.dump().substr(0, 400);
+
+  auto missing = run({"model", "train", "--history", t.path + "/nowhere", "--out", model});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("nowhere: no such journal (expected a journal.db"), std::string::npos)
+    << missing.err;
+  auto neither = run({"model", "train", "--out", model});
+  EXPECT_EQ(neither.code, 2);
+  EXPECT_NE(neither.err.find("--swf FILE and/or --history"), std::string::npos) << neither.err;
 }

@@ -7,7 +7,9 @@
 #include "models/swf.hpp"
 #include "models/xgb_predictor.hpp"
 #ifndef TENDER_MODEL_STANDALONE
+#include "actors/journal.hpp"
 #include "config/job_file.hpp"
+#include "models/retrainer.hpp"
 #endif
 
 #include <CLI/CLI.hpp>
@@ -16,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <unistd.h>
@@ -36,6 +39,7 @@ struct model_args {
   std::size_t max_train_rows = eval_options{}.max_train_rows;
   std::string job_file;
   std::string model_file;
+  std::vector<std::string> history; ///< node journals (journal.db or a data dir)
 };
 
 /// A progress bar on stderr (redrawn in place on a terminal, a few lines otherwise).
@@ -115,10 +119,64 @@ int run_eval(const model_args& a) {
   return 0;
 }
 
+#ifndef TENDER_MODEL_STANDALONE
+/// A node's finished jobs (state done, with start and finish) from its journal, as the
+/// agent itself learns from them. `path` is a journal.db or the data dir holding one.
+bool load_history(const std::string& path, std::vector<trace_job>& out) {
+  std::string db = path;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    db = path + "/journal.db";
+  if (!std::filesystem::exists(db, ec)) {
+    std::cerr << path << ": no such journal (expected a journal.db or a node's data dir)\n";
+    return false;
+  }
+  auto j = journal::open(db);
+  if (auto* err = std::get_if<std::string>(&j)) {
+    std::cerr << db << ": " << *err << "\n";
+    return false;
+  }
+  std::vector<finished_job> done;
+  for (auto& rec : std::get<std::unique_ptr<journal>>(j)->load_jobs()) {
+    auto& s = rec.status;
+    if (s.state != job_state::done || s.started_at <= 0 || s.finished_at <= s.started_at)
+      continue;
+    finished_job f;
+    f.spec = rec.spec;
+    f.submitted_at = s.submitted_at;
+    f.runtime = s.finished_at - s.started_at;
+    f.finished_at = s.finished_at;
+    f.cpu_mean = s.cpu_used_mean;
+    f.mem_peak = s.mem_used_peak;
+    done.push_back(std::move(f));
+  }
+  out = history_records(done);
+  return true;
+}
+#endif
+
 int run_train(const model_args& a) {
   std::vector<feature_vector> x;
   std::vector<double> y;
   std::vector<std::string> names;
+  if (a.swf.empty() && a.history.empty()) {
+    std::cerr << "tender model train: give --swf FILE and/or --history DATA_DIR\n";
+    return 2;
+  }
+#ifndef TENDER_MODEL_STANDALONE
+  for (const auto& path : a.history) {
+    std::vector<trace_job> jobs;
+    if (!load_history(path, jobs))
+      return 2;
+    std::vector<feature_vector> xi;
+    std::vector<double> yi;
+    training_rows(jobs, xi, yi);
+    std::cerr << path << ": " << xi.size() << " finished jobs\n";
+    x.insert(x.end(), xi.begin(), xi.end());
+    y.insert(y.end(), yi.begin(), yi.end());
+    names.push_back("history:" + path);
+  }
+#endif
   for (const auto& path : a.swf) {
     std::vector<trace_job> jobs;
     if (!load_records(path, a.skip_malformed, jobs))
@@ -260,7 +318,11 @@ void add_model_commands(CLI::App& app, std::function<int()>& action) {
   eval->callback([&action, args] { action = [args] { return run_eval(*args); }; });
 
   auto* train = model->add_subcommand("train", "Train a model file on SWF traces");
-  train->add_option("--swf", args->swf, "SWF traces (plain or gzip)")->required();
+  train->add_option("--swf", args->swf, "SWF traces (plain or gzip)");
+#ifndef TENDER_MODEL_STANDALONE
+  train->add_option("--history", args->history,
+                    "A node's journal (journal.db or its data dir): its finished jobs");
+#endif
   train->add_option("--out", args->out, "Model file to write (JSON)")->required();
   train->add_flag("--skip-malformed", args->skip_malformed, "Skip malformed lines instead of refusing");
   train->callback([&action, args] { action = [args] { return run_train(*args); }; });
