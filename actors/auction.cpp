@@ -66,10 +66,13 @@ void finish(round_actor* self, round_result r) {
   r.offers = summaries(*st.args.book);
   auto& book = *st.args.book;
   auto now = st.ctx->now();
-  for (auto& e : book.entries())
-    st.ctx->journal->save_offer(e.o.job_id, e.o, e.score.terms(),
-                                e.verdict.empty() ? "candidate" : e.verdict, now);
   if (!r.next_round) {
+    // Every offer of every round, with its final verdict, once the negotiation has its
+    // outcome: earlier rounds' rows would only be rewritten here (a negotiation cut short
+    // by a crash starts afresh, so nothing depends on them).
+    for (auto& e : book.entries())
+      st.ctx->journal->save_offer(e.o.job_id, e.o, e.score.terms(),
+                                  e.verdict.empty() ? "candidate" : e.verdict, now);
     // The negotiation's last word, for `tender explain`.
     negotiation_record n;
     n.job_id = book.request().job_id;

@@ -38,7 +38,7 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
     st.impl = std::move(*shared);
     self->send(self, tick_atom::value);
     return {
-      [self](resource_request& r) {
+      [self](const resource_request& r) {
         auto& st = self->state;
         auto res = st.impl->bid(r, st.ctx->now());
         auto to = sender_of(self);
@@ -47,7 +47,7 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
         else
           self->send(to, std::get<decline>(std::move(res)));
       },
-      [self](award& a) {
+      [self](const award& a) {
         auto& st = self->state;
         auto res = st.impl->hold(a, st.ctx->now());
         auto to = sender_of(self);
