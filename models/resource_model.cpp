@@ -3,7 +3,7 @@
 #include "models/runtime_model.hpp"
 #include "models/xgb_predictor.hpp"
 
-#include <xgboost/c_api.h>
+#include "models/xgb_handles.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -44,18 +44,7 @@ std::int64_t req_key(const trace_job& j) {
   return j.req_time > 0 ? static_cast<std::int64_t>(std::llround(j.req_time)) : -1;
 }
 
-std::string xgb_error(const std::string& what) { return what + ": " + XGBGetLastError(); }
-
-struct dmatrix {
-  DMatrixHandle h = nullptr;
-  dmatrix() = default;
-  dmatrix(const dmatrix&) = delete;
-  dmatrix& operator=(const dmatrix&) = delete;
-  ~dmatrix() {
-    if (h)
-      XGDMatrixFree(h);
-  }
-};
+using xgb::dmatrix;
 
 bool make_dmatrix(const std::vector<resource_features>& x, dmatrix& out, std::string& error) {
   if (x.empty()) {
@@ -64,7 +53,7 @@ bool make_dmatrix(const std::vector<resource_features>& x, dmatrix& out, std::st
   }
   if (XGDMatrixCreateFromMat(x.front().data(), x.size(), n_resource_features, nan_f, &out.h) !=
       0) {
-    error = xgb_error("cannot build the usage feature matrix");
+    error = xgb::error("cannot build the usage feature matrix");
     return false;
   }
   return true;
@@ -98,12 +87,12 @@ public:
     std::vector<float> label(z.begin(), z.end()), margin(anchor.begin(), anchor.end());
     if (XGDMatrixSetFloatInfo(d.h, "label", label.data(), label.size()) != 0 ||
         XGDMatrixSetFloatInfo(d.h, "base_margin", margin.data(), margin.size()) != 0) {
-      error = xgb_error("cannot set usage labels");
+      error = xgb::error("cannot set usage labels");
       return false;
     }
     BoosterHandle h = nullptr;
     if (XGBoosterCreate(&d.h, 1, &h) != 0) {
-      error = xgb_error("cannot create a usage booster");
+      error = xgb::error("cannot create a usage booster");
       return false;
     }
     const std::vector<std::pair<std::string, std::string>> params = {
@@ -120,7 +109,7 @@ public:
     };
     for (const auto& [k, v] : params)
       if (XGBoosterSetParam(h, k.c_str(), v.c_str()) != 0) {
-        error = xgb_error("cannot set " + k);
+        error = xgb::error("cannot set " + k);
         XGBoosterFree(h);
         return false;
       }
@@ -129,7 +118,7 @@ public:
     // reg:absoluteerror, whose tails came out no tighter here.
     for (int it = 0; it < c.rounds; ++it)
       if (XGBoosterUpdateOneIter(h, it, d.h) != 0) {
-        error = xgb_error("training a usage booster failed");
+        error = xgb::error("training a usage booster failed");
         XGBoosterFree(h);
         return false;
       }
@@ -146,13 +135,13 @@ public:
       return false;
     std::vector<float> margin(anchor.begin(), anchor.end());
     if (XGDMatrixSetFloatInfo(d.h, "base_margin", margin.data(), margin.size()) != 0) {
-      error = xgb_error("cannot set usage anchors");
+      error = xgb::error("cannot set usage anchors");
       return false;
     }
     bst_ulong len = 0;
     const float* res = nullptr;
     if (XGBoosterPredict(h_, d.h, 0, 0, 0, &len, &res) != 0) {
-      error = xgb_error("usage prediction failed");
+      error = xgb::error("usage prediction failed");
       return false;
     }
     out.assign(res, res + len);

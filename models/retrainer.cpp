@@ -31,7 +31,7 @@ namespace {
 
 /// Median run times (seconds) the model gives `rows`, with its static calibration.
 bool model_medians(const runtime_model& m, const std::vector<feature_vector>& x,
-                   const std::vector<double>& req, const std::vector<char>& cap,
+                   const std::vector<double>& req, const std::vector<double>& cap_s,
                    std::vector<double>& out, std::string& error) {
   std::vector<raw_prediction> raw;
   if (!m.predict_raw(x, raw, error))
@@ -39,7 +39,7 @@ bool model_medians(const runtime_model& m, const std::vector<feature_vector>& x,
   out.resize(raw.size());
   auto& cal = m.static_calibration();
   for (std::size_t i = 0; i < raw.size(); ++i)
-    out[i] = to_estimate(raw[i], cal.add90, cal.add80, req[i], cap[i] != 0).median;
+    out[i] = to_estimate(raw[i], cal, req[i], cap_s[i]).median;
   return true;
 }
 
@@ -77,13 +77,13 @@ retrain_outcome retrain_runtime(const std::vector<finished_job>& jobs,
 
   std::vector<feature_vector> x(n);
   std::vector<double> last2(n), med(n);
-  std::vector<char> cap(n);
+  std::vector<double> cap(n);
   job_history h;
   replay(recs, h, [&](const replay_row& r) {
     x[r.index] = r.x;
     last2[r.index] = r.last2;
     med[r.index] = r.median;
-    cap[r.index] = r.cap_at_request;
+    cap[r.index] = r.cap_s;
   });
 
   std::vector<feature_vector> xt;
@@ -105,7 +105,7 @@ retrain_outcome retrain_runtime(const std::vector<finished_job>& jobs,
 
   std::vector<feature_vector> xh(x.begin() + static_cast<long>(cut), x.end());
   std::vector<double> req, actual, base;
-  std::vector<char> caps(cap.begin() + static_cast<long>(cut), cap.end());
+  std::vector<double> caps(cap.begin() + static_cast<long>(cut), cap.end());
   for (std::size_t i = cut; i < n; ++i) {
     req.push_back(recs[i].req_time);
     actual.push_back(recs[i].runtime);

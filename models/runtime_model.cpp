@@ -1,6 +1,6 @@
 #include "models/runtime_model.hpp"
 
-#include <xgboost/c_api.h>
+#include "models/xgb_handles.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -20,20 +20,7 @@ constexpr int format_version = 2;
 constexpr std::array<const char*, 2> booster_names = {"point", "spread"};
 constexpr double min_spread = 0.05; // log units: keeps normalized scores finite
 
-std::string xgb_error(const std::string& what) {
-  return what + ": " + XGBGetLastError();
-}
-
-struct dmatrix {
-  DMatrixHandle h = nullptr;
-  dmatrix() = default;
-  dmatrix(const dmatrix&) = delete;
-  dmatrix& operator=(const dmatrix&) = delete;
-  ~dmatrix() {
-    if (h)
-      XGDMatrixFree(h);
-  }
-};
+using xgb::dmatrix;
 
 struct booster {
   BoosterHandle h = nullptr;
@@ -57,7 +44,7 @@ bool make_dmatrix(const std::vector<feature_vector>& x, std::size_t from, std::s
   const float* data = to == from ? empty.data() : x[from].data();
   if (XGDMatrixCreateFromMat(data, std::max<bst_ulong>(to - from, 1), n_features,
                              std::nanf(""), &out.h) != 0) {
-    error = xgb_error("cannot build the feature matrix");
+    error = xgb::error("cannot build the feature matrix");
     return false;
   }
   return true;
@@ -310,7 +297,7 @@ struct runtime_model::impl {
     bst_ulong len = 0;
     const char* buf = nullptr;
     if (XGBoosterSaveModelToBuffer(h, R"({"format": "json"})", &len, &buf) != 0) {
-      error = xgb_error("cannot serialise booster");
+      error = xgb::error("cannot serialise booster");
       return false;
     }
     out.assign(buf, len);
@@ -381,7 +368,7 @@ bool set_params(BoosterHandle h, const model_config& c, const char* objective, d
   };
   for (auto& [k, v] : p)
     if (XGBoosterSetParam(h, k.c_str(), v.c_str()) != 0) {
-      error = xgb_error("cannot set " + k);
+      error = xgb::error("cannot set " + k);
       return false;
     }
   return true;
@@ -400,18 +387,18 @@ bool fit_booster(DMatrixHandle d, const std::vector<float>& label, const std::ve
                  std::string& error, const std::function<void()>& tick) {
   if (XGDMatrixSetFloatInfo(d, "label", label.data(), label.size()) != 0 ||
       XGDMatrixSetFloatInfo(d, "weight", w.data(), w.size()) != 0) {
-    error = xgb_error("cannot set labels");
+    error = xgb::error("cannot set labels");
     return false;
   }
   if (XGBoosterCreate(&d, 1, &out.h) != 0) {
-    error = xgb_error("cannot create booster");
+    error = xgb::error("cannot create booster");
     return false;
   }
   if (!set_params(out.h, cfg, objective, weighted_median(label, w), error))
     return false;
   for (int it = 0; it < rounds; ++it) {
     if (XGBoosterUpdateOneIter(out.h, it, d) != 0) {
-      error = xgb_error(std::string("training (") + objective + ") failed");
+      error = xgb::error(std::string("training (") + objective + ") failed");
       return false;
     }
     if (tick)
@@ -450,7 +437,7 @@ bool fit_spread(const std::vector<feature_vector>& x, const std::vector<double>&
   bst_ulong len = 0;
   const float* res = nullptr;
   if (XGBoosterPredict(point.h, d, 0, 0, 0, &len, &res) != 0 || len != n) {
-    error = xgb_error("predicting the training rows failed");
+    error = xgb::error("predicting the training rows failed");
     return false;
   }
   std::vector<float> label(n), w(n);
@@ -665,7 +652,7 @@ bool runtime_model::predict_raw_reference(const std::vector<feature_vector>& x,
     bst_ulong len = 0;
     const float* res = nullptr;
     if (XGBoosterPredict(impl_->b[k], d.h, 0, 0, 0, &len, &res) != 0) {
-      error = xgb_error("prediction failed");
+      error = xgb::error("prediction failed");
       return false;
     }
     p[k].assign(res, res + len);
@@ -751,7 +738,7 @@ bool runtime_model::load(const std::string& path, runtime_model& out, std::strin
   for (std::size_t k = 0; k < booster_names.size(); ++k) {
     if (XGBoosterCreate(nullptr, 0, &m->b[k]) != 0 ||
         XGBoosterLoadModelFromBuffer(m->b[k], m->json[k].data(), m->json[k].size()) != 0)
-      return bad(xgb_error(std::string("booster \"") + booster_names[k] + "\" does not load"));
+      return bad(xgb::error(std::string("booster \"") + booster_names[k] + "\" does not load"));
     bst_ulong nf = 0;
     if (XGBoosterGetNumFeature(m->b[k], &nf) != 0 || nf != n_features)
       return bad(std::string("booster \"") + booster_names[k] + "\" has " + std::to_string(nf) +
