@@ -612,9 +612,19 @@ TEST_P(executor_test, adopt_reports_what_is_wrong_with_an_unusable_run_dir) {
   // The job ended but its exit status was lost (as if the run dir were damaged):
   // its pid is gone, so adopt must not claim it is running.
   auto j = id("lost");
-  launch(j, {"true"});
+  auto st = launch(j, {"true"});
   ex_.reset();
-  for (int i = 0; i < 400 && !fs::exists(root_ + "/" + j + "/exit"); ++i)
+  // The shim writes the exit file and then exits: wait for both, or adopt would
+  // rightly see a live shim.
+  auto shim_running = [&] {
+    std::ifstream f("/proc/" + std::to_string(st.shim_pid) + "/stat");
+    std::string line;
+    if (!std::getline(f, line) || line.rfind(')') == std::string::npos)
+      return false;
+    const char state = line[line.rfind(')') + 2];
+    return state != 'Z' && state != 'X';
+  };
+  for (int i = 0; i < 400 && (!fs::exists(root_ + "/" + j + "/exit") || shim_running()); ++i)
     nap(50);
   fs::remove(root_ + "/" + j + "/exit");
   ex_ = std::make_unique<executor>(root_);
