@@ -6,6 +6,9 @@ CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 # ccache hits across checkouts in different folders (CI clones afresh).
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
+# libgomp spins after every parallel region by default; on a busy 2-core machine that
+# made XGBoost training 4x slower (the `tender` binary sets this itself).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test test-asan deps build build-asan clean
 

@@ -4,14 +4,24 @@
 #include "tools/commands.hpp"
 #include "tools/model_cmd.hpp"
 #include "tools/profile_cmd.hpp"
+#include "tools/replay_cmd.hpp"
+#include "tools/usage_cmd.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 #include <functional>
 
 int main(int argc, char** argv) {
   using namespace tender;
+  // libgomp reads OMP_WAIT_POLICY once, when it is loaded. Its default (spin for a
+  // while after every parallel region) made XGBoost training 4x slower on a busy
+  // 2-core machine, so unless the caller chose a policy, run again with the passive
+  // one. If the exec fails we carry on as we are.
+  if (!std::getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
+    execv("/proc/self/exe", argv);
   CLI::App app{"tender: gets every job the right resources, at the right price, before it runs"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
@@ -73,6 +83,10 @@ int main(int argc, char** argv) {
 
   std::function<int()> model_action;
   add_model_commands(app, model_action);
+  std::function<int()> replay_action;
+  add_replay_commands(app, replay_action);
+  std::function<int()> usage_action;
+  add_usage_commands(app, usage_action);
   // The node's own model, asked over the mesh.
   auto* model = app.get_subcommand("model");
   auto* mstatus = model->add_subcommand("status", "Show the model a running node predicts with");
@@ -119,6 +133,10 @@ int main(int argc, char** argv) {
     return run_model_status(ca, true);
   if (model_action)
     return model_action();
+  if (replay_action)
+    return replay_action();
+  if (usage_action)
+    return usage_action();
   if (*agent)
     return run_agent(aa);
   if (*prov)

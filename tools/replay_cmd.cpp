@@ -1,0 +1,79 @@
+#include "tools/replay_cmd.hpp"
+
+#include "actors/trace_replay.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <unistd.h>
+
+namespace tender {
+
+namespace {
+
+struct replay_args {
+  std::string swf;
+  replay_options opt;
+  bool json = false;
+  bool quiet = false;
+};
+
+/// A one-line progress bar on stderr, only when stderr is a terminal.
+void progress_bar(std::size_t done, std::size_t total) {
+  if (!isatty(STDERR_FILENO) || total == 0)
+    return;
+  const int width = 40;
+  const int fill = static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
+  std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu jobs", fill, "########################################",
+               width - fill, "", done, total);
+  if (done >= total)
+    std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+int run_replay(const replay_args& a) {
+  replay_options opt = a.opt;
+  if (!a.quiet)
+    opt.progress = progress_bar;
+  auto r = replay_swf(a.swf, opt);
+  if (auto* e = std::get_if<std::string>(&r)) {
+    std::fprintf(stderr, "tender replay: %s\n", e->c_str());
+    return 2;
+  }
+  auto& res = std::get<replay_result>(r);
+  if (a.json)
+    std::printf("%s\n", res.to_json().dump(2).c_str());
+  else
+    std::printf("%s", res.table().c_str());
+  return 0;
+}
+
+} // namespace
+
+void add_replay_commands(CLI::App& app, std::function<int()>& action) {
+  auto args = std::make_shared<replay_args>();
+  auto* rp = app.add_subcommand(
+      "replay", "Replay a job trace (SWF) through the cluster's backfilling on virtual time");
+  rp->add_option("--swf", args->swf, "Trace file (SWF, .gz or plain)")->required();
+  rp->add_option("--procs", args->opt.procs, "Machine size (default: the trace's MaxProcs)");
+  rp->add_option("--policy", args->opt.policy,
+                 "easy (requested times), easy-sjbf, easy++ (last-two + correction, SJBF), "
+                 "tender (the run-time model, trained online)")
+      ->capture_default_str();
+  rp->add_option(
+        "--plan", args->opt.tender_plan,
+        "tender: run time the plan counts on: median, lower80, upper80, upper (90 % bound)")
+      ->capture_default_str();
+  rp->add_option("--first-train", args->opt.first_train,
+                 "tender: finished jobs before the first training")
+      ->capture_default_str();
+  rp->add_option("--retrain-every", args->opt.retrain_every,
+                 "tender: finished jobs between retrainings")
+      ->capture_default_str();
+  rp->add_flag("--json", args->json, "Machine-readable output");
+  rp->add_flag("--quiet", args->quiet, "No progress bar");
+  rp->callback([args, &action] { action = [args] { return run_replay(*args); }; });
+}
+
+} // namespace tender
