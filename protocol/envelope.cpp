@@ -2,8 +2,10 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <array>
 #include <concepts>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <new>
@@ -198,6 +200,185 @@ std::optional<bad_field> find_bad_field(const msgpack::object& o, const std::str
 }
 
 // ---------------------------------------------------------------------------
+// Memory a body takes once converted.
+//
+// The first pass bounds msgpack's object tree by the frame's size, but not the
+// typed body: an element costs one byte on the wire (an empty map, `0x80`) and
+// sizeof(T) in memory, ~700 bytes for a `job_status`, so a 4 MiB `job_list` of
+// empty maps would need ~3 GB. Before converting, the body is walked against its
+// C++ type (as above) to add up what the conversion will allocate.
+
+/// What a heap string of `n` bytes costs beyond its `std::string` (short strings
+/// live inside it).
+std::uint64_t string_heap(std::uint64_t n) {
+  return n < sizeof(std::string) ? 0 : n + 1;
+}
+
+/// A red-black tree node's links and colour, beyond its value.
+constexpr std::uint64_t tree_node_overhead = 32;
+
+/// Heap bytes converting `o` to T allocates, sizeof(T) itself excluded (the
+/// parent counts it). Values that will not convert count what they would have.
+template <class T> std::uint64_t footprint(const msgpack::object& o) {
+  std::uint64_t total = 0;
+  if constexpr (define_map_struct<T>) {
+    if (o.type != msgpack::type::MAP)
+      return 0;
+    // msgpack's MSGPACK_DEFINE_MAP indexes every key in a std::map<std::string, const object*>.
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+      const auto& k = o.via.map.ptr[i].key;
+      total += sizeof(std::string) + sizeof(void*) + tree_node_overhead +
+               (k.type == msgpack::type::STR ? string_heap(k.via.str.size) : 0);
+    }
+    auto on_field = [&](const std::string& key, const auto& field) {
+      if (const msgpack::object* v = lookup(o, key))
+        total += footprint<std::decay_t<decltype(field)>>(*v);
+    };
+    const T probe{};
+    field_visitor<decltype(on_field)> fv{on_field, {}};
+    probe.msgpack_pack(fv);
+  } else if constexpr (is_vector<T>::value) {
+    if (o.type != msgpack::type::ARRAY)
+      return 0;
+    total += std::uint64_t{o.via.array.size} * sizeof(typename T::value_type);
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+      total += footprint<typename T::value_type>(o.via.array.ptr[i]);
+  } else if constexpr (is_map<T>::value) {
+    if (o.type != msgpack::type::MAP)
+      return 0;
+    total += std::uint64_t{o.via.map.size} * (sizeof(typename T::value_type) + tree_node_overhead);
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i)
+      total += footprint<typename T::key_type>(o.via.map.ptr[i].key) +
+               footprint<typename T::mapped_type>(o.via.map.ptr[i].val);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (o.type == msgpack::type::STR)
+      total += string_heap(o.via.str.size);
+    else if (o.type == msgpack::type::BIN)
+      total += string_heap(o.via.bin.size);
+  }
+  return total;
+}
+
+/// The most a decoded body may take in memory: 64 MiB, or 16 times its frame for
+/// frames above 4 MiB. Real messages take a few times their frame (the golden
+/// ones 4.7x to 6.3x, lists of default-valued elements up to ~13x, and 27x for
+/// arrays of empty strings, 1 byte on the wire and a 32-byte std::string each).
+constexpr std::uint64_t min_memory_budget = 64u << 20;
+constexpr std::uint64_t memory_per_frame_byte = 16;
+
+std::uint64_t memory_budget(std::size_t frame_bytes) {
+  return std::max(min_memory_budget, memory_per_frame_byte * std::uint64_t{frame_bytes});
+}
+
+// ---------------------------------------------------------------------------
+// Strings must be UTF-8 (MessagePack's str type says so, and tender prints what
+// it receives as JSON, which cannot hold other bytes).
+
+/// Offset of the first byte that does not belong to well-formed UTF-8 (no
+/// overlong forms, no surrogates, nothing above U+10FFFF), or npos.
+std::size_t invalid_utf8_at(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF; // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0)
+        lo = 0xA0; // overlong
+      if (c == 0xED)
+        hi = 0x9F; // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0)
+        lo = 0x90; // overlong
+      if (c == 0xF4)
+        hi = 0x8F; // above U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + n >= s.size())
+      return i; // cut short
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto b = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
+        return i;
+    }
+    i += n + 1;
+  }
+  return std::string_view::npos;
+}
+
+struct bad_string {
+  std::string path;   ///< where, as in `bad_field`; a key is named by its map's path
+  bool key = false;   ///< the string is a key of a std::map field
+  std::size_t offset; ///< of the first bad byte
+  unsigned char byte;
+};
+
+/// Whether the bytes of a str or bin (msgpack converts both to std::string) are UTF-8.
+std::optional<bad_string> check_utf8(const msgpack::object& o, const std::string& path, bool key) {
+  std::string_view text;
+  if (o.type == msgpack::type::STR)
+    text = {o.via.str.ptr, o.via.str.size};
+  else if (o.type == msgpack::type::BIN)
+    text = {o.via.bin.ptr, o.via.bin.size};
+  std::size_t at = invalid_utf8_at(text);
+  if (at == std::string_view::npos)
+    return std::nullopt;
+  return bad_string{path, key, at, static_cast<unsigned char>(text[at])};
+}
+
+/// The first value that would become a std::string of T and is not UTF-8. Walks
+/// `o` against T like `find_bad_field`; unknown keys are not looked at (they are
+/// ignored), and values of the wrong type are left to the conversion to refuse.
+template <class T>
+std::optional<bad_string> find_bad_string(const msgpack::object& o, const std::string& path) {
+  std::optional<bad_string> found;
+  if constexpr (define_map_struct<T>) {
+    if (o.type != msgpack::type::MAP)
+      return std::nullopt;
+    auto on_field = [&](const std::string& key, const auto& field) {
+      if (found)
+        return;
+      if (const msgpack::object* v = lookup(o, key))
+        found = find_bad_string<std::decay_t<decltype(field)>>(*v, join(path, key));
+    };
+    const T probe{};
+    field_visitor<decltype(on_field)> fv{on_field, {}};
+    probe.msgpack_pack(fv);
+  } else if constexpr (is_vector<T>::value) {
+    if (o.type != msgpack::type::ARRAY)
+      return std::nullopt;
+    for (std::uint32_t i = 0; i < o.via.array.size && !found; ++i)
+      found = find_bad_string<typename T::value_type>(o.via.array.ptr[i],
+                                                      path + "[" + std::to_string(i) + "]");
+  } else if constexpr (is_map<T>::value) {
+    if (o.type != msgpack::type::MAP)
+      return std::nullopt;
+    for (std::uint32_t i = 0; i < o.via.map.size && !found; ++i) {
+      const auto& kv = o.via.map.ptr[i];
+      if constexpr (std::is_same_v<typename T::key_type, std::string>)
+        if ((found = check_utf8(kv.key, path, true)))
+          break;
+      std::string child = kv.key.type == msgpack::type::STR
+                              ? join(path, std::string(kv.key.via.str.ptr, kv.key.via.str.size))
+                              : path + "[" + std::to_string(i) + "]";
+      found = find_bad_string<typename T::mapped_type>(kv.val, child);
+    }
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    found = check_utf8(o, path, false);
+  }
+  return found;
+}
+
+// ---------------------------------------------------------------------------
 // Decoding
 
 void fail(decoded& out, std::string code, std::string field, std::string message) {
@@ -232,12 +413,24 @@ using body_decoder = bool (*)(const msgpack::object&, tender::body&, decoded&);
 struct body_entry {
   std::string_view name;
   body_decoder decode;
+  std::uint64_t (*footprint)(const msgpack::object&); ///< heap bytes, the body included
+  std::optional<bad_string> (*first_bad_string)(const msgpack::object&); ///< not UTF-8
 };
+
+template <class T> std::uint64_t body_footprint(const msgpack::object& o) {
+  return sizeof(T) + footprint<T>(o);
+}
+
+template <class T> std::optional<bad_string> body_bad_string(const msgpack::object& o) {
+  return find_bad_string<T>(o, "");
+}
 
 template <std::size_t... I> constexpr auto make_body_table(std::index_sequence<I...>) {
   return std::array<body_entry, sizeof...(I)>{
       {{message_name<std::variant_alternative_t<I, tender::body>>::value,
-        &decode_body<std::variant_alternative_t<I, tender::body>>}...}};
+        &decode_body<std::variant_alternative_t<I, tender::body>>,
+        &body_footprint<std::variant_alternative_t<I, tender::body>>,
+        &body_bad_string<std::variant_alternative_t<I, tender::body>>}...}};
 }
 
 constexpr auto body_table =
@@ -371,7 +564,8 @@ void decode_into(std::string_view bytes, std::size_t max_frame, decoded& out) {
   // Best effort first, so that even a refused message can be answered.
   if (type && type->type == msgpack::type::STR)
     out.type.assign(type->via.str.ptr, type->via.str.size);
-  if (id && id->type == msgpack::type::STR)
+  if (id && id->type == msgpack::type::STR &&
+      invalid_utf8_at({id->via.str.ptr, id->via.str.size}) == std::string_view::npos)
     out.id.assign(id->via.str.ptr, id->via.str.size);
 
   if (!v) {
@@ -442,6 +636,34 @@ void decode_into(std::string_view bytes, std::size_t max_frame, decoded& out) {
   if (body_obj->type != msgpack::type::MAP) {
     fail(out, "wrong_type", "body",
          "envelope field `body`: expected the " + out.type + " map, got " + describe(*body_obj));
+    return;
+  }
+  const std::uint64_t need = entry->footprint(*body_obj);
+  if (need > memory_budget(bytes.size())) {
+    fail(out, "oversized", "body",
+         out.type + " body would take " + std::to_string(need >> 20) +
+             " MiB in memory once decoded, from a frame of " + std::to_string(bytes.size()) +
+             " bytes; the limit is " + std::to_string(memory_budget(bytes.size()) >> 20) +
+             " MiB (is it padded with empty elements?)");
+    return;
+  }
+  std::optional<bad_string> bad;
+  bool in_body = false;
+  for (const auto& [name, field] : strings)
+    if (!bad && field.first)
+      bad = check_utf8(*field.first, name, false);
+  if (!bad) {
+    bad = entry->first_bad_string(*body_obj);
+    in_body = true;
+  }
+  if (bad) {
+    std::string field = bad->path.empty() ? "body" : bad->path;
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", bad->byte);
+    fail(out, "invalid", field,
+         (in_body ? out.type + " field `" : std::string("envelope field `")) + field +
+             "`: " + (bad->key ? "a key" : "the string") + " is not valid UTF-8 (byte " + byte +
+             " at offset " + std::to_string(bad->offset) + ")");
     return;
   }
   if (!entry->decode(*body_obj, env.body, out))

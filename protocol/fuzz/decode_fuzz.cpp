@@ -1,0 +1,90 @@
+/// libFuzzer target for the wire decoder (`tender::decode`), the first code that
+/// touches every frame a peer sends. For each input it checks:
+///
+///  - decoding never crashes, hangs or throws (the sanitizers and libFuzzer's
+///    -timeout / -rss_limit_mb / -malloc_limit_mb catch the rest);
+///  - a refusal carries a known error code and a message a person can act on;
+///  - an accepted frame is stable: encode -> decode -> encode gives the same
+///    bytes, and the type and envelope fields survive;
+///  - the decoded body can be shown as JSON (`tender status --json` and friends
+///    print what came over the wire), and that JSON serializes.
+///
+/// Any violation aborts, so libFuzzer saves the input as a crash. Build and run:
+/// protocol/fuzz/build-and-run.sh (see README.md, "Fuzzing").
+
+#include "protocol/envelope.hpp"
+#include "protocol/json.hpp"
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <set>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace {
+
+[[noreturn]] void violated(const char* what, const std::string& detail) {
+  std::fprintf(stderr, "decode_fuzz: %s: %s\n", what, detail.c_str());
+  std::abort();
+}
+
+void check_refusal(const tender::decoded& d) {
+  static const std::set<std::string> codes{"oversized",  "truncated", "invalid",
+                                           "wrong_type", "version",   "unknown_type"};
+  if (!codes.contains(d.failure.code))
+    violated("unknown error code", "'" + d.failure.code + "': " + d.failure.message);
+  if (d.failure.message.empty())
+    violated("error without a message", d.failure.code);
+}
+
+/// Renders the body as JSON where protocol/json.hpp has a view of it.
+void render_json(const tender::body& b) {
+  std::visit(
+      [](const auto& m) {
+        if constexpr (requires { tender::to_json_value(m); }) {
+          std::string text;
+          try {
+            text = tender::to_json_value(m).dump(2);
+          } catch (const std::exception& e) {
+            violated("JSON view of a decoded body throws", e.what());
+          }
+          if (text.empty())
+            violated("empty JSON view", tender::type_name(tender::body(m)));
+        }
+      },
+      b);
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  tender::decoded d = tender::decode(bytes);
+  if (!d) {
+    check_refusal(d);
+    return 0;
+  }
+  const tender::envelope& first = *d.message;
+  if (d.type != tender::type_name(first.body))
+    violated("type mismatch", d.type + " decoded as " + tender::type_name(first.body));
+
+  std::string encoded = tender::encode(first);
+  // Re-encoding writes every field, so it may be longer than the frame that came in.
+  tender::decoded again = tender::decode(encoded, std::numeric_limits<std::size_t>::max());
+  if (!again)
+    violated("re-encoded message does not decode",
+             again.failure.code + ": " + again.failure.message);
+  const tender::envelope& second = *again.message;
+  if (second.body.index() != first.body.index() || second.id != first.id ||
+      second.correlation_id != first.correlation_id || second.sender != first.sender ||
+      second.sent_at != first.sent_at || second.v != first.v)
+    violated("envelope fields changed in the round trip", d.type);
+  if (tender::encode(second) != encoded)
+    violated("encode -> decode -> encode is not stable", d.type);
+
+  render_json(first.body);
+  return 0;
+}
