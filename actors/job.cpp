@@ -1,16 +1,33 @@
 // The job actor: one per job, the job's state machine.
 //
 //   submitted -> profiling -> negotiating -> committed -> running -> done | failed
-//                    |             |             |           |
-//                    |             +-> refused   |           +-> (cancel) -> cancelled
-//                    +------------- (cancel) ----+-> cancelled
+//                    |             |             |         |   ^
+//                    |             +-> refused   |         v   |
+//                    |                           |       rescaling    (a scaling need)
+//                    |                           |           |
+//                    +------------- (cancel) ----+-----------+-> cancelled
 //
 // Every transition is journaled before it is announced. After a restart the actor
 // resumes from the journaled state: profiling and negotiating start over, a
 // committed job is launched on its allocation, a running one is re-adopted.
+//
+// Scaling. While the job runs, its usage samples feed a `scaler` (actors/scaler.hpp,
+// over the deviation detector). A need it plans takes the job to `rescaling`:
+//
+//   in place:  scale_request --> the allocation's provider --> scale_offer
+//                granted --> the allocation grows/shrinks, back to running
+//                refused --> (memory growth) a move, else back to running
+//   move:      an auction among the other providers for the wanted amounts
+//                committed --> stop the old run --> its final report --> launch on the
+//                              new allocation (a restart: jobs declare no checkpoint
+//                              commands), release the old one, back to running
+//                refused   --> back to running (or failed, if the old run has died)
+//
+// Every decision is journaled (journal::save_scaling) as it is made.
 
 #include "actors/actors.hpp"
 #include "actors/auction_book.hpp"
+#include "actors/scaler.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -36,6 +53,18 @@ struct job_actor_state {
   double cpu_sum = 0;
   std::int64_t cpu_n = 0;
   usec last_journaled_sample = 0;
+  // scaling
+  std::unique_ptr<scaler> scale;    ///< watches the running job (null: not running, or disabled)
+  std::optional<scaling_plan> plan; ///< the change being carried out (state rescaling)
+  bool moving = false;              ///< a move is under way
+  std::string move_from;            ///< ... from this allocation
+  caf::actor old_provider;
+  std::optional<allocation> move_alloc; ///< the new allocation, committed, not yet launched
+  caf::actor move_provider;
+  bool old_ended = false;           ///< the old run has ended (stopped, or by itself)
+  std::string old_end;              ///< how it ended
+  bool launch_pending = false;      ///< a launch after a move, not yet seen running
+  std::vector<offer_summary> offers_before_move;
   static inline const char* name = "job";
 };
 
@@ -180,9 +209,277 @@ void launch_job(job_actor* self) {
   self->send(st.provider, l);
 }
 
+// --- scaling ---------------------------------------------------------------------
+
+std::string mib_text(bytes_t b) { return std::to_string(b >> 20) + " MiB"; }
+
+std::string cores_text(millicores c) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f cores", static_cast<double>(c) / 1000.0);
+  return buf;
+}
+
+/// "memory 200 MiB -> 800 MiB", naming only what changes.
+std::string change_text(const resources& from, const resources& to) {
+  std::string out;
+  if (from.memory != to.memory)
+    out += "memory " + mib_text(from.memory) + " -> " + mib_text(to.memory);
+  if (from.cpu != to.cpu)
+    out += (out.empty() ? "" : ", ") + std::string("CPU ") + cores_text(from.cpu) + " -> " +
+           cores_text(to.cpu);
+  return out.empty() ? "no change" : out;
+}
+
+void journal_decision(job_actor* self, const scaling_decision& d) {
+  auto& st = self->state;
+  st.ctx->journal->save_scaling(d);
+  st.ctx->log->info("job {}: scaling: {} ({}) {} by {}: {}", st.rec.job_id, d.need, d.action,
+                    d.outcome, d.by, d.detail);
+}
+
+/// Back to running after a change (or an attempt at one).
+void end_rescaling(job_actor* self, const std::string& reason) {
+  auto& st = self->state;
+  st.plan.reset();
+  st.moving = false;
+  st.move_alloc.reset();
+  st.move_provider = caf::actor{};
+  st.old_provider = caf::actor{};
+  if (st.rec.status.state == job_state::rescaling)
+    move_to(self, job_state::running, reason);
+}
+
+void move_failed(job_actor* self, const std::string& why) {
+  auto& st = self->state;
+  if (st.plan)
+    journal_decision(self, st.scale->move_failed(*st.plan, why, st.ctx->now()));
+  if (st.old_ended) {
+    st.moving = false;
+    st.plan.reset();
+    return move_to(self, job_state::failed,
+                   st.old_end + "; the move to a larger allocation failed: " + why);
+  }
+  end_rescaling(self, "move failed: " + why);
+}
+
+/// The old run is over and the new allocation committed: launch the job on it.
+void finish_move(job_actor* self) {
+  auto& st = self->state;
+  const auto now = st.ctx->now();
+  const allocation to = *st.move_alloc;
+  const allocation from = *st.rec.alloc;
+  st.ctx->journal->save_release(
+    release{from.allocation_id, from.offer_id, st.rec.job_id, "moved to " + to.provider}, now);
+  st.rec.alloc = to;
+  st.provider = st.move_provider;
+  st.rec.status.provider = to.provider;
+  st.rec.status.allocation_id = to.allocation_id;
+  st.rec.status.price += to.price; // the old allocation is paid for too
+  st.rec.status.allocated = to.granted;
+  if (!st.provider) {
+    st.old_ended = true;
+    return move_failed(self, "provider " + to.provider + " is not connected");
+  }
+  const std::string detail = "restarted on " + to.provider + " (" + change_text(from.granted,
+                             to.granted) + "): the job declares no checkpoint/restart commands, "
+                             "so it starts over; the run on " + from.provider + " ended: " +
+                             st.old_end;
+  journal_decision(self, st.scale->moved(*st.plan, to, detail, now));
+  st.launch_pending = true;
+  launch_job(self);
+  end_rescaling(self, "moved to " + to.provider + " (" + change_text(from.granted, to.granted) +
+                        "), restarted");
+}
+
+/// A round of the move's auction has ended.
+void on_move_round(job_actor* self, round_result& r) {
+  auto& st = self->state;
+  std::vector<offer_summary> all = st.offers_before_move;
+  all.insert(all.end(), r.offers.begin(), r.offers.end());
+  st.rec.status.offers = std::move(all);
+  if (r.next_round && !st.cancel_requested)
+    return start_round(self, r.best_price);
+  if (st.cancel_requested) {
+    if (r.committed) {
+      self->send(find_provider(st.providers, r.alloc.provider),
+                 release{r.alloc.allocation_id, r.alloc.offer_id, st.rec.job_id, st.cancel_reason});
+      st.ctx->journal->save_release(
+        release{r.alloc.allocation_id, r.alloc.offer_id, st.rec.job_id, st.cancel_reason},
+        st.ctx->now());
+    }
+    st.moving = false;
+    if (st.old_ended)
+      move_to(self, job_state::cancelled, st.cancel_reason);
+    return; // the old run's final report ends the job
+  }
+  if (!r.committed)
+    return move_failed(self, "no other provider took it: " + r.reason);
+  st.ctx->journal->save_allocation(r.alloc, st.ctx->now());
+  st.move_alloc = r.alloc;
+  st.move_provider = find_provider(st.providers, r.alloc.provider);
+  if (st.old_ended)
+    return finish_move(self);
+  // Stop the old run; its final report finishes the move.
+  if (st.old_provider)
+    self->send(st.old_provider, stop_atom::value, st.rec.job_id,
+               "moving to " + r.alloc.provider + " for " +
+                 change_text(st.plan->held, st.plan->wanted));
+}
+
+/// Negotiates a new allocation with every provider but the current one.
+void start_move(job_actor* self) {
+  auto& st = self->state;
+  st.moving = true;
+  st.move_from = st.rec.alloc->allocation_id;
+  st.old_provider = st.provider;
+  st.old_ended = false;
+  st.old_end.clear();
+  st.move_alloc.reset();
+  st.offers_before_move = st.rec.status.offers;
+  self->request(st.intake, std::chrono::seconds(5), providers_atom::value)
+    .then(
+      [self](provider_directory& d) {
+        auto& st = self->state;
+        if (!st.moving)
+          return;
+        provider_directory others;
+        for (std::size_t i = 0; i < d.names.size(); ++i)
+          if (d.names[i] != st.rec.alloc->provider) {
+            others.names.push_back(d.names[i]);
+            others.actors.push_back(d.actors[i]);
+            others.remote.push_back(d.remote[i]);
+          }
+        if (others.names.empty())
+          return move_failed(self, "no other provider is connected");
+        st.providers = d; // the new allocation's provider is looked up here
+        resource_request req;
+        req.job_id = st.rec.job_id;
+        req.auction_id = st.ctx->new_id("a");
+        req.profile = st.rec.status.profile;
+        req.profile.job_id = st.rec.job_id;
+        req.profile.mem_peak = std::max(req.profile.mem_peak, st.rec.status.mem_used_peak);
+        req.request = st.scale->move_target(*st.plan);
+        req.software = st.rec.spec.software;
+        req.deadline = st.rec.spec.deadline;
+        req.max_cost = st.rec.spec.max_cost;
+        req.protocol = st.ctx->cfg.auction.protocol;
+        std::set<std::string> names(others.names.begin(), others.names.end());
+        st.book = std::make_shared<auction_book>(req, names);
+        st.round = 0;
+        ++st.round;
+        round_args a;
+        a.book = st.book;
+        a.providers = others;
+        a.round = st.round;
+        a.previous_best = 0;
+        a.job = caf::actor_cast<caf::actor>(self);
+        spawn_round(self->system(), st.ctx, std::move(a));
+      },
+      [self](caf::error& e) { move_failed(self, "provider directory: " + self->system().render(e)); });
+}
+
+void on_scale_answer(job_actor* self, const scale_offer* o, const std::string& err) {
+  auto& st = self->state;
+  // The job may have ended, or been cancelled, while the provider thought.
+  if (!st.plan || st.moving || st.rec.status.state != job_state::rescaling)
+    return;
+  const auto now = st.ctx->now();
+  const scaling_plan p = *st.plan;
+  auto a = o ? st.scale->answered(p, *o, now) : st.scale->unanswered(p, err, now);
+  journal_decision(self, a.decision);
+  if (a.decision.outcome == "granted") {
+    st.rec.alloc->granted = a.decision.granted;
+    st.rec.status.allocated = a.decision.granted;
+    st.rec.status.price = std::max<micros>(0, st.rec.status.price + a.decision.price_delta);
+    st.ctx->journal->save_allocation(*st.rec.alloc, now);
+    return end_rescaling(self, "in place by " + a.decision.by + ": " +
+                                 change_text(p.held, a.decision.granted));
+  }
+  if (a.move && !st.cancel_requested) {
+    st.plan->action = scaling_action::move;
+    return start_move(self);
+  }
+  end_rescaling(self, "in place refused by " + a.decision.by + ": " + a.decision.detail);
+}
+
+/// Carries out what the scaler planned.
+void act_on(job_actor* self, scaling_plan p) {
+  auto& st = self->state;
+  const auto now = st.ctx->now();
+  switch (p.action) {
+    case scaling_action::extend:
+      return journal_decision(self, st.scale->extended(p, now));
+    case scaling_action::none:
+      return journal_decision(self, st.scale->not_acted(p, now));
+    case scaling_action::move:
+    case scaling_action::in_place:
+      break;
+  }
+  const std::string why = std::string(to_string(p.need.kind)) + ": " + p.need.reason;
+  st.plan = p;
+  move_to(self, job_state::rescaling, why);
+  if (p.action == scaling_action::move)
+    return start_move(self); // in place is known to be impossible here
+  if (!st.provider)
+    return on_scale_answer(self, nullptr, "provider " + st.rec.alloc->provider +
+                                            " is not connected");
+  self->request(st.provider, std::chrono::microseconds(st.ctx->cfg.scaling.answer_timeout),
+                st.scale->request(p))
+    .then([self](scale_offer& o) { on_scale_answer(self, &o, ""); },
+          [self](caf::error& e) { on_scale_answer(self, nullptr, self->system().render(e)); });
+}
+
+/// Feeds the running job's samples to its scaler and acts on what it plans.
+void watch(job_actor* self, const usage_report& r) {
+  auto& st = self->state;
+  auto& s = st.rec.status;
+  if (!st.ctx->cfg.scaling.enabled || !st.rec.alloc)
+    return;
+  if (!st.scale && s.state == job_state::running) {
+    st.scale = std::make_unique<scaler>(st.rec.job_id, *st.rec.alloc,
+                                        s.started_at > 0 ? s.started_at : st.ctx->now(),
+                                        s.profile.runtime_hi, st.ctx->cfg.scaling);
+  }
+  if (!st.scale || r.allocation_id != st.scale->allocation_id())
+    return;
+  for (auto& x : r.samples)
+    st.scale->observe(x);
+  if (r.final || s.state != job_state::running || st.plan)
+    return;
+  if (auto p = st.scale->check(st.ctx->now()))
+    act_on(self, std::move(*p));
+}
+
 void on_usage(job_actor* self, usage_report& r) {
   auto& st = self->state;
   auto& s = st.rec.status;
+  if (st.moving && r.final && r.allocation_id == st.move_from) {
+    // The old run of a move has ended. Unless it finished its work (or the job was
+    // cancelled), the job restarts on the new allocation.
+    for (auto& x : r.samples) {
+      s.mem_used_peak = std::max(s.mem_used_peak, x.rss);
+      st.ctx->journal->save_usage(st.rec.job_id, x);
+    }
+    if (r.exit_code != 0 && !st.cancel_requested) {
+      st.old_ended = true;
+      st.old_end = r.reason.empty() ? "exit " + std::to_string(r.exit_code) : r.reason;
+      if (st.move_alloc)
+        finish_move(self);
+      return;
+    }
+    if (st.move_alloc) {
+      release rel{st.move_alloc->allocation_id, st.move_alloc->offer_id, st.rec.job_id,
+                  st.cancel_requested ? st.cancel_reason : "the job finished before the move"};
+      if (st.move_provider)
+        self->send(st.move_provider, rel);
+      st.ctx->journal->save_release(rel, st.ctx->now());
+    }
+    st.moving = false;
+    st.move_alloc.reset();
+    // ... and it ends here like any job.
+  }
+  if (st.launch_pending && !r.final && r.allocation_id == st.rec.alloc->allocation_id)
+    st.launch_pending = false;
   if (r.started_at > 0 && s.started_at == 0)
     s.started_at = r.started_at;
   for (auto& x : r.samples) {
@@ -198,9 +495,13 @@ void on_usage(job_actor* self, usage_report& r) {
   // A job that ended before its first sample still ran: it passes through running.
   if (s.state == job_state::committed && (!r.final || r.started_at > 0)) {
     move_to(self, job_state::running, "started on " + st.rec.alloc->provider);
+  } else if (s.state == job_state::rescaling && !st.plan && !r.final) {
+    // Journaled as rescaling by a node that then stopped: the change was lost with it.
+    move_to(self, job_state::running, "re-adopted; an interrupted resize is looked at again");
   } else if (!r.samples.empty()) {
     publish(self);
   }
+  watch(self, r);
   if (r.final) {
     s.exit_code = r.exit_code;
     if (r.finished_at > 0)
@@ -288,6 +589,8 @@ caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, ca
       [self](resume_atom, int attempt) { readopt(self, attempt); },
       [self](round_result& r) {
         auto& st = self->state;
+        if (st.moving)
+          return on_move_round(self, r);
         st.rec.status.offers = r.offers;
         if (st.cancel_requested && !r.committed)
           return move_to(self, job_state::cancelled, st.cancel_reason);
@@ -313,7 +616,8 @@ caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, ca
       [self](error& e) {
         // The provider refused the launch (lease) or something went wrong.
         auto& st = self->state;
-        if (st.rec.status.state == job_state::committed) {
+        if (st.rec.status.state == job_state::committed || st.launch_pending) {
+          st.launch_pending = false;
           release_allocation(self, "launch refused");
           move_to(self, job_state::failed, "launch refused: " + e.message);
         } else {

@@ -144,6 +144,32 @@ const std::vector<std::vector<const char*>> migrations = {
            ))",
         "CREATE INDEX negotiations_job ON negotiations(job_id, at)",
     },
+    // 4: scaling decisions of running jobs (`tender explain`'s scaling section). Amounts
+    // are columns so that a person can query them with sqlite3.
+    {
+        R"(CREATE TABLE scaling (
+             id             INTEGER PRIMARY KEY,
+             job_id         TEXT    NOT NULL REFERENCES jobs(job_id),
+             at             INTEGER NOT NULL,
+             need           TEXT    NOT NULL,
+             action         TEXT    NOT NULL,
+             outcome        TEXT    NOT NULL,
+             by_whom        TEXT    NOT NULL,
+             allocation_id  TEXT    NOT NULL,
+             held_cpu       INTEGER NOT NULL,
+             held_memory    INTEGER NOT NULL,
+             wanted_cpu     INTEGER NOT NULL,
+             wanted_memory  INTEGER NOT NULL,
+             granted_cpu    INTEGER NOT NULL,
+             granted_memory INTEGER NOT NULL,
+             price_delta    INTEGER NOT NULL,
+             disruptive     INTEGER NOT NULL,
+             reason         TEXT    NOT NULL,
+             detail         TEXT    NOT NULL,
+             body           BLOB    NOT NULL
+           ))",
+        "CREATE INDEX scaling_job ON scaling(job_id, id)",
+    },
 };
 
 static_assert(journal::current_schema_version > 0);
@@ -666,6 +692,35 @@ bool journal::save_negotiation(const negotiation_record& n) {
   });
 }
 
+bool journal::save_scaling(const scaling_decision& d) {
+  std::lock_guard lock(mu_);
+  return write("save_scaling " + d.job_id, [&] {
+    return prepare("INSERT INTO scaling (job_id, at, need, action, outcome, by_whom, "
+                   "allocation_id, held_cpu, held_memory, wanted_cpu, wanted_memory, granted_cpu, "
+                   "granted_memory, price_delta, disruptive, reason, detail, body) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(d.job_id)
+        .bind(d.at)
+        .bind(d.need)
+        .bind(d.action)
+        .bind(d.outcome)
+        .bind(d.by)
+        .bind(d.allocation_id)
+        .bind(d.held.cpu)
+        .bind(d.held.memory)
+        .bind(d.wanted.cpu)
+        .bind(d.wanted.memory)
+        .bind(d.granted.cpu)
+        .bind(d.granted.memory)
+        .bind(d.price_delta)
+        .bind(d.disruptive)
+        .bind(d.reason)
+        .bind(d.detail)
+        .bind_blob(pack(d))
+        .run();
+  });
+}
+
 bool journal::update_offer_verdict(const std::string& offer_id, const std::string& verdict) {
   std::lock_guard lock(mu_);
   return write("update_offer_verdict " + offer_id, [&] {
@@ -1000,6 +1055,24 @@ std::vector<negotiation_record> journal::negotiations(const std::string& job_id)
   }
   if (!q.ok())
     fail("negotiations " + job_id + ": " + step_error_);
+  return out;
+}
+
+std::vector<scaling_decision> journal::scaling(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  std::vector<scaling_decision> out;
+  auto q = prepare("SELECT id, body FROM scaling WHERE job_id = ? ORDER BY id");
+  q.bind(job_id);
+  while (q.next_row()) {
+    scaling_decision d;
+    if (unpack(q.blob(1), d))
+      out.push_back(std::move(d));
+    else
+      fail("scaling decision " + std::to_string(q.int64(0)) + " of " + job_id +
+           ": cannot decode");
+  }
+  if (!q.ok())
+    fail("scaling " + job_id + ": " + step_error_);
   return out;
 }
 

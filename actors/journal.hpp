@@ -82,7 +82,7 @@ struct journal_options {
 class journal {
 public:
   /// The schema version this code writes (the number of migrations).
-  static constexpr int current_schema_version = 3;
+  static constexpr int current_schema_version = 4;
 
   /// Opens (creating or migrating) `path`. Error message names the path and cause.
   static std::variant<std::unique_ptr<journal>, std::string> open(const std::string& path);
@@ -136,6 +136,9 @@ public:
   bool save_status(const job_status& s);
   bool save_usage(const std::string& job_id, const usage_sample& s);
   bool save_sla_event(const sla_event& e);
+  /// One scaling decision of a running job (need, action, outcome, amounts, by whom).
+  /// Added with schema version 4.
+  bool save_scaling(const scaling_decision& d);
 
   /// Group commit: writes between `begin_batch()` and `commit_batch()` share one
   /// transaction (one WAL commit). Each write still succeeds or fails on its own
@@ -159,6 +162,8 @@ public:
   std::vector<offer_explanation> offer_explanations(const std::string& job_id) const;
   /// The job's auctions (more than one when a restart began its negotiation again).
   std::vector<negotiation_record> negotiations(const std::string& job_id) const;
+  /// The job's scaling decisions, oldest first.
+  std::vector<scaling_decision> scaling(const std::string& job_id) const;
 
 private:
   struct statements;

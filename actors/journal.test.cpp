@@ -340,6 +340,61 @@ TEST_F(journal_test, score_breakdowns_and_negotiations_survive_a_reopen) {
   EXPECT_TRUE(j->negotiations("nope").empty());
 }
 
+TEST_F(journal_test, scaling_decisions_survive_a_reopen_in_order) {
+  scaling_decision grown;
+  grown.job_id = "j1";
+  grown.at = 50;
+  grown.need = "grow_memory";
+  grown.action = "in_place";
+  grown.outcome = "granted";
+  grown.by = "local";
+  grown.allocation_id = "a1";
+  grown.held = {1000, 200ll << 20, 0, "", 0};
+  grown.wanted = {1000, 800ll << 20, 0, "", 0};
+  grown.granted = grown.wanted;
+  grown.price_delta = 1'234;
+  grown.reason = "memory at 120 MiB grows 1200.00 MiB/min";
+  grown.detail = "raised";
+  scaling_decision refused = grown;
+  refused.at = 60;
+  refused.need = "shrink";
+  refused.outcome = "refused";
+  refused.granted = refused.held;
+  refused.price_delta = 0;
+  refused.detail = "limits cannot change in place: in-place resize needs cgroups";
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    ASSERT_TRUE(j->save_scaling(grown));
+    ASSERT_TRUE(j->save_scaling(refused));
+  }
+  auto j = open_ok(path_);
+  EXPECT_EQ(j->scaling("j1"), (std::vector<scaling_decision>{grown, refused}));
+  EXPECT_TRUE(j->scaling("nope").empty());
+  // The amounts are plain columns, for a person with sqlite3.
+  EXPECT_EQ(raw_text(path_, "SELECT granted_memory FROM scaling WHERE need = 'grow_memory'"),
+            std::to_string(800ll << 20));
+}
+
+TEST_F(journal_test, a_version_3_database_gains_the_scaling_table) {
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  }
+  // Back to version 3 as a tender before the scaling issue left it.
+  raw_exec(path_, "DROP TABLE scaling; PRAGMA user_version = 3;");
+  auto j = open_ok(path_);
+  EXPECT_EQ(j->schema_version(), 4);
+  EXPECT_EQ(raw_text(path_, "SELECT name FROM sqlite_master WHERE name = 'scaling_job'"),
+            "scaling_job");
+  scaling_decision d;
+  d.job_id = "j1";
+  d.need = "grow_cpu";
+  EXPECT_TRUE(j->save_scaling(d));
+  EXPECT_EQ(j->scaling("j1").size(), 1u);
+  EXPECT_TRUE(j->load_job("j1"));
+}
+
 TEST_F(journal_test, status_offers_used_when_no_offer_rows) {
   auto j = open_ok(path_);
   ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));

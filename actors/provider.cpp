@@ -126,6 +126,8 @@ struct remote_state {
   std::map<std::string, caf::actor> jobs;     ///< job id -> job actor
   std::set<std::string> confirmed;            ///< offer ids already confirmed once
   std::deque<std::string> confirmed_order;    ///< bounds `confirmed`
+  /// Resize requests waiting for the remote process's scale_offer, by allocation id.
+  std::map<std::string, std::deque<caf::response_promise>> scales;
   std::int64_t offers = 0;
   std::int64_t wins = 0;
   static inline const char* name = "remote_provider";
@@ -166,7 +168,12 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
         self->state.jobs[l.job_id] = sender_of(self);
         forward(self, l);
       },
-      [self](scale_request& r) { forward(self, r); },
+      [self](scale_request& r) -> caf::result<scale_offer> {
+        auto rp = self->make_response_promise<scale_offer>();
+        self->state.scales[r.allocation_id].push_back(rp);
+        forward(self, r);
+        return rp;
+      },
       [self](stop_atom, std::string& job_id, std::string& reason) {
         forward(self, release{"", "", job_id, "stop: " + reason});
       },
@@ -243,6 +250,18 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
                 if (fin)
                   st.jobs.erase(it);
               }
+            } else if constexpr (std::is_same_v<T, scale_offer>) {
+              auto it = st.scales.find(b.allocation_id);
+              if (it == st.scales.end() || it->second.empty()) {
+                st.ctx->log->warn("remote provider {}: unasked scale_offer for {}",
+                                  st.hello.name, b.allocation_id);
+                return;
+              }
+              auto rp = it->second.front();
+              it->second.pop_front();
+              if (it->second.empty())
+                st.scales.erase(it);
+              rp.deliver(std::move(b));
             } else if constexpr (std::is_same_v<T, error>) {
               // A launch refusal names the job in `field` as "job:<id>".
               if (b.field.rfind("job:", 0) == 0) {

@@ -49,6 +49,8 @@ busy_markup = 1.5
 latency = "1ms"
 availability = 0.99
 software = ["sh", "coreutils", "gzip", "python3"]
+# When busy, offer the start the plan projects (EASY backfilling) up to a day ahead.
+plan_horizon = "24h"
 
 # A cloud market with cheap, preemptible spot capacity.
 [[providers]]
@@ -144,6 +146,39 @@ void read_scoring(const table_reader& t, scoring_config& s) {
   if (auto v = t.number_in("deadline_target", 0, 1)) s.deadline_target = *v;
 }
 
+void read_scaling(const table_reader& t, scaling_config& s) {
+  t.allow_only({"enabled", "memory_horizon", "memory_window", "memory_margin", "throttle_window",
+                "throttle_share", "cpu_margin", "shrink_window", "runtime_extension", "min_gain",
+                "disruptive_gap", "max_step", "answer_timeout", "move"});
+  if (auto v = t.boolean("enabled")) s.enabled = *v;
+  if (auto v = t.positive_duration("memory_horizon")) s.memory_horizon = *v;
+  if (auto v = t.positive_duration("memory_window")) s.memory_window = *v;
+  if (auto v = t.number_in("memory_margin", 0, 10)) s.memory_margin = *v;
+  if (auto v = t.positive_duration("throttle_window")) s.throttle_window = *v;
+  if (auto v = t.number_in("throttle_share", 0, 1)) {
+    if (*v <= 0) t.fail("throttle_share", "must be positive (0 would call every job throttled)");
+    s.throttle_share = *v;
+  }
+  if (auto v = t.number_in("cpu_margin", 0, 10)) s.cpu_margin = *v;
+  if (auto v = t.positive_duration("shrink_window")) s.shrink_window = *v;
+  if (auto v = t.number_in("runtime_extension", 0, 100)) {
+    if (*v <= 0) t.fail("runtime_extension", "must be positive (the extended end must lie ahead)");
+    s.runtime_extension = *v;
+  }
+  if (auto v = t.number_in("min_gain", 0, 0.99)) s.min_gain = *v;
+  if (auto v = t.duration("disruptive_gap")) s.disruptive_gap = *v;
+  if (auto v = t.number_in("max_step", 1, 1000)) {
+    if (*v <= 1) t.fail("max_step", "must be above 1 (1 would forbid every change)");
+    s.max_step = *v;
+  }
+  if (auto v = t.positive_duration("answer_timeout")) s.answer_timeout = *v;
+  if (auto v = t.boolean("move")) s.move = *v;
+  // The trend needs history reaching at least as far as the horizon it projects.
+  if (s.memory_window < s.memory_horizon / 10)
+    t.fail("memory_window", "is shorter than a tenth of memory_horizon: the trend would be "
+                            "projected more than ten times as far as it was seen");
+}
+
 /// `cpus`: a number of cores, or "auto" (this machine's, local providers only).
 void read_provider_cpus(const table_reader& t, provider_config& p) {
   auto n = t.get("cpus");
@@ -213,7 +248,7 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
                 "refuse_probability", "preemption_per_hour", "availability", "seed", "latency",
                 "hold_ttl", "software", "cpu_features", "max_instances", "slurm_conf",
                 "partition", "account", "reservation_user", "slurm_bin_dir", "command_timeout",
-                "poll_interval"});
+                "poll_interval", "plan_horizon"});
   provider_config p;
   auto name = t.nonempty_string("name");
   if (!name) t.fail("name", "missing (every provider needs a unique name)");
@@ -234,6 +269,8 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
                    "provisioning_delay", "refuse_probability", "preemption_per_hour"})
     if (p.kind == "slurm" && t.has(key))
       t.fail(key, "does not apply to slurm providers (start times come from Slurm; no GPUs)");
+  if (p.kind != "local" && t.has("plan_horizon"))
+    t.fail("plan_horizon", "only applies to local providers (the internal cluster's plan)");
   for (auto key : {"price_per_core_hour", "price_per_gib_hour", "price_per_gpu_hour", "busy_markup"})
     if (p.kind == "market" && t.has(key))
       t.fail(key, "only applies to local providers (a market's prices come from its catalogue)");
@@ -255,6 +292,7 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
   if (p.kind == "market" && !p.offer_spot && !p.offer_on_demand)
     t.fail("offer_on_demand", "offer_spot and offer_on_demand are both false: the market would offer nothing");
   if (auto v = t.duration("provisioning_delay")) p.provisioning_delay = *v;
+  if (auto v = t.duration("plan_horizon")) p.plan_horizon = *v;
   if (auto v = t.number_in("refuse_probability", 0, 1)) p.refuse_probability = *v;
   if (auto v = t.number_in("preemption_per_hour", 0, 1e6)) p.preemption_per_hour = *v;
   if (auto v = t.number_in("availability", 0, 1)) {
@@ -304,12 +342,13 @@ void read_providers(const table_reader& top, node_config& c, const std::string& 
 node_config read_config(const toml::table& root, const std::string& file_name,
                         const std::string& base_dir) {
   table_reader top(root, "", file_name);
-  top.allow_only({"node", "auction", "scoring", "models", "providers"});
+  top.allow_only({"node", "auction", "scoring", "scaling", "models", "providers"});
   node_config c;
   c.source = file_name;
   if (auto t = top.sub_table("node")) read_node(*t, c, base_dir);
   if (auto t = top.sub_table("auction")) read_auction(*t, c.auction);
   if (auto t = top.sub_table("scoring")) read_scoring(*t, c.scoring);
+  if (auto t = top.sub_table("scaling")) read_scaling(*t, c.scaling);
   if (auto t = top.sub_table("models")) {
     t->allow_only({"runtime", "retrain_every", "retrain_min_jobs"});
     if (auto v = t->string("runtime"))

@@ -27,6 +27,26 @@ struct scoring_config {
   double deadline_target = 0.9; ///< minimum probability of meeting the deadline
 };
 
+/// `[scaling]`: how a running job's usage is watched and acted on (actors/scaler.hpp).
+/// The detector's knobs (models/deviation.hpp `deviation_options`) with the agent's
+/// defaults, plus what the scaler may do about a need.
+struct scaling_config {
+  bool enabled = true;              ///< watch running jobs and resize them
+  usec memory_horizon = 600'000'000; ///< act when memory would cross its limit within this
+  usec memory_window = 1'800'000'000; ///< the memory trend is fitted over this much history
+  double memory_margin = 0.10;      ///< headroom over the projected / peak memory
+  usec throttle_window = 300'000'000; ///< CPU must be held at its limit over this window ...
+  double throttle_share = 0.5;      ///< ... in at least this share of the samples
+  double cpu_margin = 0.10;         ///< headroom over the recent CPU peaks
+  usec shrink_window = 3'600'000'000; ///< low use for this long gives capacity back
+  double runtime_extension = 0.25;  ///< a job past its predicted end gets elapsed x (1 + this)
+  double min_gain = 0.05;           ///< no change for less than this share
+  usec disruptive_gap = 3'600'000'000; ///< at most one disruptive action (a move) per this
+  double max_step = 4.0;            ///< one change at most multiplies a resource by this
+  usec answer_timeout = 5'000'000;  ///< a provider that does not answer a resize has refused
+  bool move = true;                 ///< when in place is refused, move a job that would die
+};
+
 struct node_config {
   std::string node_name = "tender";
   std::string listen = "tcp://127.0.0.1:7470";
@@ -34,6 +54,7 @@ struct node_config {
   usec sample_interval = 100'000; ///< usage sampling period (10 Hz)
   auction_config auction;
   scoring_config scoring;
+  scaling_config scaling;
   std::vector<provider_config> providers;
   std::string models_runtime; ///< [models] runtime = "PATH" (may be empty)
   usec models_retrain_every = 0; ///< [models] retrain_every = "6h" (0 = only on demand)

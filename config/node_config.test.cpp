@@ -235,7 +235,7 @@ TEST(node_config, duplicate_provider_names_are_refused) {
 
 TEST(node_config, unknown_keys_are_refused) {
   EXPECT_ERROR("[nodes]\nname = \"x\"\n", "nodes",
-               "unknown key (expected one of: node, auction, scoring, models, providers)");
+               "unknown key (expected one of: node, auction, scoring, scaling, models, providers)");
   EXPECT_ERROR("[node]\nnmae = \"x\"\n", "node.nmae",
                "unknown key (expected one of: name, listen, data_dir, sample_interval)");
   EXPECT_ERROR("[models]\nruntme = \"x\"\n", "models.runtme", "unknown key (expected one of: runtime, retrain_every, retrain_min_jobs)");
@@ -380,6 +380,61 @@ TEST(node_config, slurm_provider_keys) {
                "does not apply to slurm providers (start times come from Slurm; no GPUs)");
   EXPECT_ERROR(slurm + "command_timeout = \"0s\"\n", "providers[0].command_timeout",
                "must be positive");
+}
+
+TEST(node_config, scaling_defaults_and_every_key) {
+  const scaling_config d = ok("").scaling;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.memory_horizon, 10 * 60 * sec_us);
+  EXPECT_EQ(d.memory_window, 30 * 60 * sec_us);
+  EXPECT_EQ(d.disruptive_gap, 3600 * sec_us);
+  EXPECT_DOUBLE_EQ(d.min_gain, 0.05);
+  EXPECT_DOUBLE_EQ(d.max_step, 4.0);
+  EXPECT_TRUE(d.move);
+
+  auto c = ok("[scaling]\nenabled = false\nmemory_horizon = \"5s\"\nmemory_window = \"2m\"\n"
+              "memory_margin = 0.2\nthrottle_window = \"30s\"\nthrottle_share = 0.8\n"
+              "cpu_margin = 0\nshrink_window = \"10s\"\nruntime_extension = 0.5\n"
+              "min_gain = 0.1\ndisruptive_gap = \"0s\"\nmax_step = 2.5\n"
+              "answer_timeout = \"2s\"\nmove = false\n")
+            .scaling;
+  EXPECT_FALSE(c.enabled);
+  EXPECT_EQ(c.memory_horizon, 5 * sec_us);
+  EXPECT_EQ(c.memory_window, 120 * sec_us);
+  EXPECT_DOUBLE_EQ(c.memory_margin, 0.2);
+  EXPECT_EQ(c.throttle_window, 30 * sec_us);
+  EXPECT_DOUBLE_EQ(c.throttle_share, 0.8);
+  EXPECT_DOUBLE_EQ(c.cpu_margin, 0.0);
+  EXPECT_EQ(c.shrink_window, 10 * sec_us);
+  EXPECT_DOUBLE_EQ(c.runtime_extension, 0.5);
+  EXPECT_DOUBLE_EQ(c.min_gain, 0.1);
+  EXPECT_EQ(c.disruptive_gap, 0);
+  EXPECT_DOUBLE_EQ(c.max_step, 2.5);
+  EXPECT_EQ(c.answer_timeout, 2 * sec_us);
+  EXPECT_FALSE(c.move);
+}
+
+TEST(node_config, bad_scaling_values_name_the_key) {
+  EXPECT_ERROR("[scaling]\nenable = true\n", "scaling.enable",
+               "unknown key (expected one of: enabled, memory_horizon, memory_window, "
+               "memory_margin, throttle_window, throttle_share, cpu_margin, shrink_window, "
+               "runtime_extension, min_gain, disruptive_gap, max_step, answer_timeout, move)");
+  EXPECT_ERROR("[scaling]\nenabled = \"yes\"\n", "scaling.enabled",
+               "expected a boolean (true or false), got string");
+  EXPECT_ERROR("[scaling]\nmemory_horizon = \"0s\"\n", "scaling.memory_horizon",
+               "must be positive");
+  EXPECT_ERROR("[scaling]\nmemory_margin = -0.1\n", "scaling.memory_margin",
+               "must be between 0 and 10, got -0.1");
+  EXPECT_ERROR("[scaling]\nmin_gain = 1\n", "scaling.min_gain",
+               "must be between 0 and 0.99, got 1");
+  EXPECT_ERROR("[scaling]\nmax_step = 1\n", "scaling.max_step",
+               "must be above 1 (1 would forbid every change)");
+  EXPECT_ERROR("[scaling]\nthrottle_share = 0\n", "scaling.throttle_share",
+               "must be positive (0 would call every job throttled)");
+  EXPECT_ERROR("[scaling]\nmemory_horizon = \"2h\"\nmemory_window = \"10m\"\n",
+               "scaling.memory_window",
+               "is shorter than a tenth of memory_horizon: the trend would be projected more "
+               "than ten times as far as it was seen");
 }
 
 TEST(node_config_examples, sample_config_parses) {

@@ -36,4 +36,35 @@ struct scale_offer {
                      delay, reason)
 };
 
+/// One scaling decision of a running job, as the journal keeps it and `tender explain`
+/// shows it: what the deviation detector saw (`need`, `reason`), what was tried
+/// (`action`), and how it ended (`outcome`, by whom, with which amounts).
+///
+///   need    "grow_memory", "grow_cpu", "shrink", "overrun_runtime"
+///   action  "in_place" (the current provider resizes the running job), "move" (a new
+///           allocation elsewhere, the job restarted on it), "extend" (the predicted
+///           end moved; no provider involved), "none" (nothing could be tried)
+///   outcome "granted", "refused", "moved", "move_failed", "noted"
+///
+/// History: v1 (added with the scaling issue; not yet carried by any message).
+struct scaling_decision {
+  std::string job_id;
+  usec at = 0;
+  std::string need;
+  std::string action;
+  std::string outcome;
+  std::string by;            ///< provider that granted or refused, or "tender"
+  std::string allocation_id; ///< the allocation the decision applied to (after a move: the new one)
+  resources held;            ///< before
+  resources wanted;          ///< asked for
+  resources granted;         ///< after (== held when refused)
+  micros price_delta = 0;    ///< what the change costs over the predicted remaining run time
+  bool disruptive = false;   ///< a restart: counts against the one-per-job-hour budget
+  std::string reason;        ///< the detector's account: what was seen and why this amount
+  std::string detail;        ///< the provider's (or the move's) answer
+  MSGPACK_DEFINE_MAP(job_id, at, need, action, outcome, by, allocation_id, held, wanted, granted,
+                     price_delta, disruptive, reason, detail)
+  friend bool operator==(const scaling_decision&, const scaling_decision&) = default;
+};
+
 } // namespace tender
