@@ -176,6 +176,7 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
           x.price = rec->alloc->price;
         }
         x.why = explain_outcome(x);
+        x.scaling = st.ctx->journal->scaling(q.job_id);
         return x;
       },
       [self](jobs_query& q) -> body {

@@ -37,6 +37,30 @@ struct providers_query {
 };
 
 /// One provider as the node sees it.
+/// One job in a provider's plan. `state` is "running" (until its predicted `end`),
+/// "reserved" (the first waiting job, whose start backfilling never delays) or
+/// "waiting" (placed where it would start if nothing were let ahead of it).
+/// History: v1 (added with the scheduling issue).
+struct plan_entry {
+  std::string job_id;
+  std::string allocation_id;
+  std::string state;
+  resources granted;
+  usec start = 0;
+  usec end = 0;
+  MSGPACK_DEFINE_MAP(job_id, allocation_id, state, granted, start, end)
+  friend bool operator==(const plan_entry&, const plan_entry&) = default;
+};
+
+/// Free capacity from `at` until the next step.
+/// History: v1 (added with the scheduling issue).
+struct free_step {
+  usec at = 0;
+  resources free;
+  MSGPACK_DEFINE_MAP(at, free)
+  friend bool operator==(const free_step&, const free_step&) = default;
+};
+
 struct provider_info {
   std::string name;
   std::string kind;
@@ -49,8 +73,15 @@ struct provider_info {
   std::int64_t breaches = 0;
   double risk = 0.0; ///< posterior mean breach probability
   std::vector<std::string> gpu_types;
+  /// The provider's plan at `plan_at` (empty when it does not plan ahead), the free
+  /// capacity over time it leaves, and how far ahead it offers starts.
+  /// Added with the scheduling issue; older senders leave them empty.
+  usec plan_at = 0;
+  usec plan_horizon = 0;
+  std::vector<plan_entry> plan;
+  std::vector<free_step> free_over_time;
   MSGPACK_DEFINE_MAP(name, kind, remote, connected, capacity, free, offers, wins, breaches, risk,
-                     gpu_types)
+                     gpu_types, plan_at, plan_horizon, plan, free_over_time)
 };
 
 struct provider_list {

@@ -165,6 +165,14 @@ provider_info example_provider_info(std::string name) {
   p.breaches = 2;
   p.risk = 0.0625;
   p.gpu_types = {"A100", "H100"};
+  p.plan_at = 1'780'000'000'000'000;
+  p.plan_horizon = 86'400'000'000;
+  p.plan = {plan_entry{"job-1", "job-1/local/r1/abc-1/a", "running", example_resources(),
+                       1'780'000'000'000'000, 1'780'000'600'000'000},
+            plan_entry{"job-2", "job-2/local/r1/abc-2/a", "reserved", example_resources(),
+                       1'780'000'600'000'000, 1'780'000'900'000'000}};
+  p.free_over_time = {free_step{1'780'000'000'000'000, resources{1000, 2LL << 30, 0, "A100", 0}},
+                      free_step{1'780'000'600'000'000, resources{0, 0, 0, "A100", 0}}};
   return p;
 }
 
@@ -271,6 +279,22 @@ std::vector<envelope> golden_examples() {
     x.offers = {o};
     x.declines = {decline_note{"auction-0001", 1, "local", "not enough memory"}};
     x.rejected = {{"late", 2}, {"duplicate", 1}};
+    scaling_decision d;
+    d.job_id = "job-0001";
+    d.at = fixed_sent_at + 60 * sec_us;
+    d.need = "grow_memory";
+    d.action = "in_place";
+    d.outcome = "granted";
+    d.by = "market-eu";
+    d.allocation_id = "alloc-0001";
+    d.held = resources{2000, 1LL << 30, 0, "", 0};
+    d.wanted = resources{2000, 2LL << 30, 0, "", 0};
+    d.granted = d.wanted;
+    d.price_delta = 12'500;
+    d.disruptive = true;
+    d.reason = "memory at 0.9 GiB rising 10 MiB/s: crosses 1 GiB in 12 s";
+    d.detail = "cgroup limit raised";
+    x.scaling = {d};
     bodies.emplace_back(x);
   }
 
@@ -942,6 +966,141 @@ TEST(decode, huge_declared_sizes_do_not_allocate) {
   expect_failure(decode(m), "truncated", "", "");
 }
 
+// Found by protocol/fuzz/decode_fuzz.cpp: a string that is not UTF-8 decoded, and
+// the JSON view of the message (`tender ... --json`) then threw.
+TEST(decode, strings_must_be_utf8) {
+  auto job_submit_named = [](std::string name) {
+    return frame_with_body("job_submit", [&](packer& pk) {
+      pk.pack_map(1);
+      key(pk, "spec");
+      pk.pack_map(2);
+      key(pk, "name");
+      key(pk, name);
+      key(pk, "command");
+      pk.pack_array(1);
+      key(pk, "true");
+    });
+  };
+  // Overlong, surrogate, above U+10FFFF, a lone continuation byte, cut short, never used.
+  for (std::string bad : {std::string("\xC1\xBF"), std::string("\xE0\x80\xAF"),
+                          std::string("\xED\xA0\x80"), std::string("\xF4\x90\x80\x80"),
+                          std::string("ok\x80"), std::string("\xE2\x82"), std::string("\xFF")}) {
+    decoded d = decode(job_submit_named(bad));
+    expect_failure(d, "invalid", "job_submit", "spec.name");
+    EXPECT_NE(d.failure.message.find("job_submit field `spec.name`"), std::string::npos)
+        << d.failure.message;
+    EXPECT_NE(d.failure.message.find("not valid UTF-8"), std::string::npos) << d.failure.message;
+  }
+  decoded d = decode(job_submit_named("ok\x80"));
+  EXPECT_NE(d.failure.message.find("byte 0x80 at offset 2"), std::string::npos)
+      << d.failure.message;
+
+  // Well-formed UTF-8 of every length decodes.
+  const std::string fine = "Z\xC3\xBCrich \xE2\x9C\x93 \xF0\x9D\x84\x9E \xEF\xBF\xBD";
+  d = decode(job_submit_named(fine));
+  ASSERT_TRUE(d) << d.failure.message;
+  EXPECT_EQ(std::get<job_submit>(d.message->body).spec.name, fine);
+
+  // Inside an array, as a key of a map field, and in the envelope.
+  d = decode(frame_with_body("provider_hello", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "software");
+    pk.pack_array(2);
+    key(pk, "gcc");
+    key(pk, "\xC0\x80");
+  }));
+  expect_failure(d, "invalid", "provider_hello", "software[1]");
+  d = decode(frame_with_body("job_submit", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "spec");
+    pk.pack_map(1);
+    key(pk, "env");
+    pk.pack_map(2);
+    key(pk, "LANG");
+    key(pk, "C");
+    key(pk, "X\xFE");
+    key(pk, "1");
+  }));
+  expect_failure(d, "invalid", "job_submit", "spec.env");
+  EXPECT_NE(d.failure.message.find("a key is not valid UTF-8"), std::string::npos)
+      << d.failure.message;
+  envelope e = make_envelope(job_query{"job-1"}, "cli\xFF", 1, "m-\xFF");
+  d = decode(encode(e));
+  expect_failure(d, "invalid", "job_query", "id");
+  EXPECT_EQ(d.id, "") << "an id that is not UTF-8 must not be echoed in the error reply";
+
+  // msgpack also turns `bin` into a std::string: the same rule (found by the fuzzer
+  // as a `usage_report` that decoded, re-encoded as str, and was then refused).
+  auto hello_with_binary_name = [](std::string bytes) {
+    return frame_with_body("provider_hello", [&](packer& pk) {
+      pk.pack_map(1);
+      key(pk, "name");
+      pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+      pk.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+    });
+  };
+  d = decode(hello_with_binary_name("market\xA7"));
+  expect_failure(d, "invalid", "provider_hello", "name");
+  d = decode(hello_with_binary_name("market-eu"));
+  ASSERT_TRUE(d) << d.failure.message;
+  EXPECT_EQ(std::get<provider_hello>(d.message->body).name, "market-eu");
+
+  // Unknown keys are ignored whatever they hold.
+  d = decode(frame_with_body("job_query", [](packer& pk) {
+    pk.pack_map(2);
+    key(pk, "job_id");
+    key(pk, "job-1");
+    key(pk, "extra\xFE");
+    key(pk, "\xFF");
+  }));
+  ASSERT_TRUE(d) << d.failure.message;
+  EXPECT_EQ(std::get<job_query>(d.message->body).job_id, "job-1");
+}
+
+TEST(decode, bodies_padded_with_empty_elements_are_refused_before_converting) {
+  // 200,000 empty maps (one byte each) would become 200,000 default job_status
+  // (~700 bytes each, ~140 MB): refused, naming the size.
+  auto padded = [](std::uint32_t n) {
+    return frame_with_body("job_list", [n](packer& pk) {
+      pk.pack_map(1);
+      key(pk, "jobs");
+      pk.pack_array(n);
+      for (std::uint32_t i = 0; i < n; ++i)
+        pk.pack_map(0);
+    });
+  };
+  decoded d = decode(padded(200'000));
+  expect_failure(d, "oversized", "job_list", "body");
+  EXPECT_NE(d.failure.message.find("MiB in memory"), std::string::npos) << d.failure.message;
+  EXPECT_NE(d.failure.message.find("limit is 64 MiB"), std::string::npos) << d.failure.message;
+  // The same at the full frame limit (3 GB once converted), and strings the same way.
+  expect_failure(decode(padded(default_max_frame - 64)), "oversized", "job_list", "body");
+  d = decode(frame_with_body("provider_hello", [](packer& pk) {
+    pk.pack_map(1);
+    key(pk, "software");
+    pk.pack_array(3'000'000); // empty strings: 1 byte each, 32 in memory
+    for (int i = 0; i < 3'000'000; ++i)
+      key(pk, "");
+  }));
+  expect_failure(d, "oversized", "provider_hello", "body");
+
+  // A few of them are fine, and so is a real list that fills most of a frame.
+  d = decode(padded(1'000));
+  ASSERT_TRUE(d) << d.failure.message;
+  EXPECT_EQ(std::get<job_list>(d.message->body).jobs.size(), 1'000u);
+  job_list many;
+  for (const auto& e : golden_examples())
+    if (std::holds_alternative<job_status>(e.body))
+      many.jobs.assign(3'000, std::get<job_status>(e.body));
+  ASSERT_EQ(many.jobs.size(), 3'000u);
+  std::string big = encode(make_envelope(many, "node-1", 1, "m-1"));
+  ASSERT_GT(big.size(), default_max_frame / 2);
+  ASSERT_LT(big.size(), default_max_frame);
+  d = decode(big);
+  ASSERT_TRUE(d) << d.failure.message;
+  EXPECT_EQ(std::get<job_list>(d.message->body).jobs.size(), 3'000u);
+}
+
 // ============================================================================
 // Properties: decode never throws and never crashes.
 
@@ -1001,6 +1160,40 @@ TEST(decode_property, random_garbage_never_crashes) {
     if (!d) {
       EXPECT_FALSE(d.failure.code.empty());
     }
+  }
+}
+
+// Inputs that once broke the decoder (saved by libFuzzer, protocol/fuzz/regressions/decode/;
+// the fuzz test replays them under the sanitizers too). Each must be refused with
+// a reason, or decode to a message that encodes and decodes to the same bytes.
+TEST(decode_property, saved_fuzzer_inputs_are_refused_or_round_trip) {
+  std::filesystem::path dir = golden_dir().parent_path() / "fuzz" / "regressions" / "decode";
+  ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
+  int inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::string bytes = read_file(entry.path());
+    ++inputs;
+    decoded d;
+    ASSERT_NO_THROW(d = decode(bytes)) << entry.path();
+    if (!d) {
+      EXPECT_FALSE(d.failure.code.empty()) << entry.path();
+      EXPECT_FALSE(d.failure.message.empty()) << entry.path();
+      continue;
+    }
+    std::string again = encode(*d.message);
+    decoded d2 = decode(again, again.size());
+    ASSERT_TRUE(d2) << entry.path() << ": " << d2.failure.message;
+    EXPECT_EQ(encode(*d2.message), again) << entry.path();
+  }
+  EXPECT_GT(inputs, 0);
+  // An `explanation` with a string that is not UTF-8, and a `usage_report` whose
+  // `provider` is a `bin` that is not UTF-8.
+  for (const char* name :
+       {"invalid-utf8-in-explanation.msgpack", "binary-not-utf8-as-string.msgpack"}) {
+    decoded d = decode(read_file(dir / name));
+    ASSERT_FALSE(d) << name;
+    EXPECT_EQ(d.failure.code, "invalid") << name;
+    EXPECT_NE(d.failure.message.find("not valid UTF-8"), std::string::npos) << d.failure.message;
   }
 }
 

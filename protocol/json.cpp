@@ -147,7 +147,28 @@ nlohmann::json to_json_value(const provider_info& p) {
           {"wins", p.wins},
           {"breaches", p.breaches},
           {"risk", p.risk},
-          {"gpu_types", p.gpu_types}};
+          {"gpu_types", p.gpu_types},
+          {"plan", to_json_plan(p)}};
+}
+
+nlohmann::json to_json_plan(const provider_info& p) {
+  if (p.plan_at == 0)
+    return nullptr;
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const auto& e : p.plan)
+    jobs.push_back({{"job_id", e.job_id},
+                    {"allocation_id", e.allocation_id},
+                    {"state", e.state},
+                    {"granted", to_json_value(e.granted)},
+                    {"start", time_json(e.start)},
+                    {"predicted_end", time_json(e.end)}});
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& f : p.free_over_time)
+    steps.push_back({{"at", time_json(f.at)}, {"free", to_json_value(f.free)}});
+  return {{"at", time_json(p.plan_at)},
+          {"horizon_s", static_cast<double>(p.plan_horizon) / 1e6},
+          {"jobs", jobs},
+          {"free_over_time", steps}};
 }
 
 nlohmann::json to_json_value(const usage_sample& u) {
@@ -249,7 +270,24 @@ nlohmann::json to_json_value(const explanation& x) {
           {"offers", array_of(x.offers)},
           {"declines", array_of(x.declines)},
           {"rejected", rejected},
-          {"rejected_total", total}};
+          {"rejected_total", total},
+          {"scaling", array_of(x.scaling)}};
+}
+
+nlohmann::json to_json_value(const scaling_decision& d) {
+  return {{"at", time_json(d.at)},
+          {"need", d.need},
+          {"action", d.action},
+          {"outcome", d.outcome},
+          {"by", d.by},
+          {"allocation_id", d.allocation_id},
+          {"held", to_json_value(d.held)},
+          {"wanted", to_json_value(d.wanted)},
+          {"granted", to_json_value(d.granted)},
+          {"price_delta", to_usd(d.price_delta)},
+          {"disruptive", d.disruptive},
+          {"reason", d.reason},
+          {"detail", d.detail}};
 }
 
 } // namespace tender

@@ -51,6 +51,10 @@ nlohmann::json to_json_value(const offer& o);
 nlohmann::json to_json_value(const allocation& a);
 /// `{name, kind, remote, connected, capacity, free, offers, wins, breaches, risk, gpu_types}`.
 nlohmann::json to_json_value(const provider_info& p);
+nlohmann::json to_json_value(const scaling_decision& d);
+/// A provider's plan (jobs with their starts and predicted ends, free capacity over
+/// time), or null when it does not plan ahead.
+nlohmann::json to_json_plan(const provider_info& p);
 /// `{at, cpu, rss_bytes, io_read_bytes, io_write_bytes, net_bytes, threads}`.
 nlohmann::json to_json_value(const usage_sample& u);
 /// `{job_id, allocation_id, provider, samples, final, exit_code, reason, started_at, finished_at}`.

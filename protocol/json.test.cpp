@@ -142,7 +142,18 @@ TEST(json, provider_usage_and_error) {
   p.gpu_types = {"A100"};
   nlohmann::json j = p;
   expect_keys(j, {"name", "kind", "remote", "connected", "capacity", "free", "offers", "wins",
-                  "breaches", "risk", "gpu_types"});
+                  "breaches", "risk", "gpu_types", "plan"});
+  EXPECT_TRUE(j["plan"].is_null()) << "a provider that does not plan ahead";
+  p.plan_at = 1'780'000'000'000'000;
+  p.plan_horizon = 3600 * sec_us;
+  p.plan = {plan_entry{"j1", "j1/local/a", "running", p.capacity, p.plan_at, p.plan_at + sec_us}};
+  p.free_over_time = {free_step{p.plan_at, p.free}};
+  auto plan = to_json_value(p)["plan"];
+  expect_keys(plan, {"at", "horizon_s", "jobs", "free_over_time"});
+  EXPECT_EQ(plan["horizon_s"], 3600.0);
+  expect_keys(plan["jobs"][0], {"job_id", "allocation_id", "state", "granted", "start",
+                                "predicted_end"});
+  expect_keys(plan["free_over_time"][0], {"at", "free"});
   EXPECT_EQ(j["capacity"]["cpu"].get<double>(), 8.0);
 
   usage_sample u{t0, 2500, 1LL << 30, 10, 20, 30, 4};

@@ -10,6 +10,7 @@
 #include "protocol/allocation.hpp"
 #include "protocol/profile.hpp"
 #include "protocol/resources.hpp"
+#include "protocol/scaling.hpp"
 
 #include <msgpack.hpp>
 
@@ -186,8 +187,10 @@ struct explanation {
   std::vector<offer_explanation> offers; ///< by round, then arrival
   std::vector<decline_note> declines;
   std::map<std::string, std::int64_t> rejected; ///< rejected offers by reason ("late", ...)
+  /// Every scaling decision while the job ran, oldest first. Added with scaling.
+  std::vector<scaling_decision> scaling;
   MSGPACK_DEFINE_MAP(job_id, state, reason, protocol, rounds, winner, offer_id, price, why, offers,
-                     declines, rejected)
+                     declines, rejected, scaling)
 };
 
 } // namespace tender

@@ -112,6 +112,16 @@ std::vector<easy_scheduler::start> easy_scheduler::schedule(usec now) {
   return out;
 }
 
+bool easy_scheduler::add_running(std::uint64_t key, const plan_amount& amount, usec start,
+                                 usec planned_end) {
+  if (by_key_.count(key) || running_.count(key) || amount.negative() || !amount.fits_in(free_))
+    return false;
+  running_.emplace(key, run_rec{amount, start, planned_end});
+  by_end_.emplace(planned_end, key);
+  free_ -= amount;
+  return true;
+}
+
 bool easy_scheduler::finish(std::uint64_t key) {
   auto it = running_.find(key);
   if (it == running_.end())

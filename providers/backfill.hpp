@@ -71,6 +71,9 @@ public:
   /// One pass at `now`: the jobs to start now (they count as running from `now`).
   std::vector<start> schedule(usec now);
 
+  /// Enters a job that is already running (re-adopted after a restart) with its
+  /// planned end. False when the key is known or the amount is not free now.
+  bool add_running(std::uint64_t key, const plan_amount& amount, usec start, usec planned_end);
   /// A running job ended (or was stopped). False when it was not running.
   bool finish(std::uint64_t key);
   /// Running jobs whose planned end is at or before `now`, earliest first.

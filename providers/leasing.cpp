@@ -51,8 +51,36 @@ leasing_provider::leasing_provider(provider_config cfg, const resources& capacit
 
 leasing_provider::~leasing_provider() = default;
 
-provider_info leasing_provider::info(usec) const {
+provider_info leasing_provider::info(usec now) const {
   provider_info i;
+  if (plan_) {
+    i.plan_at = now;
+    i.plan_horizon = horizon_;
+    for (const auto& e : plan_->projection(now)) {
+      auto a = alloc_of_key_.find(e.key);
+      if (a == alloc_of_key_.end())
+        continue;
+      const alloc_record& rec = allocs_.at(a->second);
+      using k = easy_scheduler::planned::kind;
+      i.plan.push_back({rec.alloc.job_id, rec.alloc.allocation_id,
+                        e.what == k::running    ? "running"
+                        : e.what == k::reserved ? "reserved"
+                                                : "waiting",
+                        rec.alloc.granted, e.start, e.end});
+    }
+    // Free capacity over time; the last step lasts forever. Kept short for people.
+    constexpr std::size_t max_steps = 64;
+    for (const auto& st : plan_->plan(now).profile(now)) {
+      if (i.free_over_time.size() == max_steps)
+        break;
+      resources f;
+      f.cpu = st.free.cpu;
+      f.memory = st.free.memory;
+      f.gpus = static_cast<std::int32_t>(st.free.gpus);
+      f.gpu_type = book_.capacity().gpu_type;
+      i.free_over_time.push_back({st.at, f});
+    }
+  }
   i.name = cfg_.name;
   i.kind = cfg_.kind;
   i.capacity = book_.capacity();
@@ -64,7 +92,7 @@ provider_info leasing_provider::info(usec) const {
 }
 
 offer& leasing_provider::remember(offer o, const resource_request& req, usec runtime,
-                                  usec now) {
+                                  usec now, usec runtime_hi) {
   o.offer_id = req.job_id + "/" + cfg_.name + "/r" + std::to_string(req.round) + "/" + nonce_ +
                "-" + std::to_string(++counter_);
   o.job_id = req.job_id;
@@ -77,7 +105,78 @@ offer& leasing_provider::remember(offer o, const resource_request& req, usec run
   auto& rec = offers_[o.offer_id];
   rec.o = std::move(o);
   rec.runtime = runtime;
+  rec.runtime_hi = runtime_hi;
   return rec.o;
+}
+
+void leasing_provider::plan_ahead(usec horizon) {
+  horizon_ = horizon;
+  if (!plan_)
+    plan_ = std::make_unique<easy_scheduler>(plan_amount::of(book_.capacity()),
+                                             backfill_order::fcfs);
+}
+
+std::optional<usec> leasing_provider::projected_start(const resources& r, usec runtime,
+                                                      usec now) const {
+  if (!plan_)
+    return std::nullopt;
+  return plan_->projected_start(plan_amount::of(r), std::max<usec>(runtime, 1), now);
+}
+
+void leasing_provider::run_plan(usec now, std::vector<usage_report>& out) {
+  if (!plan_)
+    return;
+  // A job that outlives its plan: out to its interval's upper end, then doubling.
+  for (std::uint64_t key : plan_->overdue(now)) {
+    auto a = alloc_of_key_.find(key);
+    if (a == alloc_of_key_.end())
+      continue;
+    const alloc_record& rec = allocs_.at(a->second);
+    const usec since = rec.started_at > 0 ? rec.started_at : now;
+    const usec elapsed = now - since;
+    usec planned = rec.runtime_hi > elapsed + sec_us ? rec.runtime_hi
+                                                     : std::max(2 * elapsed, elapsed + 60 * sec_us);
+    plan_->correct(key, since + planned);
+  }
+  std::vector<std::string> failed;
+  for (const auto& st : plan_->schedule(now)) {
+    auto a = alloc_of_key_.find(st.key);
+    if (a == alloc_of_key_.end())
+      continue;
+    plan_started(allocs_.at(a->second), now, out, failed);
+  }
+  for (auto& id : failed)
+    forget(id);
+}
+
+void leasing_provider::plan_started(alloc_record& rec, usec now, std::vector<usage_report>& out,
+                                    std::vector<std::string>& failed) {
+  if (rec.state != phase::waiting)
+    return; // entered the plan already holding its capacity
+  std::string why;
+  rec.alloc.start_at = now;
+  if (rec.have_launch) {
+    if (!book_.commit(rec.alloc.allocation_id, rec.alloc.offer_id, rec.alloc.granted, &why)) {
+      out.push_back(final_report(rec, -1, "plan and ledger disagree: " + why, now));
+      failed.push_back(rec.alloc.allocation_id);
+      return;
+    }
+    launch l = rec.pending_launch;
+    if (auto err = launch_now(rec, l, now)) {
+      out.push_back(final_report(rec, -1, "launch failed: " + *err, now));
+      book_.release(rec.alloc.allocation_id);
+      failed.push_back(rec.alloc.allocation_id);
+    }
+    return;
+  }
+  // Its turn has come before its launch: hold the capacity for one lease.
+  if (!book_.try_hold(rec.alloc.offer_id, rec.alloc.granted, now, lease_ttl_, &why)) {
+    out.push_back(final_report(rec, -1, "plan and ledger disagree: " + why, now));
+    failed.push_back(rec.alloc.allocation_id);
+    return;
+  }
+  rec.state = phase::leased;
+  rec.alloc.lease_expires = now + lease_ttl_;
 }
 
 decline leasing_provider::declined(const resource_request& req, std::string reason) const {
@@ -103,6 +202,21 @@ void leasing_provider::tidy(usec now) {
       expired_order_.pop_front();
     }
   }
+  // Reservations in the plan whose launch never came.
+  std::vector<std::string> orphaned;
+  for (const auto& [id, rec] : allocs_)
+    if (rec.state == phase::waiting && !rec.have_launch && rec.alloc.lease_expires <= now)
+      orphaned.push_back(id);
+  for (const auto& id : orphaned) {
+    // Said out loud: whoever still waits for this job learns it will not run here.
+    queued_.push_back(final_report(allocs_.at(id), -1,
+                                   "reservation expired: no launch by " +
+                                       format_time(allocs_.at(id).alloc.lease_expires),
+                                   now));
+    forget(id);
+    expired_.insert(id);
+    expired_order_.push_back(id);
+  }
   while (!offer_expiry_.empty() && offer_expiry_.begin()->first < now) {
     auto it = offers_.find(offer_expiry_.begin()->second);
     if (it != offers_.end() && it->second.o.valid_until < now)
@@ -121,6 +235,12 @@ void leasing_provider::forget(const std::string& allocation_id) {
   auto it = allocs_.find(allocation_id);
   if (it == allocs_.end())
     return;
+  if (plan_ && it->second.plan_key != 0) {
+    const std::uint64_t key = it->second.plan_key;
+    if (!plan_->finish(key))
+      plan_->cancel(key);
+    alloc_of_key_.erase(key);
+  }
   alloc_of_offer_.erase(it->second.alloc.offer_id);
   if (auto j = alloc_of_job_.find(it->second.alloc.job_id);
       j != alloc_of_job_.end() && j->second == allocation_id)
@@ -170,7 +290,7 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
     return refuse(why);
   }
   std::string why;
-  if (!book_.try_hold(o.offer_id, o.granted, now, lease_ttl_, &why))
+  if (!plan_ && !book_.try_hold(o.offer_id, o.granted, now, lease_ttl_, &why))
     return refuse("capacity gone: " + why);
 
   alloc_record rec;
@@ -188,12 +308,51 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
   rec.alloc.instance_type = o.instance_type;
   rec.spot = o.spot;
   rec.runtime = it->second.runtime;
+  rec.runtime_hi = it->second.runtime_hi;
   const std::string id = rec.alloc.allocation_id;
+  const usec promised = o.earliest_start;
+  if (plan_) {
+    // Into the plan: it starts now only when EASY lets it, else it waits its turn.
+    rec.state = phase::waiting;
+    rec.plan_key = next_key_++;
+    waiting_job w;
+    w.key = rec.plan_key;
+    w.amount = plan_amount::of(o.granted);
+    w.estimate = std::max<usec>(rec.runtime, sec_us);
+    w.submitted = now;
+    if (auto e = plan_->submit(w); !e.empty())
+      return refuse("cannot plan: " + e);
+    alloc_of_key_[rec.plan_key] = id;
+  }
   alloc_of_offer_[o.offer_id] = id;
   alloc_of_job_[o.job_id] = id;
   offers_.erase(it);
-  ++wins_;
   auto& stored = allocs_.emplace(id, std::move(rec)).first->second;
+  if (plan_) {
+    run_plan(now, queued_);
+    if (!allocs_.count(id))
+      return refuse("capacity gone: the plan could not start it");
+    if (stored.state == phase::waiting) {
+      // Not now. Keep the award only if the plan still keeps the offer's promise.
+      auto at = plan_->head_reservation() && plan_->head_reservation()->key == stored.plan_key
+                    ? std::optional<usec>(plan_->head_reservation()->start)
+                    : std::optional<usec>();
+      if (!at) {
+        for (const auto& e : plan_->projection(now))
+          if (e.key == stored.plan_key)
+            at = e.start;
+      }
+      const usec slack = std::max<usec>(60 * sec_us, (promised - now) / 10);
+      if (promised <= now || !at || *at > promised + slack) {
+        const std::string when = at ? format_time(*at) : std::string("never");
+        forget(id);
+        return refuse("capacity gone: the plan now starts it at " + when);
+      }
+      stored.alloc.start_at = *at;
+      stored.alloc.lease_expires = *at + lease_ttl_;
+    }
+  }
+  ++wins_;
   return commit_confirm{a.offer_id, stored.alloc.job_id, stored.alloc};
 }
 
@@ -236,6 +395,14 @@ std::optional<error> leasing_provider::start(const launch& l, usec now) {
     return lease_error("the lease token does not match allocation " + l.allocation_id);
   if (!l.job_id.empty() && l.job_id != rec->alloc.job_id)
     return lease_error("allocation " + l.allocation_id + " is not for job " + l.job_id);
+  if (rec->state == phase::waiting) {
+    // It starts when the plan says; the lease no longer runs out while it waits.
+    if (!rec->have_launch) {
+      rec->have_launch = true;
+      rec->pending_launch = l;
+    }
+    return std::nullopt;
+  }
   if (rec->state != phase::leased)
     return std::nullopt; // the same launch again: already started (or about to)
   if (now >= rec->alloc.lease_expires)
@@ -305,6 +472,7 @@ std::vector<usage_report> leasing_provider::poll(usec now) {
   tidy(now);
   std::vector<usage_report> out;
   out.swap(queued_);
+  run_plan(now, out);
 
   // Launches that waited for their start time.
   std::vector<std::string> failed;
@@ -369,6 +537,7 @@ std::vector<usage_report> leasing_provider::poll(usec now) {
   }
   for (auto& [job, r] : samples)
     out.push_back(std::move(r));
+  run_plan(now, out); // capacity freed by jobs that ended
   return out;
 }
 
@@ -392,6 +561,10 @@ scale_offer leasing_provider::scale(const scale_request& r, usec now) {
   }
   wanted.gpu_type = old.gpu_type;
   wanted.gpu_memory = old.gpu_memory;
+  if (rec->state == phase::waiting) {
+    s.reason = "the job waits in the plan; it can be resized once it starts";
+    return s;
+  }
   const std::string ledger_id =
       rec->state == phase::leased ? rec->alloc.offer_id : rec->alloc.allocation_id;
   std::string why;
@@ -399,9 +572,16 @@ scale_offer leasing_provider::scale(const scale_request& r, usec now) {
     s.reason = why;
     return s;
   }
+  if (plan_ && rec->plan_key != 0 && !plan_->resize(rec->plan_key, plan_amount::of(wanted))) {
+    book_.resize(ledger_id, old);
+    s.reason = "the plan has no room for it";
+    return s;
+  }
   rec->alloc.granted = wanted;
   if (rec->state == phase::running && !exec_->set_limits(rec->alloc.job_id, limits_for(*rec), why)) {
     book_.resize(ledger_id, old);
+    if (plan_ && rec->plan_key != 0)
+      plan_->resize(rec->plan_key, plan_amount::of(old));
     rec->alloc.granted = old;
     s.reason = "limits cannot change in place: " + why;
     return s;
@@ -442,25 +622,57 @@ std::optional<usage_report> leasing_provider::adopt(const allocation& a, usec no
   rec.alloc = a;
   rec.alloc.provider = cfg_.name;
   std::string why;
-  if (!book_.commit(a.allocation_id, a.offer_id, a.granted, &why))
-    return final_report(rec, -1, "cannot re-adopt: " + why, now);
   auto result = exec_->adopt(a.job_id, now);
+  // A job that still runs counts against the capacity as it did before.
+  if (std::holds_alternative<exec_state>(result) &&
+      !book_.commit(a.allocation_id, a.offer_id, a.granted, &why))
+    return final_report(rec, -1, "cannot re-adopt: " + why, now);
+  // Re-enters the plan: running from `since`, planned for a default run (the plan's
+  // correction extends it if the job outlives it).
+  auto plan_running = [&](usec since) {
+    if (!plan_)
+      return true;
+    rec.plan_key = next_key_++;
+    return plan_->add_running(rec.plan_key, plan_amount::of(a.granted), since,
+                              std::max(since + default_runtime, now + sec_us));
+  };
   if (auto* st = std::get_if<exec_state>(&result)) {
     rec.state = phase::running;
     rec.started_at = st->started_at;
+    if (!plan_running(rec.started_at)) {
+      // The ledger took it, so the plan must: they count the same capacity.
+      book_.release(a.allocation_id);
+      return final_report(rec, -1, "cannot re-adopt: the plan has no room", now);
+    }
   } else if (auto* ex = std::get_if<exit_info>(&result)) {
     book_.release(a.allocation_id);
     return final_report(rec, ex->exit_code, ex->reason,
                         ex->finished_at != 0 ? ex->finished_at : now);
   } else {
-    book_.release(a.allocation_id);
-    if (now >= a.lease_expires)
-      return final_report(rec, -1, "lost: " + std::get<std::string>(result), now);
-    // Never launched: the lease still stands until it expires.
-    if (!book_.try_hold(a.offer_id, a.granted, now, a.lease_expires - now, &why))
-      return final_report(rec, -1, "cannot re-adopt: " + why, now);
-    rec.state = phase::leased;
+    if (plan_) {
+      // Never launched: it waits in the plan again (behind the jobs re-adopted before
+      // it) and its owner has one more lease to launch it.
+      rec.alloc.lease_expires = std::max(a.lease_expires, now + lease_ttl_);
+      rec.state = phase::waiting;
+      rec.plan_key = next_key_++;
+      waiting_job w;
+      w.key = rec.plan_key;
+      w.amount = plan_amount::of(a.granted);
+      w.estimate = default_runtime;
+      w.submitted = now;
+      if (auto e = plan_->submit(w); !e.empty())
+        return final_report(rec, -1, "cannot re-adopt: " + e, now);
+    } else {
+      if (now >= a.lease_expires)
+        return final_report(rec, -1, "lost: " + std::get<std::string>(result), now);
+      // Never launched: the lease still stands until it expires.
+      if (!book_.try_hold(a.offer_id, a.granted, now, a.lease_expires - now, &why))
+        return final_report(rec, -1, "cannot re-adopt: " + why, now);
+      rec.state = phase::leased;
+    }
   }
+  if (rec.plan_key != 0)
+    alloc_of_key_[rec.plan_key] = a.allocation_id;
   alloc_of_offer_[a.offer_id] = a.allocation_id;
   alloc_of_job_[a.job_id] = a.allocation_id;
   allocs_.emplace(a.allocation_id, std::move(rec));

@@ -21,7 +21,22 @@
 /// * `release` of a running allocation kills the job; capacity is freed when the
 ///   process has exited, and its final report comes from `poll`.
 /// * The executor must not be shared with another provider: `poll` consumes its events.
+///
+/// A provider that plans ahead (`plan_ahead`, the local provider) also keeps every
+/// allocation in an `easy_scheduler`: a busy provider offers the start its plan
+/// projects instead of declining, an award it cannot start now waits in the plan
+/// (`waiting`, holding no capacity in the ledger), and each `poll` runs an EASY pass
+/// that starts waiting jobs when their turn comes (the first keeps its reservation,
+/// later ones backfill):
+///
+///   hold ─> waiting ──start(launch)──> waiting+launch ──plan starts it──> running
+///             │  └──plan starts it──> leased (capacity held) ──start──> running
+///             └── no launch by start_at + lease_ttl ─> expired (orphaned reservation)
+///
+/// A running job that outlives its planned run time is planned to its interval's
+/// upper end, then by doubling, so later reservations move instead of colliding.
 
+#include "providers/backfill.hpp"
 #include "providers/executor.hpp"
 #include "providers/ledger.hpp"
 #include "providers/provider.hpp"
@@ -47,6 +62,12 @@ public:
   const std::string& name() const override { return cfg_.name; }
   const provider_config& config() const { return cfg_; }
   const ledger& book() const { return book_; }
+  /// The plan, when planning ahead (else null).
+  const easy_scheduler* plan() const { return plan_.get(); }
+  usec plan_horizon() const { return horizon_; }
+  /// When a job of `r` planned for `runtime` would start at the latest (nullopt when
+  /// it can never fit or nothing is planned).
+  std::optional<usec> projected_start(const resources& r, usec runtime, usec now) const;
   provider_info info(usec now) const override;
 
   std::variant<commit_confirm, commit_refuse> hold(const award& a, usec now) override;
@@ -71,13 +92,16 @@ protected:
   leasing_provider(provider_config cfg, const resources& capacity, std::string run_root,
                    token_source tokens, usec lease_ttl);
 
-  enum class phase { leased, pending, running };
+  enum class phase { leased, pending, running, waiting };
 
   struct alloc_record {
     allocation alloc;
     phase state = phase::leased;
     bool spot = false;
     usec runtime = 0;      ///< the profile's estimate the price was made for
+    usec runtime_hi = 0;   ///< the upper end of its interval (0: unknown)
+    std::uint64_t plan_key = 0; ///< its key in the plan (0: not planned)
+    bool have_launch = false;   ///< waiting: the launch has arrived
     usec started_at = 0;   ///< when the process really started
     launch pending_launch; ///< kept while `pending`
     bool killing = false;  ///< a kill was sent (release, stop or preemption)
@@ -86,7 +110,10 @@ protected:
   };
 
   /// Fills the fields every offer shares (ids, validity) and remembers it for hold().
-  offer& remember(offer o, const resource_request& req, usec runtime, usec now);
+  offer& remember(offer o, const resource_request& req, usec runtime, usec now,
+                  usec runtime_hi = 0);
+  /// Plans ahead (see above): offers starts up to `horizon` away when busy.
+  void plan_ahead(usec horizon);
   /// A decline naming this provider.
   decline declined(const resource_request& req, std::string reason) const;
   /// Expires leases and stale offers. Call before looking at free capacity.
@@ -112,7 +139,14 @@ private:
   struct offer_record {
     offer o;
     usec runtime = 0;
+    usec runtime_hi = 0;
   };
+
+  /// One EASY pass: corrects overrun plans, starts the jobs whose turn has come.
+  void run_plan(usec now, std::vector<usage_report>& out);
+  /// Hands an allocation's capacity to it as the plan starts it.
+  void plan_started(alloc_record& rec, usec now, std::vector<usage_report>& out,
+                    std::vector<std::string>& failed);
 
   alloc_record* find_alloc(const std::string& allocation_id);
   std::optional<std::string> launch_now(alloc_record& rec, const launch& l, usec now);
@@ -144,6 +178,10 @@ private:
   std::set<std::string> expired_;                   // allocation ids whose lease expired
   std::deque<std::string> expired_order_;           // bounds `expired_`
   std::vector<usage_report> queued_;                // final reports for the next poll
+  std::unique_ptr<easy_scheduler> plan_;            // when planning ahead
+  usec horizon_ = 0;
+  std::uint64_t next_key_ = 1;
+  std::map<std::uint64_t, std::string> alloc_of_key_; // plan key -> allocation id
 };
 
 } // namespace tender

@@ -62,11 +62,17 @@ bool on_path(const std::string& name) {
 
 local_provider::local_provider(provider_config cfg, executor& exec, token_source tokens,
                                usec lease_ttl)
-    : leasing_provider(cfg, cfg.capacity, exec, std::move(tokens), lease_ttl) {}
+    : leasing_provider(cfg, cfg.capacity, exec, std::move(tokens), lease_ttl) {
+  if (config().plan_horizon > 0)
+    plan_ahead(config().plan_horizon);
+}
 
 local_provider::local_provider(provider_config cfg, std::string run_root, token_source tokens,
                                usec lease_ttl)
-    : leasing_provider(cfg, cfg.capacity, std::move(run_root), std::move(tokens), lease_ttl) {}
+    : leasing_provider(cfg, cfg.capacity, std::move(run_root), std::move(tokens), lease_ttl) {
+  if (config().plan_horizon > 0)
+    plan_ahead(config().plan_horizon);
+}
 
 std::string local_provider::admit(const offer&, usec) {
   if (config().refuse_probability <= 0)
@@ -137,9 +143,6 @@ std::variant<offer, decline> local_provider::bid(const resource_request& req, us
   }
   if (auto s = software_missing(req.software); !s.empty())
     return declined(req, "software " + s + " not installed");
-  if (auto s = shortfall(want, book().free()); !s.empty())
-    return declined(req, s);
-
   resources granted;
   granted.cpu = want.cpu;
   granted.memory = want.memory;
@@ -148,8 +151,26 @@ std::variant<offer, decline> local_provider::bid(const resource_request& req, us
     granted.gpu_type = c.capacity.gpu_type;
     granted.gpu_memory = c.capacity.gpu_memory;
   }
-
   const usec runtime = req.profile.runtime > 0 ? req.profile.runtime : default_runtime;
+  const usec runtime_hi = std::max(req.profile.runtime_hi, runtime);
+
+  usec start = now;
+  if (!plan()) {
+    if (auto s = shortfall(want, book().free()); !s.empty())
+      return declined(req, s);
+  } else {
+    if (auto s = shortfall(want, c.capacity); !s.empty())
+      return declined(req, s + " (in all)");
+    // The start the plan projects when every job ahead runs as predicted.
+    auto at = projected_start(granted, runtime, now);
+    if (!at)
+      return declined(req, shortfall(want, book().free()));
+    if (*at - now > plan_horizon())
+      return declined(req, "busy: the plan's earliest start is in " +
+                               format_duration(*at - now) + ", beyond its horizon of " +
+                               format_duration(plan_horizon()));
+    start = *at;
+  }
   const micros base = cost(granted, runtime);
   const double u = book().utilisation();
   const auto markup_ppm =
@@ -173,11 +194,11 @@ std::variant<offer, decline> local_provider::bid(const resource_request& req, us
   o.granted = granted;
   o.price = price;
   o.rate_per_hour = ceil_div(i128{price} * hour_us, runtime);
-  o.earliest_start = now;
+  o.earliest_start = start;
   o.terms.availability = c.availability;
   o.terms.preemption_probability = 0.0;
   o.terms.latency = c.latency;
-  return remember(std::move(o), req, runtime, now);
+  return remember(std::move(o), req, runtime, now, runtime_hi);
 }
 
 } // namespace tender

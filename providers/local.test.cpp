@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 
 #include <unistd.h>
@@ -591,5 +592,178 @@ TEST_F(local_test, injected_refusals_follow_refuse_probability_and_are_idempoten
   make(cfg);
   win(bid_ok(request("j2", res(1000, gib), sec_us), t0), t0);
 }
+
+// --- planning ahead (plan_horizon > 0) ----------------------------------------
+
+namespace {
+
+provider_config planning_config(usec horizon = 2 * 3600 * sec_us) {
+  provider_config c = local_config();
+  c.plan_horizon = horizon;
+  return c;
+}
+
+TEST_F(local_test, a_busy_planning_provider_offers_the_start_its_plan_projects) {
+  make(planning_config());
+  allocation a = win(bid_ok(request("a", res(3000, 2 * gib), 600 * sec_us), t0), t0);
+  EXPECT_EQ(a.start_at, t0);
+  // Only 1 core is free until a's predicted end.
+  offer b = bid_ok(request("b", res(4000, 2 * gib), 100 * sec_us), t0);
+  EXPECT_EQ(b.earliest_start, t0 + 600 * sec_us);
+  offer c = bid_ok(request("c", res(1000, gib), 100 * sec_us), t0);
+  EXPECT_EQ(c.earliest_start, t0) << "fits now beside a";
+  EXPECT_EQ(decline_reason(request("d", res(8000, gib), sec_us), t0),
+            "not enough cpu: want 8 cores, free 4 (in all)");
+
+  make(planning_config(300 * sec_us));
+  win(bid_ok(request("a", res(4000, 2 * gib), 600 * sec_us), t0), t0);
+  EXPECT_EQ(decline_reason(request("b", res(1000, gib), 60 * sec_us), t0),
+            "busy: the plan's earliest start is in 10m00s, beyond its horizon of 5m00s");
+
+  // Without a horizon the provider only offers what is free now (as before).
+  make();
+  win(bid_ok(request("a", res(4000, 2 * gib), 600 * sec_us), t0), t0);
+  EXPECT_EQ(decline_reason(request("b", res(1000, gib), 60 * sec_us), t0),
+            "not enough cpu: want 1 cores, free 0");
+}
+
+TEST_F(local_test, later_jobs_backfill_without_delaying_the_first_waiting_one) {
+  make(planning_config());
+  win(bid_ok(request("a", res(3000, 2 * gib), 600 * sec_us), t0), t0);
+  allocation b = win(bid_ok(request("b", res(4000, 2 * gib), 100 * sec_us), t0), t0);
+  EXPECT_EQ(b.start_at, t0 + 600 * sec_us) << "b waits for a";
+  // c (1 core, 300 s) ends before b's reservation: it starts now.
+  allocation c = win(bid_ok(request("c", res(1000, gib), 300 * sec_us), t0), t0);
+  EXPECT_EQ(c.start_at, t0);
+  // d would run past b's reservation and nothing is left beside b then: it waits
+  // until after b, and its offer says so.
+  offer d = bid_ok(request("d", res(1000, gib), 900 * sec_us), t0);
+  EXPECT_EQ(d.earliest_start, t0 + 700 * sec_us);
+  allocation da = win(d, t0);
+  EXPECT_EQ(da.start_at, t0 + 700 * sec_us);
+  // The ledger holds exactly what the plan runs: a and c.
+  EXPECT_EQ(p_->book().free().cpu, 0);
+  ASSERT_NE(p_->plan(), nullptr);
+  EXPECT_EQ(p_->plan()->running(), 2u);
+  EXPECT_EQ(p_->plan()->waiting(), 2u);
+  EXPECT_EQ(p_->plan()->free_now().cpu, p_->book().free().cpu);
+}
+
+TEST_F(local_test, a_waiting_award_starts_when_the_job_ahead_ends) {
+  make(planning_config());
+  const usec now = wall_now();
+  allocation a = win(bid_ok(request("wait-a", res(4000, gib), 2 * sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"sleep", "1"}), now).has_value());
+  allocation b = win(bid_ok(request("wait-b", res(2000, gib), sec_us), now), now);
+  EXPECT_EQ(b.start_at, now + 2 * sec_us);
+  ASSERT_FALSE(p_->start(launch_of(b, {"true"}), now).has_value()) << "accepted, waits";
+  auto fa = run_to_end("wait-a");
+  auto fb = run_to_end("wait-b");
+  EXPECT_EQ(fa.exit_code, 0) << fa.reason;
+  EXPECT_EQ(fb.exit_code, 0) << fb.reason;
+  EXPECT_GE(fb.started_at, fa.finished_at) << "b never ran beside a";
+  EXPECT_EQ(p_->book().free(), local_config().capacity) << "all capacity returned";
+  EXPECT_EQ(p_->plan()->running() + p_->plan()->waiting(), 0u);
+}
+
+TEST_F(local_test, after_a_restart_running_and_waiting_jobs_are_re_planned_and_each_runs_once) {
+  make(planning_config());
+  const usec now = wall_now();
+  allocation a = win(bid_ok(request("restart-a", res(4000, gib), 2 * sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"sleep", "2"}), now).has_value());
+  allocation b = win(bid_ok(request("restart-b", res(3000, gib), sec_us), now), now);
+  EXPECT_GT(b.start_at, now) << "b waits for a";
+  p_->poll(wall_now());
+  // `kill -9`: a new provider and executor over the same run dirs. The job actor
+  // re-adopts both and launches the committed one again.
+  auto exec2 = std::make_unique<executor>((root_ / "runs").string());
+  auto p2 = std::make_unique<local_provider>(planning_config(), *exec2, counting_tokens(), lease_ttl);
+  EXPECT_FALSE(p2->adopt(a, wall_now()));
+  auto rb = p2->adopt(b, wall_now());
+  EXPECT_FALSE(rb) << rb->reason;
+  rb = p2->adopt(b, wall_now());
+  EXPECT_FALSE(rb) << "idempotent: " << rb->reason;
+  ASSERT_EQ(p2->plan()->running(), 1u);
+  ASSERT_EQ(p2->plan()->waiting(), 1u);
+  EXPECT_EQ(p2->book().free().cpu, 0) << "a's capacity is committed again";
+  ASSERT_FALSE(p2->start(launch_of(b, {"true"}), wall_now()).has_value());
+  std::map<std::string, int> finals;
+  std::map<std::string, usage_report> last;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (finals.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    for (auto& r : p2->poll(wall_now()))
+      if (r.final) {
+        ++finals[r.job_id];
+        last[r.job_id] = r;
+      }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(finals["restart-a"], 1);
+  EXPECT_EQ(finals["restart-b"], 1);
+  EXPECT_EQ(last["restart-a"].exit_code, 0) << last["restart-a"].reason;
+  EXPECT_EQ(last["restart-b"].exit_code, 0) << last["restart-b"].reason;
+  EXPECT_GE(last["restart-b"].started_at, last["restart-a"].finished_at);
+  EXPECT_EQ(p2->book().free(), local_config().capacity) << "nothing leaked";
+  EXPECT_EQ(p2->plan()->running() + p2->plan()->waiting(), 0u);
+  p2.reset();
+  exec2.reset();
+}
+
+TEST_F(local_test, a_waiting_job_can_be_stopped_or_released_and_is_not_resized_before_it_starts) {
+  make(planning_config());
+  win(bid_ok(request("busy", res(4000, 2 * gib), 600 * sec_us), t0), t0);
+  allocation b = win(bid_ok(request("queued-b", res(2000, gib), 60 * sec_us), t0), t0);
+  allocation c = win(bid_ok(request("queued-c", res(2000, gib), 60 * sec_us), t0), t0);
+  ASSERT_EQ(p_->plan()->waiting(), 2u);
+  scale_request sr;
+  sr.job_id = "queued-b";
+  sr.allocation_id = b.allocation_id;
+  sr.wanted = res(3000, gib);
+  auto so = p_->scale(sr, t0);
+  EXPECT_FALSE(so.applied);
+  EXPECT_NE(so.reason.find("waits in the plan"), std::string::npos) << so.reason;
+  // Stopped before it starts: a final report says so, and its place in the plan is gone.
+  p_->stop("queued-b", "cancelled by the user", t0 + sec_us);
+  auto reps = p_->poll(t0 + sec_us);
+  ASSERT_EQ(reps.size(), 1u);
+  EXPECT_TRUE(reps[0].final);
+  EXPECT_EQ(reps[0].job_id, "queued-b");
+  EXPECT_NE(reps[0].reason.find("stopped before start"), std::string::npos) << reps[0].reason;
+  p_->release(tender::release{c.allocation_id, c.offer_id, "queued-c", "moved"}, t0 + sec_us);
+  EXPECT_EQ(p_->plan()->waiting(), 0u);
+  EXPECT_EQ(p_->plan()->running(), 1u);
+}
+
+TEST_F(local_test, an_orphaned_reservation_expires_and_its_capacity_returns) {
+  // Short leases: an award not launched by its start + 1 s is dropped.
+  exec_ = std::make_unique<executor>((root_ / "runs").string());
+  p_ = std::make_unique<local_provider>(planning_config(), *exec_, counting_tokens(), sec_us);
+  const usec now = wall_now();
+  // a is planned for 1 s but runs 30 s: b's reservation keeps moving.
+  allocation a = win(bid_ok(request("orphan-a", res(4000, gib), sec_us), now), now);
+  auto err_a = p_->start(launch_of(a, {"sleep", "30"}), now);
+  ASSERT_FALSE(err_a.has_value()) << err_a->message;
+  allocation b = win(bid_ok(request("orphan-b", res(4000, gib), sec_us), now), now);
+  EXPECT_EQ(b.start_at, now + sec_us);
+  EXPECT_EQ(b.lease_expires, now + 2 * sec_us);
+  // Nobody launches b.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (std::chrono::steady_clock::now() < until) {
+    p_->poll(wall_now());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto err = p_->start(launch_of(b, {"true"}), wall_now());
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->message.find("has expired"), std::string::npos) << err->message;
+  EXPECT_EQ(p_->plan()->waiting(), 0u);
+  EXPECT_EQ(p_->plan()->running(), 1u) << "a still runs";
+  p_->stop("orphan-a", "test over", wall_now());
+  auto fa = run_to_end("orphan-a");
+  EXPECT_NE(fa.reason.find("stopped"), std::string::npos) << fa.reason;
+  EXPECT_EQ(p_->book().free(), local_config().capacity);
+  EXPECT_EQ(p_->plan()->running(), 0u);
+}
+
+} // namespace
 
 } // namespace tender

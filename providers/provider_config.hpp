@@ -43,6 +43,9 @@ struct provider_config {
   bool offer_spot = true;
   bool offer_on_demand = true;
   usec provisioning_delay = 0;   ///< earliest start = now + this
+  /// local: how far ahead a busy provider offers starts from its plan (0 = it only
+  /// offers what is free now, declining otherwise).
+  usec plan_horizon = 0;
   double refuse_probability = 0; ///< injected commit refusals
   double preemption_per_hour = 0; ///< spot preemption rate (SLA and injected)
   double availability = 0.999;

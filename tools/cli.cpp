@@ -230,6 +230,51 @@ int run_providers(const client_args& c) {
   return 0;
 }
 
+int run_schedule(const client_args& c) {
+  auto got = ask<provider_list>(c, providers_query{}, "providers");
+  if (!got)
+    return 1;
+  if (c.json) {
+    auto out = nlohmann::json::array();
+    for (auto& p : got->providers)
+      if (p.plan_at != 0)
+        out.push_back({{"provider", p.name}, {"plan", to_json_plan(p)}});
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  bool any = false;
+  for (auto& p : got->providers) {
+    if (p.plan_at == 0)
+      continue;
+    any = true;
+    auto rel = [&](usec t) {
+      return t <= p.plan_at ? std::string("now")
+                            : "+" + format_duration((t - p.plan_at + sec_us / 2) / sec_us * sec_us);
+    };
+    std::printf("%s: %s, plan at %s, offers starts up to %s ahead\n", p.name.c_str(),
+                render_capacity(p).c_str(), format_time(p.plan_at).c_str(),
+                format_duration(p.plan_horizon).c_str());
+    if (p.plan.empty()) {
+      std::printf("  no jobs\n");
+    } else {
+      std::printf("  %-24s %-9s %6s %10s %12s %14s\n", "JOB", "STATE", "CORES", "MEMORY", "START",
+                  "PREDICTED END");
+      for (auto& e : p.plan)
+        std::printf("  %-24s %-9s %6s %10s %12s %14s\n", e.job_id.c_str(), e.state.c_str(),
+                    cores_m(e.granted.cpu).c_str(), format_bytes(e.granted.memory).c_str(),
+                    rel(e.start).c_str(), rel(e.end).c_str());
+    }
+    std::printf("  free over time:");
+    for (auto& f : p.free_over_time)
+      std::printf(" %s: %s cores, %s;", rel(f.at).c_str(), cores_m(f.free.cpu).c_str(),
+                  format_bytes(f.free.memory).c_str());
+    std::printf("\n");
+  }
+  if (!any)
+    std::printf("no provider plans ahead (set plan_horizon on a local provider)\n");
+  return 0;
+}
+
 std::string render_explanation(const explanation& x) {
   std::ostringstream o;
   auto usd_of = [](double micro) { return "$" + format_usd(static_cast<micros>(std::llround(micro))); };
@@ -275,6 +320,19 @@ std::string render_explanation(const explanation& x) {
       o << (first ? " " : ", ") << reason << " " << n;
       first = false;
     }
+    o << "\n";
+  }
+  for (auto& d : x.scaling) {
+    o << "  scaling at " << format_time(d.at) << ": " << d.need << " -> " << d.action << " "
+      << d.outcome << (d.by.empty() ? "" : " by " + d.by) << ": " << cores_m(d.held.cpu)
+      << " cores, " << format_bytes(d.held.memory) << " -> " << cores_m(d.granted.cpu)
+      << " cores, " << format_bytes(d.granted.memory);
+    if (d.price_delta != 0)
+      o << " (" << (d.price_delta > 0 ? "+$" : "-$")
+        << format_usd(d.price_delta > 0 ? d.price_delta : -d.price_delta) << ")";
+    o << "\n    why: " << d.reason;
+    if (!d.detail.empty())
+      o << "; " << d.detail;
     o << "\n";
   }
   return o.str();

@@ -36,6 +36,10 @@ int run_status(const client_args& c, const std::string& job_id);
 int run_jobs(const client_args& c);
 int run_cancel(const client_args& c, const std::string& job_id);
 int run_providers(const client_args& c);
+/// `tender schedule`: each planning provider's plan — running jobs to their predicted
+/// ends, the reserved first waiting job, the other waiting jobs where they would
+/// start, and the free capacity over time.
+int run_schedule(const client_args& c);
 /// `tender explain JOB`: every offer of every round with its score breakdown, the
 /// declines, rejected offers by reason, and why the winner won (or the job was refused).
 int run_explain(const client_args& c, const std::string& job_id);

@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
   add_client(cancel);
   auto* providers = app.add_subcommand("providers", "List the node's providers");
   add_client(providers);
+  auto* schedule = app.add_subcommand(
+      "schedule", "Show the plan: running jobs, reservations, predicted ends, free capacity over time");
+  add_client(schedule);
   auto* explain = app.add_subcommand(
     "explain", "Show every offer of a job's negotiation, its score breakdown and why the winner won");
   explain->add_option("id", job_id, "Job id")->required();
@@ -145,6 +148,8 @@ int main(int argc, char** argv) {
     return run_submit(ca, job_file, wait);
   if (*status)
     return run_status(ca, job_id);
+  if (*schedule)
+    return run_schedule(ca);
   if (*jobs)
     return run_jobs(ca);
   if (*cancel)

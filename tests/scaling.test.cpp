@@ -1,0 +1,238 @@
+// Scaling a running job end to end: a real `tender agent` with two local providers, a
+// real job whose memory grows past what it was allocated, and the node's own
+// decisions read back from its journal and its status.
+//
+// Where the executor has writable cgroups the local provider raises the job's memory
+// limit in place; under rlimits (CI) it cannot, and the job moves to the other local
+// provider and restarts there with the larger allocation. The first test takes
+// whichever path this machine offers and checks that path; the second forces rlimits
+// (TENDER_EXECUTOR_MODE=rlimit), so the move is tested on every machine.
+
+#include "actors/journal.hpp"
+#include "providers/executor.hpp"
+#include "tests/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <optional>
+
+using namespace tender;
+using namespace tender::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr bytes_t MiB = bytes_t{1} << 20;
+
+/// Two local providers; local-a is cheaper, so it wins the first auction. Memory is
+/// projected 5 s ahead (the default 10 min would act on any growth at all).
+std::string node_toml(const std::string& extra_scaling = "") {
+  std::string providers;
+  for (auto [name, price] : {std::pair{"local-a", "0.010"}, std::pair{"local-b", "0.050"}})
+    providers += std::string("[[providers]]\nname = \"") + name +
+                 "\"\nkind = \"local\"\ncpus = 2\nmemory = \"4GiB\"\nprice_per_core_hour = " +
+                 price + "\nprice_per_gib_hour = 0.001\n\n";
+  return "[node]\nname = \"scaling-test\"\nsample_interval = \"100ms\"\n\n"
+         "[scaling]\nmemory_horizon = \"5s\"\n" + extra_scaling + "\n" + providers;
+}
+
+/// A job allocated 200 MiB whose memory grows by 2 MiB every 50 ms to 300 MiB (plus the
+/// interpreter), every byte written so that it is resident.
+std::string growing_job() {
+  return "[job]\nname = \"grower\"\nuser = \"tester\"\nwalltime = \"2m\"\n"
+         "command = [\"python3\", \"-c\", \"import time\\nchunks = []\\nfor i in range(150):\\n"
+         "    chunks.append(b'x' * (2 << 20))\\n    time.sleep(0.05)\\n"
+         "print('held', len(chunks) * 2, 'MiB')\\n\"]\n"
+         "[job.hints]\ncpus = 1\nmemory = \"200MiB\"\n";
+}
+
+std::unique_ptr<journal> open_journal(const std::string& path) {
+  auto j = journal::open(path);
+  if (auto* e = std::get_if<std::string>(&j)) {
+    ADD_FAILURE() << *e;
+    return nullptr;
+  }
+  return std::move(std::get<std::unique_ptr<journal>>(j));
+}
+
+std::vector<std::string> states_of(journal& j, const std::string& id) {
+  std::vector<std::string> out;
+  for (auto& [from, to] : j.transitions(id))
+    out.push_back(to_string(to));
+  return out;
+}
+
+std::string dump(const std::vector<scaling_decision>& ds) {
+  std::string out;
+  for (auto& d : ds)
+    out += d.need + " " + d.action + " " + d.outcome + " by " + d.by + ": " + d.detail + " (" +
+           d.reason + ")\n";
+  return out;
+}
+
+/// The executor mode the agent will see (it inherits this process's environment).
+std::string executor_mode(const temp_dir& t) {
+  executor probe(t.path + "/probe");
+  return probe.mode();
+}
+
+/// Sets an environment variable for the scope (the agent started inside inherits it).
+struct scoped_env {
+  scoped_env(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name))
+      old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~scoped_env() {
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+/// What both tests check once the growing job has ended: it ended `done` having held
+/// more memory than it was first given, by way of a rescaling.
+void expect_grown_and_done(agent& a, journal& j, const std::string& id,
+                           const nlohmann::json& s) {
+  ASSERT_EQ(s.value("state", ""), "done") << s.dump(2) << "\n" << dump(j.scaling(id));
+  EXPECT_EQ(s["exit_code"], 0);
+  EXPECT_GT(s["usage"]["mem_peak_bytes"].get<bytes_t>(), 200 * MiB) << s["usage"].dump();
+  // status --json shows the allocation as it is after the decision: 4 x 200 MiB.
+  EXPECT_EQ(s["allocated"]["memory_bytes"].get<bytes_t>(), 800 * MiB) << s["allocated"].dump();
+  auto states = states_of(j, id);
+  auto at = std::find(states.begin(), states.end(), "rescaling");
+  ASSERT_NE(at, states.end()) << ::testing::PrintToString(states);
+  EXPECT_EQ(*std::prev(at), "running");
+  ASSERT_NE(std::next(at), states.end());
+  EXPECT_EQ(*std::next(at), "running");
+  EXPECT_EQ(states.back(), "done");
+  (void)a;
+}
+
+} // namespace
+
+TEST(scaling, a_job_outgrowing_its_memory_is_rescaled_before_it_is_killed) {
+  temp_dir t;
+  const std::string mode = executor_mode(t);
+  std::printf("[ mode     ] executor: %s\n", mode.c_str());
+  auto cfg = t.file("node.toml", node_toml());
+  agent a(t.path + "/data", {"--config", cfg});
+  auto id = a.submit(t.file("grower.toml", growing_job()));
+  ASSERT_FALSE(id.empty());
+  auto s = a.wait_final(id, 120s);
+  auto j = open_journal(t.path + "/data/journal.db");
+  ASSERT_TRUE(j);
+  expect_grown_and_done(a, *j, id, s);
+  auto ds = j->scaling(id);
+  ASSERT_FALSE(ds.empty());
+  const scaling_decision& first = ds.front();
+  EXPECT_EQ(first.need, "grow_memory") << dump(ds);
+  EXPECT_EQ(first.action, "in_place");
+  EXPECT_EQ(first.held.memory, 200 * MiB);
+  EXPECT_EQ(first.wanted.memory, 800 * MiB);
+  EXPECT_EQ(first.allocation_id.rfind(id + "/local-a/", 0), 0u) << first.allocation_id;
+  EXPECT_EQ(first.by, "local-a");
+  // `tender explain` shows the same decisions.
+  auto x = a.cli_json({"explain", id});
+  ASSERT_TRUE(x["scaling"].is_array()) << x.dump(2);
+  ASSERT_EQ(x["scaling"].size(), ds.size()) << x.dump(2);
+  EXPECT_EQ(x["scaling"][0].value("need", ""), "grow_memory");
+  EXPECT_EQ(x["scaling"][0]["wanted"].value("memory_bytes", 0LL), 800 * MiB);
+  auto text = a.cli({"explain", id});
+  EXPECT_NE(text.out.find("scaling at"), std::string::npos) << text.out;
+  if (mode != "rlimit") {
+    // The cgroup limit was raised in place; the job never left local-a.
+    EXPECT_EQ(first.outcome, "granted") << dump(ds);
+    EXPECT_EQ(first.granted.memory, 800 * MiB);
+    EXPECT_EQ(s["provider"], "local-a");
+    EXPECT_EQ(ds.size(), 1u) << dump(ds);
+  } else {
+    // Under rlimits the limit cannot change in place: refused, then moved.
+    EXPECT_EQ(first.outcome, "refused") << dump(ds);
+    EXPECT_NE(first.detail.find("needs cgroups"), std::string::npos) << first.detail;
+    ASSERT_GE(ds.size(), 2u) << dump(ds);
+    EXPECT_EQ(ds[1].outcome, "moved");
+    EXPECT_EQ(ds[1].by, "local-b");
+    EXPECT_EQ(s["provider"], "local-b");
+  }
+}
+
+TEST(scaling, refused_in_place_the_job_moves_to_another_provider_and_restarts) {
+  temp_dir t;
+  scoped_env rlimits("TENDER_EXECUTOR_MODE", "rlimit");
+  ASSERT_EQ(executor_mode(t), "rlimit");
+  auto cfg = t.file("node.toml", node_toml());
+  agent a(t.path + "/data", {"--config", cfg});
+  auto id = a.submit(t.file("grower.toml", growing_job()));
+  ASSERT_FALSE(id.empty());
+  auto s = a.wait_final(id, 120s);
+  auto j = open_journal(t.path + "/data/journal.db");
+  ASSERT_TRUE(j);
+  expect_grown_and_done(a, *j, id, s);
+  EXPECT_EQ(s["provider"], "local-b");
+  EXPECT_EQ(s["allocation_id"].get<std::string>().rfind(id + "/local-b/", 0), 0u) << s.dump(2);
+
+  auto ds = j->scaling(id);
+  ASSERT_EQ(ds.size(), 2u) << dump(ds);
+  EXPECT_EQ(ds[0].need, "grow_memory");
+  EXPECT_EQ(ds[0].action, "in_place");
+  EXPECT_EQ(ds[0].outcome, "refused");
+  EXPECT_EQ(ds[0].by, "local-a");
+  EXPECT_EQ(ds[0].granted, ds[0].held);
+  EXPECT_NE(ds[0].detail.find("in-place resize needs cgroups"), std::string::npos)
+    << ds[0].detail;
+  EXPECT_EQ(ds[1].need, "grow_memory");
+  EXPECT_EQ(ds[1].action, "move");
+  EXPECT_EQ(ds[1].outcome, "moved");
+  EXPECT_EQ(ds[1].by, "local-b");
+  EXPECT_TRUE(ds[1].disruptive);
+  EXPECT_EQ(ds[1].held.memory, 200 * MiB);
+  EXPECT_EQ(ds[1].granted.memory, 800 * MiB);
+  EXPECT_EQ(ds[1].allocation_id, s["allocation_id"]);
+  EXPECT_NE(ds[1].detail.find("starts over"), std::string::npos) << ds[1].detail;
+  // The first allocation was released when the job moved.
+  EXPECT_EQ(j->load_job(id)->alloc->provider, "local-b");
+  // Two auctions: the first placement and the move.
+  EXPECT_EQ(j->negotiations(id).size(), 2u);
+}
+
+TEST(scaling, a_job_using_far_less_than_it_holds_gives_capacity_back) {
+  temp_dir t;
+  const std::string mode = executor_mode(t);
+  auto cfg = t.file("node.toml", node_toml("shrink_window = \"2s\"\n"));
+  agent a(t.path + "/data", {"--config", cfg});
+  // Idle for 8 s holding 2 cores and 1 GiB.
+  auto id = a.submit(t.file("idle.toml",
+                            "[job]\nname = \"idle\"\nuser = \"tester\"\nwalltime = \"1m\"\n"
+                            "command = [\"sh\", \"-c\", \"sleep 8\"]\n"
+                            "[job.hints]\ncpus = 2\nmemory = \"1GiB\"\n"));
+  auto s = a.wait_final(id, 120s);
+  auto j = open_journal(t.path + "/data/journal.db");
+  ASSERT_TRUE(j);
+  ASSERT_EQ(s.value("state", ""), "done") << s.dump(2);
+  auto ds = j->scaling(id);
+  ASSERT_FALSE(ds.empty()) << "no scaling decision";
+  EXPECT_EQ(ds[0].need, "shrink") << dump(ds);
+  EXPECT_EQ(ds[0].action, "in_place");
+  EXPECT_EQ(ds[0].held, (resources{2000, 1024 * MiB, 0, "", 0}));
+  // sleep uses no CPU and ~1 MiB: down to the floors.
+  EXPECT_EQ(ds[0].wanted, (resources{100, 64 * MiB, 0, "", 0}));
+  if (mode != "rlimit") {
+    EXPECT_EQ(ds[0].outcome, "granted") << dump(ds);
+    EXPECT_LT(ds[0].price_delta, 0);
+    EXPECT_EQ(s["allocated"]["memory_bytes"].get<bytes_t>(), 64 * MiB);
+    EXPECT_EQ(s["allocated"]["cpu"], 0.1) << s["allocated"].dump();
+  } else {
+    // Under rlimits nothing can change in place, and a shrink never restarts a job.
+    EXPECT_EQ(ds[0].outcome, "refused") << dump(ds);
+    EXPECT_EQ(ds.size(), 1u) << dump(ds);
+    EXPECT_EQ(s["allocated"]["memory_bytes"].get<bytes_t>(), 1024 * MiB);
+  }
+  auto states = states_of(*j, id);
+  EXPECT_NE(std::find(states.begin(), states.end(), "rescaling"), states.end());
+  EXPECT_EQ(states.back(), "done");
+}
