@@ -286,6 +286,11 @@ TEST(node_config, kind_specific_keys_are_refused_on_the_other_kind) {
                "only applies to market providers");
   EXPECT_ERROR(market_provider + "price_per_core_hour = 0.1\n", "providers[0].price_per_core_hour",
                "only applies to local providers (a market's prices come from its catalogue)");
+  EXPECT_ERROR(market_provider + "plan_horizon = \"1h\"\n", "providers[0].plan_horizon",
+               "only applies to local providers (the internal cluster's plan)");
+  EXPECT_ERROR(local_provider + "plan_horizon = \"soon\"\n", "providers[0].plan_horizon",
+               "invalid duration 'soon' (expected e.g. \"30m\", \"1h30m\", \"250ms\" or a number of "
+               "seconds)");
   EXPECT_ERROR(market_provider + "cpus = \"auto\"\n", "providers[0].cpus",
                "\"auto\" is only for local providers");
   EXPECT_ERROR(market_provider + "memory = \"50%\"\n", "providers[0].memory",
@@ -446,6 +451,8 @@ TEST(node_config_examples, sample_config_parses) {
   EXPECT_EQ(c.data_dir, (examples / "tender-data").lexically_normal().string());
   ASSERT_EQ(c.providers.size(), 3u);
   EXPECT_EQ(c.providers[0].capacity.memory, machine_memory() / 100 * 75);
+  EXPECT_EQ(c.providers[0].plan_horizon, 24 * 3600 * sec_us);
+  EXPECT_EQ(c.providers[1].plan_horizon, 0) << "markets do not plan";
   EXPECT_FALSE(c.providers[2].types.empty());
 }
 
