@@ -189,9 +189,10 @@ std::vector<easy_scheduler::planned> easy_scheduler::projection(usec now) const 
   return out;
 }
 
-capacity_plan easy_scheduler::plan(usec now) const {
-  capacity_plan p(capacity_);
-  for (const auto& e : projection(now)) {
+capacity_plan easy_scheduler::plan_of(const plan_amount& capacity,
+                                      const std::vector<planned>& projection) {
+  capacity_plan p(capacity);
+  for (const auto& e : projection) {
     if (e.what == planned::kind::running)
       p.add_running(std::to_string(e.key), e.amount, e.start, e.end);
     else

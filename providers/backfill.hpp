@@ -107,7 +107,9 @@ public:
   };
   std::vector<planned> projection(usec now) const;
   /// The same plan as free capacity over time (from `projection`).
-  capacity_plan plan(usec now) const;
+  capacity_plan plan(usec now) const { return plan_of(capacity_, projection(now)); }
+  /// A projection as a capacity plan.
+  static capacity_plan plan_of(const plan_amount& capacity, const std::vector<planned>& projection);
   /// When a job of `amount` and `estimate` submitted now would start at the latest if
   /// no later job were let ahead of it (used for an offer's earliest start).
   std::optional<usec> projected_start(const plan_amount& amount, usec estimate, usec now) const;

@@ -53,11 +53,10 @@ bool capacity_plan::resize(const std::string& id, const plan_amount& amount, use
   if (saved.what == kind::running)
     free_now_ += saved.amount;
   entries_.erase(it);
-  const usec from = saved.what == kind::running ? now : saved.start;
+  const bool running = saved.what == kind::running;
+  const usec from = running ? now : saved.start;
   const usec until = std::max(saved.end, from + 1);
-  const bool ok = saved.what == kind::running
-                      ? amount.fits_in(free_now_) && fits(amount, from, until - from)
-                      : fits(amount, from, until - from);
+  const bool ok = (!running || amount.fits_in(free_now_)) && fits(amount, from, until - from);
   entry e = saved;
   if (ok)
     e.amount = amount;

@@ -56,7 +56,8 @@ provider_info leasing_provider::info(usec now) const {
   if (plan_) {
     i.plan_at = now;
     i.plan_horizon = horizon_;
-    for (const auto& e : plan_->projection(now)) {
+    const auto projection = plan_->projection(now);
+    for (const auto& e : projection) {
       auto a = alloc_of_key_.find(e.key);
       if (a == alloc_of_key_.end())
         continue;
@@ -70,7 +71,7 @@ provider_info leasing_provider::info(usec now) const {
     }
     // Free capacity over time; the last step lasts forever. Kept short for people.
     constexpr std::size_t max_steps = 64;
-    for (const auto& st : plan_->plan(now).profile(now)) {
+    for (const auto& st : easy_scheduler::plan_of(plan_->capacity(), projection).profile(now)) {
       if (i.free_over_time.size() == max_steps)
         break;
       resources f;
@@ -334,14 +335,10 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
       return refuse("capacity gone: the plan could not start it");
     if (stored.state == phase::waiting) {
       // Not now. Keep the award only if the plan still keeps the offer's promise.
-      auto at = plan_->head_reservation() && plan_->head_reservation()->key == stored.plan_key
-                    ? std::optional<usec>(plan_->head_reservation()->start)
-                    : std::optional<usec>();
-      if (!at) {
-        for (const auto& e : plan_->projection(now))
-          if (e.key == stored.plan_key)
-            at = e.start;
-      }
+      std::optional<usec> at;
+      for (const auto& e : plan_->projection(now))
+        if (e.key == stored.plan_key)
+          at = e.start;
       const usec slack = std::max<usec>(60 * sec_us, (promised - now) / 10);
       if (promised <= now || !at || *at > promised + slack) {
         const std::string when = at ? format_time(*at) : std::string("never");
