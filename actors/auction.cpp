@@ -127,7 +127,7 @@ void evaluate(round_actor* self) {
     return finish(self, std::move(r));
   }
   auto ctx = st.ctx;
-  auto rk = book.rank(offer_scorer{ctx->cfg.scoring},
+  auto rk = book.rank(offer_scorer{ctx->scoring()},
                       [ctx](const std::string& p) { return ctx->breach_probability(p); }, now);
   if (rk.feasible.empty()) {
     round_result r;

@@ -166,6 +166,16 @@ void node_context::set_predictor(std::unique_ptr<predictor> p) {
   predictor_ = std::move(p);
 }
 
+scoring_config node_context::scoring() {
+  std::lock_guard<std::mutex> g(mu_);
+  return scoring_ ? *scoring_ : cfg.scoring;
+}
+
+void node_context::set_scoring(const scoring_config& w) {
+  std::lock_guard<std::mutex> g(mu_);
+  scoring_ = w;
+}
+
 double node_context::breach_probability(const std::string& provider) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = sla_.find(provider);

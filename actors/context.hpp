@@ -12,11 +12,16 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 
 namespace spdlog {
 class logger;
+}
+
+namespace tender::curve {
+struct server_setup;
 }
 
 namespace tender {
@@ -27,6 +32,9 @@ struct node_context {
   std::unique_ptr<tender::journal> journal;
   std::function<usec()> clock;
   std::shared_ptr<spdlog::logger> log;
+  /// CurveZMQ for the node's listening endpoints (protocol/curve.hpp): call
+  /// `security->secure(socket, zctx, endpoint, "bus", auth, warn)` before each bind.
+  std::shared_ptr<const curve::server_setup> security;
 
   usec now() const { return clock(); }
 
@@ -48,6 +56,11 @@ struct node_context {
   model_status retrain();
   model_status model_info();
 
+  /// The offer-scoring weights auctions use: `cfg.scoring` until changed at run time
+  /// (the console's weights form). Thread-safe; a change applies to later rankings.
+  scoring_config scoring();
+  void set_scoring(const scoring_config& w);
+
   /// Provider SLA history -> posterior breach probability.
   double breach_probability(const std::string& provider);
   void record_sla(const std::string& provider, const std::string& kind, bool breach);
@@ -63,6 +76,7 @@ private:
   std::atomic<std::uint64_t> counter_{0};
   std::map<std::string, std::pair<std::int64_t, std::int64_t>> sla_; ///< breaches, kept
   bool sla_loaded_ = false;
+  std::optional<scoring_config> scoring_; ///< set at run time; else cfg.scoring
 };
 
 } // namespace tender

@@ -8,6 +8,7 @@
 // blocks on ZeroMQ.
 
 #include "actors/actors.hpp"
+#include "protocol/curve.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -35,8 +36,20 @@ public:
       router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(default_max_frame) * 4);
       router_.set(zmq::sockopt::sndhwm, 100000);
       router_.set(zmq::sockopt::rcvhwm, 100000);
+      // CurveZMQ on TCP (protocol/curve.hpp): clients not on the allow list are refused
+      // in the handshake, so nothing they send reaches this ROUTER.
+      curve::server_setup plaintext_only;
+      const auto& sec = ctx_->security ? *ctx_->security : plaintext_only;
+      auto log = ctx_->log;
+      if (auto err = sec.secure(router_, zctx_, endpoint, "gateway", auth_,
+                                [log](const std::string& line) { log->warn("{}", line); }))
+        return *err;
       router_.bind(endpoint);
       bound_ = router_.get(zmq::sockopt::last_endpoint);
+      if (auth_)
+        log->info("gateway: CurveZMQ on {} ({} public keys allowed)", bound_, sec.allow.size());
+      else if (bound_.rfind("tcp://", 0) == 0)
+        log->info("gateway: plaintext on {} (no [security] key; loopback only)", bound_);
       inproc_ = "inproc://tender-gateway-out-" + std::to_string(++bridge_counter);
       pull_ = zmq::socket_t(zctx_, zmq::socket_type::pull);
       pull_.set(zmq::sockopt::linger, 0);
@@ -144,6 +157,7 @@ private:
 
   context_ptr ctx_;
   zmq::context_t zctx_{1};
+  std::unique_ptr<curve::authenticator> auth_; ///< the ZAP handler; stops before zctx_ closes
   zmq::socket_t router_;
   zmq::socket_t pull_;
   std::string bound_;
@@ -200,6 +214,12 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
     // `push` is declared after `bridge` in the state, so it closes before the bridge's
     // ZeroMQ context terminates.
     // One bad message must not take the gateway down: log it and go on.
+    // A gone provider's peer must introduce itself again (error unknown_peer).
+    self->set_down_handler([self](caf::down_msg& dm) {
+      auto& ps = self->state.providers;
+      for (auto it = ps.begin(); it != ps.end();)
+        it = it->second.address() == dm.source ? ps.erase(it) : std::next(it);
+    });
     self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
       try {
         std::rethrow_exception(ep);
@@ -242,8 +262,11 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
                 auto proxy = spawn_remote_provider(self->system(), st.ctx,
                                                    caf::actor_cast<caf::actor>(self), peer, b);
                 st.providers[peer] = proxy;
+                self->monitor(proxy); // a proxy that declares its provider gone quits
                 self->send(st.intake, register_atom::value, b.name, proxy, true);
                 st.ctx->log->info("remote provider {} ({}) joined", b.name, b.kind);
+              } else {
+                self->send(it->second, inbound_atom::value, req); // a heartbeat
               }
               reply(self, peer, req, welcome{st.ctx->cfg.node_name, b.name});
             } else if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline> ||

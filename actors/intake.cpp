@@ -3,9 +3,12 @@
 
 #include "actors/actors.hpp"
 #include "actors/auction_book.hpp"
+#include "actors/bus.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+
+#include <deque>
 
 namespace tender {
 
@@ -15,6 +18,7 @@ struct provider_entry {
   std::string name;
   caf::actor handle;
   bool remote = false;
+  bool site = false; ///< a peer site (federation): negotiated with after the local providers
 };
 
 struct intake_state {
@@ -24,6 +28,7 @@ struct intake_state {
   std::map<std::string, job_status> status;  ///< every job
   std::map<std::string, caf::actor> live;    ///< jobs with an actor
   std::vector<std::string> order;            ///< submission order
+  std::deque<std::string> waiting; ///< accepted, `submitted`, no actor yet (admission control)
   std::vector<provider_entry> providers;
   static inline const char* name = "intake";
 };
@@ -37,17 +42,7 @@ error make_error(std::string code, std::string message, std::string type = {},
 
 /// Server-side checks of a submission (the CLI already checked its file).
 std::optional<error> validate(const job_spec& s) {
-  if (s.command.empty())
-    return make_error("invalid", "job has no command", "job_submit", "spec.command");
-  if (s.command.front().empty())
-    return make_error("invalid", "job command's program is empty", "job_submit", "spec.command");
-  if (s.max_cost < 0)
-    return make_error("invalid", "max_cost must not be negative", "job_submit", "spec.max_cost");
-  if (s.walltime < 0)
-    return make_error("invalid", "walltime must not be negative", "job_submit", "spec.walltime");
-  if (s.hints.cpu < 0 || s.hints.memory < 0 || s.hints.gpus < 0)
-    return make_error("invalid", "hints must not be negative", "job_submit", "spec.hints");
-  return std::nullopt;
+  return validate_spec(s, "job_submit");
 }
 
 provider_directory directory(const intake_state& st) {
@@ -56,6 +51,7 @@ provider_directory directory(const intake_state& st) {
     d.names.push_back(p.name);
     d.actors.push_back(p.handle);
     d.remote.push_back(p.remote);
+    d.site.push_back(p.site);
   }
   return d;
 }
@@ -77,7 +73,45 @@ caf::behavior trainer(caf::event_based_actor* self, context_ptr ctx) {
   };
 }
 
+/// Starts waiting jobs, oldest first, while fewer than `[intake] max_active_jobs`
+/// jobs have an actor. A waiting job is re-read from the journal when it starts.
+void admit(intake_actor* self) {
+  auto& st = self->state;
+  auto limit = static_cast<std::size_t>(st.ctx->cfg.max_active_jobs);
+  while (!st.waiting.empty() && st.live.size() < limit) {
+    auto id = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    auto s = st.status.find(id);
+    if (s == st.status.end() || s->second.state != job_state::submitted)
+      continue; // cancelled while waiting
+    auto rec = st.ctx->journal->load_job(id);
+    if (!rec) {
+      st.ctx->log->error("job {} could not be read back from the journal to start: {}", id,
+                         st.ctx->journal->last_error());
+      continue;
+    }
+    auto job = spawn_job(self->system(), st.ctx, std::move(*rec),
+                         caf::actor_cast<caf::actor>(self), st.profiler, false);
+    self->monitor(job);
+    st.live[id] = job;
+  }
+}
+
 } // namespace
+
+std::optional<error> validate_spec(const job_spec& s, const std::string& type) {
+  if (s.command.empty())
+    return make_error("invalid", "job has no command", type, "spec.command");
+  if (s.command.front().empty())
+    return make_error("invalid", "job command's program is empty", type, "spec.command");
+  if (s.max_cost < 0)
+    return make_error("invalid", "max_cost must not be negative", type, "spec.max_cost");
+  if (s.walltime < 0)
+    return make_error("invalid", "walltime must not be negative", type, "spec.walltime");
+  if (s.hints.cpu < 0 || s.hints.memory < 0 || s.hints.gpus < 0)
+    return make_error("invalid", "hints must not be negative", type, "spec.hints");
+  return std::nullopt;
+}
 
 caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor profiler) {
   return sys.spawn([profiler](intake_actor* self, context_ptr ctx) -> caf::behavior {
@@ -100,6 +134,7 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
         else
           ++it;
       }
+      admit(self);
     });
     auto start_job = [self](job_record rec, bool resume) {
       auto& st = self->state;
@@ -107,7 +142,11 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
       if (!st.status.count(id))
         st.order.push_back(id);
       st.status[id] = rec.status;
-      if (!is_final(rec.status.state)) {
+      if (rec.status.state == job_state::submitted) {
+        // Queued behind the jobs already waiting; admission control starts it.
+        st.waiting.push_back(id);
+        admit(self);
+      } else if (!is_final(rec.status.state)) {
         auto job = spawn_job(self->system(), st.ctx, std::move(rec), caf::actor_cast<caf::actor>(self),
                              st.profiler, resume);
         self->monitor(job);
@@ -196,6 +235,18 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
         if (is_final(it->second.state))
           return it->second;
         auto live = st.live.find(c.job_id);
+        if (live == st.live.end() && it->second.state == job_state::submitted) {
+          // Waiting for admission: no actor to tell; admit() skips it.
+          auto reason = c.reason.empty() ? std::string("cancelled by user") : c.reason;
+          auto now = st.ctx->now();
+          if (!st.ctx->journal->transition(c.job_id, job_state::submitted, job_state::cancelled,
+                                           reason, now))
+            return make_error("journal", "could not record the cancellation", "job_cancel");
+          it->second.state = job_state::cancelled;
+          it->second.reason = reason;
+          it->second.finished_at = now;
+          return it->second;
+        }
         if (live != st.live.end())
           self->send(live->second, cancel_atom::value,
                      c.reason.empty() ? std::string("cancelled by user") : c.reason);
@@ -253,10 +304,22 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
       },
       [self](register_atom, std::string& name, caf::actor& handle, bool remote) {
         auto& ps = self->state.providers;
+        if (remote) {
+          // A peer site says so in its hello's kind (federation): ask it once.
+          self->request(handle, std::chrono::seconds(5), info_atom::value)
+            .then(
+              [self, handle](provider_info& i) {
+                for (auto& p : self->state.providers)
+                  if (p.handle == handle)
+                    p.site = i.kind == "site";
+              },
+              [](caf::error&) {});
+        }
         for (auto& p : ps)
           if (p.name == name) {
             p.handle = handle;
             p.remote = remote;
+            p.site = false;
             self->monitor(handle);
             return;
           }
@@ -265,6 +328,18 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
       },
       [self](providers_atom) { return directory(self->state); },
       [self, start_job](resume_atom, job_record& rec) { start_job(std::move(rec), true); },
+      [self](accepted_jobs& a) {
+        auto& st = self->state;
+        for (auto& s : a.jobs) {
+          auto id = s.job_id;
+          if (st.status.count(id))
+            continue;
+          st.order.push_back(id);
+          st.status.emplace(id, std::move(s));
+          st.waiting.push_back(std::move(id));
+        }
+        admit(self);
+      },
       [self](stop_atom) { self->quit(); },
     };
   }, ctx);

@@ -65,6 +65,12 @@ struct job_actor_state {
   std::string old_end;              ///< how it ended
   bool launch_pending = false;      ///< a launch after a move, not yet seen running
   std::vector<offer_summary> offers_before_move;
+  // federation: the local providers are asked first, peer sites only if they cannot
+  provider_directory bidders;       ///< who the current negotiation's rounds invite
+  provider_directory peer_sites;    ///< still to ask when the local negotiation fails
+  bool across_peers = false;        ///< the current negotiation is among peer sites
+  std::string local_refusal;        ///< why the local providers could not place it
+  std::vector<offer_summary> offers_before_peers;
   static inline const char* name = "job";
 };
 
@@ -112,7 +118,7 @@ void move_to(job_actor* self, job_state to, const std::string& reason) {
     self->quit();
 }
 
-void start_negotiation(job_actor* self);
+void start_negotiation(job_actor* self, const std::string& reason = {});
 void start_profiling(job_actor* self);
 void launch_job(job_actor* self);
 
@@ -158,16 +164,54 @@ void start_round(job_actor* self, micros previous_best) {
   ++st.round;
   round_args a;
   a.book = st.book;
-  a.providers = st.providers;
+  a.providers = st.bidders;
   a.round = st.round;
   a.previous_best = previous_best;
   a.job = caf::actor_cast<caf::actor>(self);
   spawn_round(self->system(), st.ctx, std::move(a));
 }
 
-void start_negotiation(job_actor* self) {
+/// Splits a directory into this site's own providers and peer sites.
+std::pair<provider_directory, provider_directory> split_sites(const provider_directory& d) {
+  provider_directory local, sites;
+  for (std::size_t i = 0; i < d.names.size(); ++i) {
+    auto& to = d.is_site(i) ? sites : local;
+    to.names.push_back(d.names[i]);
+    to.actors.push_back(d.actors[i]);
+    to.remote.push_back(d.remote[i]);
+    to.site.push_back(d.is_site(i));
+  }
+  return {std::move(local), std::move(sites)};
+}
+
+/// A negotiation among `bidders`: a fresh auction id and book, round 1.
+void negotiate_among(job_actor* self, provider_directory bidders) {
   auto& st = self->state;
-  move_to(self, job_state::negotiating, "");
+  st.bidders = std::move(bidders);
+  resource_request req;
+  req.job_id = st.rec.job_id;
+  req.auction_id = st.ctx->new_id("a");
+  req.profile = st.rec.status.profile;
+  req.profile.job_id = st.rec.job_id;
+  req.request = request_from(st.rec.spec, st.rec.status.profile);
+  req.software = st.rec.spec.software;
+  req.deadline = st.rec.spec.deadline;
+  req.max_cost = st.rec.spec.max_cost;
+  req.protocol = st.ctx->cfg.auction.protocol;
+  req.path = {st.ctx->cfg.node_name};
+  std::set<std::string> names(st.bidders.names.begin(), st.bidders.names.end());
+  st.book = std::make_shared<auction_book>(req, names);
+  st.round = 0;
+  start_round(self, 0);
+}
+
+/// Negotiates with this site's own providers first; peer sites (federation) are asked
+/// only when those cannot place the job (capacity, price, deadline): a job is never
+/// sent across for a reason its own site would not have. `reason` goes on the
+/// transition to negotiating (a renegotiation says why).
+void start_negotiation(job_actor* self, const std::string& reason) {
+  auto& st = self->state;
+  move_to(self, job_state::negotiating, reason);
   self->request(st.intake, std::chrono::seconds(5), providers_atom::value)
     .then(
       [self](provider_directory& d) {
@@ -175,20 +219,12 @@ void start_negotiation(job_actor* self) {
         if (d.names.empty())
           return move_to(self, job_state::refused, "no providers are connected");
         st.providers = d;
-        resource_request req;
-        req.job_id = st.rec.job_id;
-        req.auction_id = st.ctx->new_id("a");
-        req.profile = st.rec.status.profile;
-        req.profile.job_id = st.rec.job_id;
-        req.request = request_from(st.rec.spec, st.rec.status.profile);
-        req.software = st.rec.spec.software;
-        req.deadline = st.rec.spec.deadline;
-        req.max_cost = st.rec.spec.max_cost;
-        req.protocol = st.ctx->cfg.auction.protocol;
-        std::set<std::string> names(d.names.begin(), d.names.end());
-        st.book = std::make_shared<auction_book>(req, names);
-        st.round = 0;
-        start_round(self, 0);
+        auto [local, sites] = split_sites(d);
+        st.local_refusal.clear();
+        st.offers_before_peers.clear();
+        st.across_peers = local.names.empty();
+        st.peer_sites = st.across_peers ? provider_directory{} : std::move(sites);
+        negotiate_among(self, st.across_peers ? std::move(sites) : std::move(local));
       },
       [self](caf::error& e) {
         move_to(self, job_state::failed, "provider directory: " + self->system().render(e));
@@ -352,6 +388,7 @@ void start_move(job_actor* self) {
         if (others.names.empty())
           return move_failed(self, "no other provider is connected");
         st.providers = d; // the new allocation's provider is looked up here
+        st.bidders = others; // later rounds of the move invite the same
         resource_request req;
         req.job_id = st.rec.job_id;
         req.auction_id = st.ctx->new_id("a");
@@ -453,6 +490,14 @@ void watch(job_actor* self, const usage_report& r) {
 void on_usage(job_actor* self, usage_report& r) {
   auto& st = self->state;
   auto& s = st.rec.status;
+  const bool current = st.rec.alloc && (r.allocation_id.empty() ||
+                                        r.allocation_id == st.rec.alloc->allocation_id);
+  if (!current && !(st.moving && r.allocation_id == st.move_from)) {
+    // A run the job has left (its provider was lost and it was placed again).
+    st.ctx->log->warn("job {}: usage from allocation {} ignored: not the job's allocation",
+                      st.rec.job_id, r.allocation_id);
+    return;
+  }
   if (st.moving && r.final && r.allocation_id == st.move_from) {
     // The old run of a move has ended. Unless it finished its work (or the job was
     // cancelled), the job restarts on the new allocation.
@@ -528,6 +573,43 @@ void on_usage(job_actor* self, usage_report& r) {
   }
 }
 
+/// The allocation's provider is gone (a peer site that stopped answering): the
+/// allocation is written off and the job negotiated again among the providers still
+/// connected. The lost run cannot come back: its reports no longer match the job's
+/// allocation (on_usage), and a site that returns stops what it ran for others
+/// (actors/federation.hpp).
+void provider_lost(job_actor* self, const std::string& why) {
+  auto& st = self->state;
+  const auto state = st.rec.status.state;
+  if (state != job_state::committed && state != job_state::running &&
+      state != job_state::rescaling) {
+    st.ctx->log->warn("job {}: {}", st.rec.job_id, why);
+    return;
+  }
+  if (st.cancel_requested) {
+    if (st.rec.alloc)
+      st.ctx->journal->save_release(
+        release{st.rec.alloc->allocation_id, st.rec.alloc->offer_id, st.rec.job_id, why},
+        st.ctx->now());
+    return move_to(self, job_state::cancelled, st.cancel_reason + " (" + why + ")");
+  }
+  if (st.rec.alloc)
+    st.ctx->journal->save_release(release{st.rec.alloc->allocation_id, st.rec.alloc->offer_id,
+                                          st.rec.job_id, "provider lost: " + why},
+                                  st.ctx->now());
+  st.rec.alloc.reset();
+  st.provider = caf::actor{};
+  st.scale.reset();
+  st.plan.reset();
+  st.moving = false;
+  st.move_alloc.reset();
+  st.launch_pending = false;
+  st.rec.status.provider.clear();
+  st.rec.status.allocation_id.clear();
+  st.rec.status.started_at = 0;
+  start_negotiation(self, "renegotiating: " + why);
+}
+
 /// After a restart: find the allocation's provider and re-adopt the job. A remote
 /// provider may take a moment to introduce itself again, so a missing one is
 /// looked for once a second for a while before the job is failed.
@@ -594,10 +676,25 @@ caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, ca
         st.rec.status.offers = r.offers;
         if (st.cancel_requested && !r.committed)
           return move_to(self, job_state::cancelled, st.cancel_reason);
+        if (!st.offers_before_peers.empty())
+          st.rec.status.offers.insert(st.rec.status.offers.begin(), st.offers_before_peers.begin(),
+                                      st.offers_before_peers.end());
         if (r.next_round)
           return start_round(self, r.best_price);
+        if (!r.committed && !st.across_peers && !st.peer_sites.names.empty()) {
+          // This site cannot place it: negotiate across the peer sites.
+          st.across_peers = true;
+          st.local_refusal = r.reason;
+          st.offers_before_peers = st.rec.status.offers;
+          st.ctx->log->info("job {}: not placed locally ({}); negotiating across {} peer site(s)",
+                            st.rec.job_id, r.reason, st.peer_sites.names.size());
+          return negotiate_among(self, std::move(st.peer_sites));
+        }
         if (!r.committed)
-          return move_to(self, job_state::refused, r.reason);
+          return move_to(self, job_state::refused,
+                         st.local_refusal.empty()
+                           ? r.reason
+                           : "locally: " + st.local_refusal + "; across peer sites: " + r.reason);
         st.rec.alloc = r.alloc;
         st.provider = find_provider(st.providers, r.alloc.provider);
         st.rec.status.provider = r.alloc.provider;
@@ -616,6 +713,12 @@ caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, ca
       [self](error& e) {
         // The provider refused the launch (lease) or something went wrong.
         auto& st = self->state;
+        if (e.code == "provider_gone") {
+          // Only the allocation's own provider going matters (not one the job has left).
+          if (st.provider && self->current_sender() == st.provider.address())
+            return provider_lost(self, e.message);
+          return;
+        }
         if (st.rec.status.state == job_state::committed || st.launch_pending) {
           st.launch_pending = false;
           release_allocation(self, "launch refused");

@@ -553,8 +553,91 @@ bool journal::insert_job(const std::string& job_id, const std::string& client_ke
   return true;
 }
 
+bool journal::insert_jobs(std::vector<job_insert>& jobs, const std::string& reason) {
+  std::vector<std::size_t> fresh;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& j : jobs)
+      j.existing_id.clear();
+    bool ok = write("insert_jobs (" + std::to_string(jobs.size()) + " jobs)", [&] {
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        auto& j = jobs[i];
+        // A known key leaves the row alone (no change); the job id must still be new.
+        if (!prepare("INSERT INTO jobs (job_id, client_key, spec, state, reason, submitted_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(client_key) DO NOTHING")
+                 .bind(j.job_id)
+                 .bind_or_null(j.client_key)
+                 .bind_blob(pack(j.spec))
+                 .bind(job_state::submitted)
+                 .bind(reason)
+                 .bind(j.submitted_at)
+                 .run())
+          return false;
+        if (sqlite3_changes(db_) == 0) {
+          auto q = prepare("SELECT job_id FROM jobs WHERE client_key = ?");
+          q.bind(j.client_key);
+          if (!q.next_row()) {
+            if (q.ok())
+              step_error_ = "job " + j.job_id + " was neither inserted nor found by its key";
+            return false;
+          }
+          j.existing_id = q.text(0);
+          continue;
+        }
+        if (!prepare("INSERT INTO transitions (job_id, from_state, to_state, reason, at) "
+                     "VALUES (?, ?, ?, ?, ?)")
+                 .bind(j.job_id)
+                 .bind(job_state::submitted)
+                 .bind(job_state::submitted)
+                 .bind(reason)
+                 .bind(j.submitted_at)
+                 .run())
+          return false;
+        fresh.push_back(i);
+      }
+      return true;
+    });
+    if (!ok) {
+      for (auto& j : jobs)
+        j.existing_id.clear();
+      return false;
+    }
+  }
+  if (observer_)
+    for (auto i : fresh) {
+      job_event e;
+      e.kind = "transition";
+      e.job_id = jobs[i].job_id;
+      e.reason = reason;
+      e.at = jobs[i].submitted_at;
+      observer_(e);
+    }
+  return true;
+}
+
+void journal::set_observer(std::function<void(const job_event&)> observer) {
+  observer_ = std::move(observer);
+}
+
 bool journal::transition(const std::string& job_id, job_state from, job_state to,
                          const std::string& reason, usec at) {
+  if (!transition_locked(job_id, from, to, reason, at))
+    return false;
+  if (observer_) {
+    job_event e;
+    e.kind = "transition";
+    e.job_id = job_id;
+    e.from = from;
+    e.to = to;
+    e.reason = reason;
+    e.at = at;
+    observer_(e);
+  }
+  return true;
+}
+
+bool journal::transition_locked(const std::string& job_id, job_state from, job_state to,
+                                const std::string& reason, usec at) {
   std::lock_guard lock(mu_);
   return write("transition " + job_id, [&] {
     if (!prepare("UPDATE jobs SET state = ?, reason = ? WHERE job_id = ?")
@@ -693,7 +776,28 @@ bool journal::save_negotiation(const negotiation_record& n) {
 }
 
 bool journal::save_scaling(const scaling_decision& d) {
-  std::lock_guard lock(mu_);
+  bool ok;
+  {
+    std::lock_guard lock(mu_);
+    ok = write_scaling(d);
+  }
+  if (ok && observer_) {
+    job_event e;
+    e.kind = "scaling";
+    e.job_id = d.job_id;
+    e.reason = d.reason;
+    e.provider = d.by;
+    e.allocation_id = d.allocation_id;
+    e.price = d.price_delta;
+    e.action = d.action;
+    e.outcome = d.outcome;
+    e.at = d.at;
+    observer_(e);
+  }
+  return ok;
+}
+
+bool journal::write_scaling(const scaling_decision& d) {
   return write("save_scaling " + d.job_id, [&] {
     return prepare("INSERT INTO scaling (job_id, at, need, action, outcome, by_whom, "
                    "allocation_id, held_cpu, held_memory, wanted_cpu, wanted_memory, granted_cpu, "
@@ -750,7 +854,26 @@ bool journal::save_award(const award& a, usec at) {
 }
 
 bool journal::save_allocation(const allocation& a, usec at) {
-  std::lock_guard lock(mu_);
+  bool ok;
+  {
+    std::lock_guard lock(mu_);
+    ok = write_allocation(a, at);
+  }
+  if (ok && observer_) {
+    // Never the lease token.
+    job_event e;
+    e.kind = "allocation";
+    e.job_id = a.job_id;
+    e.provider = a.provider;
+    e.allocation_id = a.allocation_id;
+    e.price = a.price;
+    e.at = at;
+    observer_(e);
+  }
+  return ok;
+}
+
+bool journal::write_allocation(const allocation& a, usec at) {
   // The body carries the lease token; the error text names only the allocation id.
   return write("save_allocation " + a.allocation_id, [&] {
     return prepare("INSERT INTO allocations (allocation_id, job_id, offer_id, provider, price, "
@@ -1074,6 +1197,51 @@ std::vector<scaling_decision> journal::scaling(const std::string& job_id) const 
   if (!q.ok())
     fail("scaling " + job_id + ": " + step_error_);
   return out;
+}
+
+std::vector<scaling_decision> journal::recent_scaling(std::size_t limit) const {
+  std::lock_guard lock(mu_);
+  std::vector<scaling_decision> out;
+  auto q = prepare("SELECT id, body FROM (SELECT id, body FROM scaling ORDER BY id DESC LIMIT ?) "
+                   "ORDER BY id");
+  q.bind(static_cast<std::int64_t>(limit));
+  while (q.next_row()) {
+    scaling_decision d;
+    if (unpack(q.blob(1), d))
+      out.push_back(std::move(d));
+  }
+  if (!q.ok())
+    fail("recent scaling: " + step_error_);
+  return out;
+}
+
+journal::totals_view journal::totals() const {
+  std::lock_guard lock(mu_);
+  totals_view t;
+  {
+    auto q = prepare("SELECT count(*) FROM negotiations");
+    if (q.next_row())
+      t.negotiations = q.int64(0);
+  }
+  {
+    auto q = prepare("SELECT CASE WHEN instr(verdict, ':') > 0 THEN substr(verdict, 1, "
+                     "instr(verdict, ':') - 1) WHEN instr(verdict, ' ') > 0 THEN substr(verdict, "
+                     "1, instr(verdict, ' ') - 1) ELSE verdict END AS v, count(*) FROM offers "
+                     "GROUP BY v");
+    while (q.next_row())
+      t.offers_by_verdict[q.text(0)] += q.int64(1);
+  }
+  {
+    auto q = prepare("SELECT breach, count(*) FROM sla_events GROUP BY breach");
+    while (q.next_row())
+      (q.int64(0) != 0 ? t.sla_breaches : t.sla_kept) += q.int64(1);
+  }
+  {
+    auto q = prepare("SELECT outcome, count(*) FROM scaling GROUP BY outcome");
+    while (q.next_row())
+      t.scaling_by_outcome[q.text(0)] += q.int64(1);
+  }
+  return t;
 }
 
 std::vector<usage_sample> journal::usage(const std::string& job_id) const {

@@ -106,6 +106,27 @@ public:
   /// An empty `client_key` never matches another job.
   bool insert_job(const std::string& job_id, const std::string& client_key, const job_spec& spec,
                   usec submitted_at, std::string* existing_id = nullptr);
+  /// One submission of a group commit (`insert_jobs`).
+  struct job_insert {
+    std::string job_id;     ///< the id a new job gets
+    std::string client_key; ///< deduplication key ("" = never matches)
+    job_spec spec;
+    usec submitted_at = 0;
+    std::string existing_id; ///< out: set when `client_key` was already known (nothing written)
+  };
+  /// Many new jobs in ONE transaction (one WAL commit): each new job is inserted as
+  /// `insert_job` does and gets its submitted -> submitted transition with `reason`, as
+  /// intake records it. An item whose `client_key` is already known — in the journal or
+  /// earlier in `jobs` — writes nothing and gets `existing_id`. Returns false when the
+  /// transaction failed: then nothing of the batch was recorded (no `existing_id` is
+  /// set) and `last_error()` says why. Added for the message bus.
+  bool insert_jobs(std::vector<job_insert>& jobs, const std::string& reason = "accepted");
+  /// Called after each successful `transition`, `save_allocation` and `save_scaling`
+  /// (and per new job of `insert_jobs`), outside the journal's lock, on the writer's
+  /// thread: it must be quick and must not block (the bus queues events to its I/O
+  /// thread). Inside a `begin_batch` it runs before the batch commits. Events carry
+  /// no lease token. Set it before any write; not synchronised with writers.
+  void set_observer(std::function<void(const job_event&)> observer);
   /// A state change; also updates the job's current state and reason (one transaction).
   /// The only way a job's state changes: `save_status` does not write state or reason.
   bool transition(const std::string& job_id, job_state from, job_state to,
@@ -164,6 +185,19 @@ public:
   std::vector<negotiation_record> negotiations(const std::string& job_id) const;
   /// The job's scaling decisions, oldest first.
   std::vector<scaling_decision> scaling(const std::string& job_id) const;
+  /// The node's latest `limit` scaling decisions over every job, oldest first (the console).
+  std::vector<scaling_decision> recent_scaling(std::size_t limit) const;
+  /// Counts for the console's `/metrics`: negotiations, offers by verdict (the verdict's
+  /// first word: "won", "lost", "rejected", ...), SLA events by breach, scaling decisions
+  /// by outcome.
+  struct totals_view {
+    std::int64_t negotiations = 0;
+    std::map<std::string, std::int64_t> offers_by_verdict;
+    std::int64_t sla_breaches = 0;
+    std::int64_t sla_kept = 0;
+    std::map<std::string, std::int64_t> scaling_by_outcome;
+  };
+  totals_view totals() const;
 
 private:
   struct statements;
@@ -180,6 +214,12 @@ private:
   mutable std::string last_error_;
   mutable std::string step_error_; ///< sqlite's message for the last failed step
   std::function<void(const std::string&)> on_error_;
+  std::function<void(const job_event&)> observer_;
+
+  bool transition_locked(const std::string& job_id, job_state from, job_state to,
+                         const std::string& reason, usec at);
+  bool write_allocation(const allocation& a, usec at); ///< caller holds `mu_`
+  bool write_scaling(const scaling_decision& d);       ///< caller holds `mu_`
 
   query prepare(const char* sql) const;
   bool exec(const char* sql) const;

@@ -709,5 +709,137 @@ TEST_F(journal_test, threads_share_one_journal) {
     EXPECT_EQ(r.status.state, job_state::profiling);
 }
 
+TEST_F(journal_test, insert_jobs_commits_a_batch_once_and_dedups_by_key) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("old", "bus:p:1", sample_spec("old"), 1));
+  std::vector<journal::job_insert> batch;
+  for (int i = 1; i <= 4; ++i)
+    batch.push_back(
+        {"n" + std::to_string(i), "bus:p:" + std::to_string(i), sample_spec("s"), 10 + i, "junk"});
+  batch.push_back({"n5", "bus:p:3", sample_spec("again"), 20, ""}); // same key twice in one batch
+  ASSERT_TRUE(j->insert_jobs(batch)) << j->last_error();
+  std::vector<std::string> existing;
+  for (const auto& b : batch)
+    existing.push_back(b.existing_id);
+  EXPECT_EQ(existing, (std::vector<std::string>{"old", "", "", "", "n3"}));
+
+  auto jobs = j->load_jobs();
+  std::vector<std::string> ids;
+  for (const auto& r : jobs)
+    ids.push_back(r.job_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"old", "n2", "n3", "n4"}));
+  auto n2 = j->load_job("n2");
+  ASSERT_TRUE(n2);
+  EXPECT_EQ(n2->client_key, "bus:p:2");
+  EXPECT_EQ(n2->status.state, job_state::submitted);
+  EXPECT_EQ(n2->status.reason, "accepted");
+  EXPECT_EQ(n2->status.submitted_at, 12);
+  EXPECT_EQ(bytes(n2->spec), bytes(sample_spec("s")));
+  // Each new job has its "accepted" transition, as a single submission does.
+  EXPECT_EQ(j->transitions("n2"), (std::vector<std::pair<job_state, job_state>>{
+                                      {job_state::submitted, job_state::submitted}}));
+  EXPECT_TRUE(j->transitions("n5").empty());
+
+  // Resubmitting the whole batch writes nothing new.
+  for (auto& b : batch)
+    b.job_id += "-again";
+  ASSERT_TRUE(j->insert_jobs(batch));
+  existing.clear();
+  for (const auto& b : batch)
+    existing.push_back(b.existing_id);
+  EXPECT_EQ(existing, (std::vector<std::string>{"old", "n2", "n3", "n4", "n3"}));
+  EXPECT_EQ(j->load_jobs().size(), 4u);
+}
+
+TEST_F(journal_test, a_failed_insert_jobs_records_nothing_of_the_batch) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("taken", "", sample_spec("t"), 1));
+  std::vector<journal::job_insert> batch{{"a", "bus:p:1", sample_spec("a"), 2, ""},
+                                         {"taken", "bus:p:2", sample_spec("b"), 3, ""}};
+  EXPECT_FALSE(j->insert_jobs(batch));
+  EXPECT_NE(j->last_error().find("insert_jobs (2 jobs)"), std::string::npos) << j->last_error();
+  EXPECT_EQ(batch[0].existing_id, "");
+  EXPECT_FALSE(j->load_job("a")); // rolled back with the failing item
+  EXPECT_EQ(j->load_jobs().size(), 1u);
+}
+
+TEST_F(journal_test, observer_sees_committed_transitions_allocations_and_scaling) {
+  auto j = open_ok(path_);
+  std::vector<std::string> seen;
+  j->set_observer([&](const job_event& e) {
+    seen.push_back(e.kind + " " + e.job_id + " " + to_string(e.from) + "->" + to_string(e.to) +
+                   " " + e.reason + " " + e.provider + " " + std::to_string(e.price));
+  });
+  std::vector<journal::job_insert> batch{{"j1", "k1", sample_spec("a"), 1, ""}};
+  ASSERT_TRUE(j->insert_jobs(batch));
+  ASSERT_TRUE(j->insert_jobs(batch)); // a duplicate is no event
+  ASSERT_TRUE(j->transition("j1", job_state::submitted, job_state::profiling, "profiling", 2));
+  EXPECT_FALSE(j->transition("ghost", job_state::submitted, job_state::profiling, "", 3));
+  const allocation a = sample_allocation("a1", "j1", "o1");
+  ASSERT_TRUE(j->save_allocation(a, 4));
+  scaling_decision d;
+  d.job_id = "j1";
+  d.by = "market";
+  d.action = "in_place";
+  d.outcome = "granted";
+  d.price_delta = 25;
+  d.reason = "memory rising";
+  ASSERT_TRUE(j->save_scaling(d));
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "transition j1 submitted->submitted accepted  0",
+                      "transition j1 submitted->profiling profiling  0",
+                      "allocation j1 submitted->submitted  market 1750000",
+                      "scaling j1 submitted->submitted memory rising market 25",
+                  }));
+}
+
+TEST_F(journal_test, totals_and_recent_scaling_for_the_console) {
+  auto j = open_ok(path_);
+  auto empty = j->totals();
+  EXPECT_EQ(empty.negotiations, 0);
+  EXPECT_TRUE(empty.offers_by_verdict.empty());
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  ASSERT_TRUE(j->insert_job("j2", "", sample_spec("b"), 2));
+  ASSERT_TRUE(j->save_offer("j1", sample_offer("o1", "j1", 1, "a", 1000), 1.0, "won", 10));
+  ASSERT_TRUE(j->save_offer("j1", sample_offer("o2", "j1", 1, "b", 2000), 2.0, "lost", 10));
+  ASSERT_TRUE(j->save_offer("j2", sample_offer("o3", "j2", 1, "b", 2000), 2.0, "lost", 11));
+  ASSERT_TRUE(
+      j->save_rejected_offer("j2", sample_offer("o4", "j2", 1, "c", 10), "rejected: late", 12));
+  ASSERT_TRUE(j->save_offer("j2", sample_offer("o5", "j2", 1, "a", 10), 2.0,
+                            "superseded by a later offer", 13));
+  negotiation_record n;
+  n.job_id = "j1";
+  n.auction_id = "auc-1";
+  ASSERT_TRUE(j->save_negotiation(n));
+  n.job_id = "j2";
+  n.auction_id = "auc-2";
+  ASSERT_TRUE(j->save_negotiation(n));
+  ASSERT_TRUE(j->save_sla_event({"a", "confirm", false, 20}));
+  ASSERT_TRUE(j->save_sla_event({"b", "refuse", true, 21}));
+  ASSERT_TRUE(j->save_sla_event({"b", "confirm", false, 22}));
+  std::vector<scaling_decision> all;
+  for (int i = 0; i < 5; ++i) {
+    scaling_decision d;
+    d.job_id = i % 2 ? "j1" : "j2";
+    d.at = 100 + i;
+    d.need = "grow_cpu";
+    d.action = "in_place";
+    d.outcome = i == 4 ? "refused" : "granted";
+    ASSERT_TRUE(j->save_scaling(d));
+    all.push_back(d);
+  }
+  auto t = j->totals();
+  EXPECT_EQ(t.negotiations, 2);
+  EXPECT_EQ(t.offers_by_verdict, (std::map<std::string, std::int64_t>{
+                                     {"won", 1}, {"lost", 2}, {"rejected", 1}, {"superseded", 1}}));
+  EXPECT_EQ(t.sla_breaches, 1);
+  EXPECT_EQ(t.sla_kept, 2);
+  EXPECT_EQ(t.scaling_by_outcome,
+            (std::map<std::string, std::int64_t>{{"granted", 4}, {"refused", 1}}));
+  // The latest decisions over every job, oldest first.
+  EXPECT_EQ(j->recent_scaling(3), (std::vector<scaling_decision>{all[2], all[3], all[4]}));
+  EXPECT_EQ(j->recent_scaling(100), all);
+}
+
 } // namespace
 } // namespace tender

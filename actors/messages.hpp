@@ -32,6 +32,9 @@ using update_atom = caf::atom_constant<caf::atom("update")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using gone_atom = caf::atom_constant<caf::atom("gone")>;
 using retrain_atom = caf::atom_constant<caf::atom("retrain")>;
+/// Console -> provider actor: (drain_atom, true) drains, (drain_atom, false) re-enables;
+/// answered with the provider's provider_info.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
 
 /// Gateway -> actors: a decoded message from a ZeroMQ peer.
 struct inbound {
@@ -106,6 +109,10 @@ struct provider_directory {
   std::vector<std::string> names;
   std::vector<caf::actor> actors;
   std::vector<bool> remote;
+  /// Peer sites offering their providers' capacity (federation). May be shorter
+  /// than `names`: a missing entry is not a site.
+  std::vector<bool> site;
+  bool is_site(std::size_t i) const { return i < site.size() && site[i]; }
 };
 } // namespace tender
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::provider_directory)

@@ -1,6 +1,10 @@
 #include "actors/node.hpp"
 
 #include "actors/actors.hpp"
+#include "actors/federation.hpp"
+#include "actors/console.hpp"
+#include "actors/bus.hpp"
+#include "protocol/curve.hpp"
 #include "providers/factory.hpp"
 
 #include <caf/all.hpp>
@@ -26,6 +30,9 @@ struct node::impl {
   caf::actor profiler;
   std::vector<caf::actor> providers;
   gateway_handle gateway;
+  console_handle console;
+  bus_handle bus;
+  std::vector<peer_link_handle> peers; ///< [[peers]]: sites this node bids in
   bool stopped = false;
 };
 
@@ -62,6 +69,7 @@ node::~node() { stop(); }
 
 std::string node::endpoint() const { return impl_->gateway.endpoint; }
 std::string node::data_dir() const { return impl_->ctx->data_dir; }
+std::string node::console_address() const { return impl_->console.address; }
 zmq::context_t& node::zmq_context() const {
   return *static_cast<zmq::context_t*>(impl_->gateway.zmq_ctx);
 }
@@ -71,6 +79,20 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
   auto ctx = std::make_shared<node_context>();
   if (!opt.listen.empty())
     cfg.listen = opt.listen;
+  // Security first: a bad key or a plaintext endpoint that is not allowed stops the start
+  // before anything else happens.
+  {
+    auto sec = curve::server_setup::load(
+      opt.key.empty() ? cfg.security.key : opt.key, cfg.security.allow, cfg.security.allow_dir,
+      opt.dev || opt.insecure || cfg.security.insecure);
+    if (auto* err = std::get_if<std::string>(&sec))
+      return *err;
+    auto& setup = std::get<curve::server_setup>(sec);
+    if (auto rule = curve::listen_rule(cfg.listen, setup.keys.has_value(), setup.plaintext_ok);
+        std::holds_alternative<std::string>(rule))
+      return std::get<std::string>(rule);
+    ctx->security = std::make_shared<const curve::server_setup>(std::move(setup));
+  }
   std::string dir = !opt.data_dir.empty() ? opt.data_dir : cfg.data_dir;
   if (dir.empty()) {
     char tmpl[] = "/tmp/tender-XXXXXX";
@@ -150,6 +172,48 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
       ++resumed;
     caf::anon_send(p->intake, resume_atom::value, std::move(rec));
   }
+  // The bus last: the intake knows every journaled job before new ones arrive.
+  if (!ctx->cfg.bus.listen.empty()) {
+    auto b = start_bus(sys, ctx, p->intake);
+    if (auto* err = std::get_if<std::string>(&b)) {
+      auto msg = *err;
+      node stopped(std::move(p)); // stops what has started
+      return msg;
+    }
+    p->bus = std::get<bus_handle>(std::move(b));
+    ctx->log->info("bus listening on {}{}{}", p->bus.endpoint,
+                   p->bus.publish_endpoint.empty() ? "" : ", events on ",
+                   p->bus.publish_endpoint);
+    if (!p->bus.publish_endpoint.empty()) {
+      std::ofstream f(ctx->data_dir + "/bus-publish-endpoint");
+      f << p->bus.publish_endpoint << "\n";
+    }
+    // Written last: its presence says the bus is up.
+    std::ofstream f(ctx->data_dir + "/bus-endpoint");
+    f << p->bus.endpoint << "\n";
+  }
+  if (ctx->cfg.console.enabled) {
+    auto c = start_console(sys, ctx, p->intake);
+    if (auto* err = std::get_if<std::string>(&c)) {
+      auto msg = *err;
+      node stopped(std::move(p)); // stops what has started
+      return msg;
+    }
+    p->console = std::get<console_handle>(std::move(c));
+    ctx->log->info("console on http://{}/", p->console.address);
+    std::ofstream f(ctx->data_dir + "/console-address");
+    f << p->console.address << "\n";
+  }
+  // Federation: join each peer's auctions with this node's providers.
+  for (auto& peer : ctx->cfg.peers) {
+    auto l = start_peer_link(sys, ctx, p->intake, peer);
+    if (auto* err = std::get_if<std::string>(&l)) {
+      auto msg = *err;
+      node stopped(std::move(p)); // stops what has started
+      return msg;
+    }
+    p->peers.push_back(std::get<peer_link_handle>(std::move(l)));
+  }
   ctx->log->info("node {} listening on {} (data dir {}, {} providers, {} jobs in the journal, {} "
                  "resumed)",
                  ctx->cfg.node_name, p->gateway.endpoint, ctx->data_dir, p->providers.size(),
@@ -162,6 +226,19 @@ void node::stop() {
   if (p.stopped)
     return;
   p.stopped = true;
+  for (auto& l : p.peers) {
+    if (l.stop_io)
+      l.stop_io(); // joins the link's I/O thread
+    if (l.actor)
+      caf::anon_send_exit(l.actor, caf::exit_reason::user_shutdown);
+  }
+  if (p.console.stop)
+    p.console.stop(); // joins the HTTP thread
+  if (p.console.actor)
+    caf::anon_send_exit(p.console.actor, caf::exit_reason::user_shutdown);
+  p.console = {}; // the last references to the (detached) console actor
+  if (p.bus.stop)
+    p.bus.stop(); // joins the bus I/O thread
   if (p.gateway.stop_io)
     p.gateway.stop_io(); // joins the I/O thread
   if (p.gateway.actor)

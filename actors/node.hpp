@@ -27,6 +27,11 @@ struct node_options {
   std::string data_dir; ///< overrides the config's; empty and none configured = a temporary dir
   bool quiet = false;   ///< no log lines on stderr
   std::string log_level = "info";
+  /// Security (protocol/curve.hpp): `key` overrides `[security] key`; `dev` or
+  /// `insecure` allow plaintext on a loopback endpoint when there is no key.
+  std::string key;
+  bool dev = false;
+  bool insecure = false;
 };
 
 class node {
@@ -39,6 +44,8 @@ public:
   /// The bound endpoint ("tcp://127.0.0.1:45123").
   std::string endpoint() const;
   std::string data_dir() const;
+  /// The console's bound "HOST:PORT" ("" when `[console]` is not configured).
+  std::string console_address() const;
   /// The gateway's ZeroMQ context: in-process clients of an `inproc://` endpoint use it.
   zmq::context_t& zmq_context() const;
   /// Stops the gateway and the actors. Running jobs keep running under their shims

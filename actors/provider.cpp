@@ -19,6 +19,7 @@ struct provider_state {
   context_ptr ctx;
   std::unique_ptr<provider> impl;
   std::map<std::string, caf::actor> jobs; ///< job id -> job actor (usage reports)
+  bool drained = false;                   ///< an operator's drain: no offers; running jobs go on
   static inline const char* name = "provider";
 };
 
@@ -40,8 +41,12 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
     return {
       [self](const resource_request& r) {
         auto& st = self->state;
-        auto res = st.impl->bid(r, st.ctx->now());
         auto to = sender_of(self);
+        if (st.drained) {
+          self->send(to, decline{r.job_id, r.auction_id, "", st.impl->name(), "drained"});
+          return;
+        }
+        auto res = st.impl->bid(r, st.ctx->now());
         if (auto* o = std::get_if<offer>(&res))
           self->send(to, std::move(*o));
         else
@@ -107,7 +112,19 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
       },
       [self](info_atom) {
         auto& st = self->state;
-        return st.impl->info(st.ctx->now());
+        auto i = st.impl->info(st.ctx->now());
+        i.drained = st.drained;
+        return i;
+      },
+      [self](drain_atom, bool on) {
+        auto& st = self->state;
+        if (st.drained != on)
+          st.ctx->log->info("provider {} {}", st.impl->name(),
+                            on ? "drained: no new offers, running jobs go on" : "re-enabled");
+        st.drained = on;
+        auto i = st.impl->info(st.ctx->now());
+        i.drained = st.drained;
+        return i;
       },
       [self](stop_atom) { self->quit(); },
     };
@@ -130,16 +147,62 @@ struct remote_state {
   std::map<std::string, std::deque<caf::response_promise>> scales;
   std::int64_t offers = 0;
   std::int64_t wins = 0;
+  bool drained = false; ///< an operator's drain: calls for offers are declined here
+  usec last_seen = 0;   ///< when the remote process last said anything (liveness)
   static inline const char* name = "remote_provider";
 };
 
 using remote_actor = caf::stateful_actor<remote_state>;
+
+provider_info remote_info(remote_state& st) {
+  provider_info i;
+  i.name = st.hello.name;
+  i.kind = st.hello.kind;
+  i.remote = true;
+  i.capacity = st.hello.capacity;
+  i.offers = st.offers;
+  i.wins = st.wins;
+  i.gpu_types = st.hello.gpu_types;
+  i.risk = st.ctx->breach_probability(st.hello.name);
+  i.drained = st.drained;
+  return i;
+}
 
 void forward(remote_actor* self, body b) {
   auto& st = self->state;
   self->send(st.gateway,
              outbound{st.peer, make_envelope(std::move(b), st.ctx->cfg.node_name, st.ctx->now(),
                                              st.ctx->new_id("m"))});
+}
+
+/// A provider that promised a heartbeat (its hello's `heartbeat`, e.g. a peer site)
+/// and has been silent for three periods is gone: a pending award is refused at once
+/// (the round tries its next offer), every job it held is told so (the job actor
+/// renegotiates it elsewhere) and the provider is told to stop those jobs (in case it
+/// is only slow), and the proxy quits, so the intake drops it from the directory and
+/// the gateway forgets the peer.
+void check_alive(remote_actor* self) {
+  auto& st = self->state;
+  const auto now = st.ctx->now();
+  const auto period = st.hello.heartbeat;
+  if (now - st.last_seen <= 3 * period) {
+    self->delayed_send(self, std::chrono::microseconds(period), tick_atom::value);
+    return;
+  }
+  const auto why = "provider " + st.hello.name + " is gone: no word from it for " +
+                   std::to_string((now - st.last_seen) / 1000) + " ms (heartbeat every " +
+                   std::to_string(period / 1000) + " ms)";
+  st.ctx->log->warn("{}", why);
+  st.ctx->record_sla(st.hello.name, "gone", true);
+  for (auto& [offer_id, round] : st.awards)
+    self->send(round, commit_refuse{offer_id, "", st.hello.name, "provider gone"});
+  for (auto& [job_id, job] : st.jobs) {
+    self->send(job, error{"provider_gone", why, "", "job:" + job_id});
+    // Should it only be slow, not dead, it must not run the job on: it is placed again.
+    forward(self, release{"", "", job_id, "stop: " + st.ctx->cfg.node_name + " declared " +
+                                             st.hello.name + " gone and placed the job again"});
+  }
+  self->quit();
 }
 
 } // namespace
@@ -152,10 +215,20 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
     st.gateway = gateway;
     st.peer = peer;
     st.hello = hello;
+    st.last_seen = ctx->now();
+    if (hello.heartbeat > 0)
+      self->delayed_send(self, std::chrono::microseconds(hello.heartbeat), tick_atom::value);
     return {
+      [self](tick_atom) { check_alive(self); },
       // node side -> remote process
       [self](resource_request& r) {
-        self->state.auctions[r.auction_id] = sender_of(self);
+        auto& st = self->state;
+        if (st.drained) {
+          self->send(sender_of(self),
+                     decline{r.job_id, r.auction_id, "", st.hello.name, "drained"});
+          return;
+        }
+        st.auctions[r.auction_id] = sender_of(self);
         forward(self, r);
       },
       [self](award& a) {
@@ -180,26 +253,25 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
       [self](adopt_atom, allocation& a) {
         self->state.jobs[a.job_id] = sender_of(self);
       },
-      [self](info_atom) {
+      [self](info_atom) { return remote_info(self->state); },
+      [self](drain_atom, bool on) {
         auto& st = self->state;
-        provider_info i;
-        i.name = st.hello.name;
-        i.kind = st.hello.kind;
-        i.remote = true;
-        i.capacity = st.hello.capacity;
-        i.offers = st.offers;
-        i.wins = st.wins;
-        i.gpu_types = st.hello.gpu_types;
-        i.risk = st.ctx->breach_probability(st.hello.name);
-        return i;
+        if (st.drained != on)
+          st.ctx->log->info("provider {} {}", st.hello.name,
+                            on ? "drained: no new offers, running jobs go on" : "re-enabled");
+        st.drained = on;
+        return remote_info(st);
       },
       // remote process -> node side (via the gateway)
       [self](inbound_atom, envelope& e) {
         auto& st = self->state;
+        st.last_seen = st.ctx->now();
         std::visit(
           [&](auto& b) {
             using T = std::decay_t<decltype(b)>;
-            if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline>) {
+            if constexpr (std::is_same_v<T, provider_hello>) {
+              // A heartbeat (the gateway passes a known peer's hello on).
+            } else if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline>) {
               if constexpr (std::is_same_v<T, offer>)
                 ++st.offers;
               auto it = st.auctions.find(b.auction_id);

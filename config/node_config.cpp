@@ -2,7 +2,10 @@
 
 #include "config/toml_reader.hpp"
 
+#include <arpa/inet.h>
 #include <unistd.h>
+
+#include <charconv>
 
 #include <set>
 #include <stdexcept>
@@ -339,10 +342,126 @@ void read_providers(const table_reader& top, node_config& c, const std::string& 
   }
 }
 
+void read_console(const table_reader& t, console_config& c, const std::string& base_dir) {
+  t.allow_only({"listen", "token", "token_file"});
+  auto listen = t.nonempty_string("listen");
+  if (!listen)
+    t.fail("listen", "missing: the console's address, e.g. \"127.0.0.1:7480\" (no [console] "
+                     "table = no console)");
+  std::string host = "127.0.0.1", port = *listen;
+  if (auto colon = listen->rfind(':'); colon != std::string::npos) {
+    host = listen->substr(0, colon);
+    port = listen->substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
+    if (host.empty())
+      host = "127.0.0.1";
+    if (host == "localhost")
+      host = "127.0.0.1";
+  }
+  in6_addr a6;
+  in_addr a4;
+  if (inet_pton(AF_INET, host.c_str(), &a4) != 1 && inet_pton(AF_INET6, host.c_str(), &a6) != 1)
+    t.fail("listen", "expected HOST:PORT with an IP address as HOST (e.g. 127.0.0.1:7480), got '" +
+                       *listen + "'");
+  int p = -1;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || end != port.data() + port.size() || p < 0 || p > 65535)
+    t.fail("listen", "expected a port from 0 to 65535 after the host, got '" + *listen + "'");
+  c.host = host;
+  c.port = p;
+  auto token = t.string("token");
+  auto file = t.string("token_file");
+  if (token && file)
+    t.fail("token_file", "give token or token_file, not both");
+  if (!token && !file)
+    t.fail("token", "missing: the console requires a token (token = \"...\" or token_file = "
+                    "\"PATH\"), e.g. from `openssl rand -hex 16`");
+  std::string key = token ? "token" : "token_file";
+  std::string value;
+  if (token) {
+    value = *token;
+  } else {
+    auto path = config_detail::resolve_path(base_dir, *file);
+    if (auto err = config_detail::read_text_file(path, value))
+      t.fail("token_file", "cannot read " + path + ": " + err->reason);
+    value = value.substr(0, value.find('\n'));
+    while (!value.empty() && (value.back() == '\r' || value.back() == ' ' || value.back() == '\t'))
+      value.pop_back();
+  }
+  if (value.size() < 16)
+    t.fail(key, "the token is too short (" + std::to_string(value.size()) +
+                  " characters): use at least 16, e.g. from `openssl rand -hex 16`");
+  for (unsigned char ch : value)
+    if (ch <= 0x20 || ch >= 0x7f)
+      t.fail(key, "the token may only hold printable ASCII without spaces");
+  c.token = value;
+  c.enabled = true;
+}
+
+void read_peers(const table_reader& top, node_config& c, const std::string& base_dir) {
+  auto n = top.get("peers");
+  if (!n) return;
+  if (!n->is_array_of_tables())
+    top.type_error("peers", *n, "an array of tables ([[peers]])");
+  const auto& arr = *n->as_array();
+  std::map<std::string, std::size_t> seen;
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    table_reader t(*arr[i].as_table(), "peers[" + std::to_string(i) + "]", top.file());
+    t.allow_only({"name", "endpoint", "server_key"});
+    peer_config p;
+    if (auto v = t.nonempty_string("name")) p.name = *v;
+    else t.fail("name", "missing: every peer needs a name");
+    if (auto v = t.nonempty_string("endpoint")) p.endpoint = *v;
+    else t.fail("endpoint", "missing: where the peer listens, e.g. tcp://127.0.0.1:7471");
+    if (p.endpoint.find("://") == std::string::npos)
+      t.fail("endpoint", "expected an endpoint like tcp://127.0.0.1:7471, got '" + p.endpoint + "'");
+    if (auto v = t.nonempty_string("server_key")) {
+      bool pub = v->size() > 4 && v->compare(v->size() - 4, 4, ".pub") == 0;
+      p.server_key = pub ? config_detail::resolve_path(base_dir, *v) : *v;
+    }
+    if (p.name == c.node_name)
+      t.fail("name", "a node cannot peer with itself ('" + p.name + "' is [node] name)");
+    if (auto [it, fresh] = seen.emplace(p.name, i); !fresh)
+      t.fail("name", "duplicate peer name '" + p.name + "' (also peers[" +
+                         std::to_string(it->second) + "])");
+    c.peers.push_back(std::move(p));
+  }
+}
+
+/// `[security]`: file paths resolve against the config's directory; an `allow` entry is a
+/// 40-character Z85 key or a path ending in ".pub" (the keys themselves are read when
+/// the node starts, protocol/curve.hpp).
+void read_security(const table_reader& t, security_config& s, const std::string& base_dir) {
+  t.allow_only({"key", "allow", "allow_dir", "insecure"});
+  if (auto v = t.nonempty_string("key")) s.key = config_detail::resolve_path(base_dir, *v);
+  if (auto v = t.strings("allow")) {
+    static constexpr std::string_view z85 =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      const auto& e = (*v)[i];
+      bool pub = e.size() > 4 && e.compare(e.size() - 4, 4, ".pub") == 0;
+      if (pub) {
+        s.allow.push_back(config_detail::resolve_path(base_dir, e));
+      } else if (e.size() == 40 && e.find_first_not_of(z85) == std::string::npos) {
+        s.allow.push_back(e);
+      } else {
+        t.fail_at(t.key_path("allow") + "[" + std::to_string(i) + "]",
+                  "expected a 40-character Z85 public key or a path ending in .pub, got '" + e +
+                    "'");
+      }
+    }
+  }
+  if (auto v = t.nonempty_string("allow_dir"))
+    s.allow_dir = config_detail::resolve_path(base_dir, *v);
+  if (auto v = t.boolean("insecure")) s.insecure = *v;
+}
+
 node_config read_config(const toml::table& root, const std::string& file_name,
                         const std::string& base_dir) {
   table_reader top(root, "", file_name);
-  top.allow_only({"node", "auction", "scoring", "scaling", "models", "providers"});
+  top.allow_only({"node", "auction", "scoring", "scaling", "models", "providers", "bus", "intake",
+                  "console", "peers", "federation", "security"});
   node_config c;
   c.source = file_name;
   if (auto t = top.sub_table("node")) read_node(*t, c, base_dir);
@@ -356,7 +475,32 @@ node_config read_config(const toml::table& root, const std::string& file_name,
     if (auto v = t->duration("retrain_every")) c.models_retrain_every = *v;
     if (auto v = t->integer_in("retrain_min_jobs", 20, 100000000)) c.models_retrain_min_jobs = *v;
   }
+  if (auto t = top.sub_table("bus")) {
+    t->allow_only({"listen", "publish", "hwm", "batch"});
+    for (const char* key : {"listen", "publish"})
+      if (auto v = t->nonempty_string(key)) {
+        if (v->find("://") == std::string::npos)
+          t->fail(key, "expected an endpoint like tcp://127.0.0.1:7471, got '" + *v + "'");
+        (std::string_view(key) == "listen" ? c.bus.listen : c.bus.publish) = *v;
+      }
+    if (auto v = t->integer_in("hwm", 1, 10'000'000)) c.bus.hwm = static_cast<std::int32_t>(*v);
+    if (auto v = t->integer_in("batch", 1, 100'000)) c.bus.batch = static_cast<std::int32_t>(*v);
+  }
+  if (auto t = top.sub_table("intake")) {
+    t->allow_only({"max_active_jobs"});
+    if (auto v = t->integer_in("max_active_jobs", 0, 1'000'000))
+      c.max_active_jobs = static_cast<std::int32_t>(*v);
+  }
+  if (auto t = top.sub_table("console")) read_console(*t, c.console, base_dir);
+  if (auto t = top.sub_table("security")) read_security(*t, c.security, base_dir);
   read_providers(top, c, base_dir);
+  if (auto t = top.sub_table("federation")) {
+    t->allow_only({"hop_limit", "heartbeat"});
+    if (auto v = t->integer_in("hop_limit", 1, 16))
+      c.federation.hop_limit = static_cast<std::int32_t>(*v);
+    if (auto v = t->positive_duration("heartbeat")) c.federation.heartbeat = *v;
+  }
+  read_peers(top, c, base_dir);
   return c;
 }
 

@@ -47,6 +47,55 @@ struct scaling_config {
   bool move = true;                 ///< when in place is refused, move a job that would die
 };
 
+/// `[bus]`: the message bus (protocol/bus.hpp). No `listen` = no bus.
+struct bus_config {
+  std::string listen;  ///< ROUTER endpoint producers connect a DEALER to ("" = no bus)
+  std::string publish; ///< PUB endpoint for job events ("" = none)
+  std::int32_t hwm = 20000; ///< ZeroMQ high-water marks of the bus sockets (messages)
+  std::int32_t batch = 512; ///< most submissions per group commit
+};
+
+/// `[console]`: the admin web console (actors/console.hpp). No `[console]` = no console.
+/// `listen = "HOST:PORT"`, `":PORT"` or `"PORT"` (host 127.0.0.1; a non-loopback host must
+/// be written out; port 0 picks a free one). `token` or `token_file` is required.
+struct console_config {
+  bool enabled = false;
+  std::string host = "127.0.0.1"; ///< an IPv4 or IPv6 address literal
+  std::int32_t port = 7480;
+  std::string token; ///< from `token`, or the first line of `token_file`; never logged
+};
+
+/// `[[peers]]`: a site this node joins as a provider (federation, actors/federation.hpp).
+/// The node connects to the peer's `endpoint` and bids in its auctions with its own
+/// providers' capacity, under its own `[node] name`. One-directional: for two sites to
+/// place work on each other, each lists the other.
+struct peer_config {
+  std::string name;     ///< the peer site's name, for logs (the peer knows us by our node name)
+  std::string endpoint; ///< its gateway, e.g. tcp://127.0.0.1:7471
+  /// The peer's public key (Z85, or a .pub path resolved against the config's
+  /// directory). With it, and this node's `[security] key`, the link is CurveZMQ; the
+  /// peer must list this node's public key in its allow list.
+  std::string server_key;
+};
+
+/// `[federation]`: how calls for offers travel between sites.
+struct federation_config {
+  std::int32_t hop_limit = 2; ///< a call crosses at most this many site boundaries
+  usec heartbeat = 500'000;   ///< hello period towards peers; silent 3 periods = gone
+};
+
+/// `[security]`: CurveZMQ on the node's TCP endpoints (protocol/curve.hpp). With `key`,
+/// every tcp:// endpoint the node listens on is a CURVE server that lets in only the
+/// public keys of `allow` and `allow_dir` (and the node's own). Without it, the node
+/// listens in plaintext on loopback only, and only with --dev, --insecure or
+/// `insecure = true`.
+struct security_config {
+  std::string key;                ///< this node's secret key file ("" = none), resolved
+  std::vector<std::string> allow; ///< Z85 public keys or ".pub" paths (resolved)
+  std::string allow_dir;          ///< every *.pub file in it is allowed ("" = none), resolved
+  bool insecure = false;          ///< plaintext on loopback allowed without --insecure
+};
+
 struct node_config {
   std::string node_name = "tender";
   std::string listen = "tcp://127.0.0.1:7470";
@@ -56,6 +105,14 @@ struct node_config {
   scoring_config scoring;
   scaling_config scaling;
   std::vector<provider_config> providers;
+  std::vector<peer_config> peers; ///< [[peers]] (federation)
+  federation_config federation;   ///< [federation]
+  bus_config bus;
+  console_config console;
+  security_config security; ///< [security]
+  /// `[intake] max_active_jobs`: jobs with an actor at once; later submissions wait,
+  /// journaled as `submitted`, and start in order. 0 = start none (accept only).
+  std::int32_t max_active_jobs = 64;
   std::string models_runtime; ///< [models] runtime = "PATH" (may be empty)
   usec models_retrain_every = 0; ///< [models] retrain_every = "6h" (0 = only on demand)
   std::int64_t models_retrain_min_jobs = 200; ///< [models] retrain_min_jobs

@@ -235,7 +235,8 @@ TEST(node_config, duplicate_provider_names_are_refused) {
 
 TEST(node_config, unknown_keys_are_refused) {
   EXPECT_ERROR("[nodes]\nname = \"x\"\n", "nodes",
-               "unknown key (expected one of: node, auction, scoring, scaling, models, providers)");
+               "unknown key (expected one of: node, auction, scoring, scaling, models, providers, "
+               "bus, intake, console, peers, federation, security)");
   EXPECT_ERROR("[node]\nnmae = \"x\"\n", "node.nmae",
                "unknown key (expected one of: name, listen, data_dir, sample_interval)");
   EXPECT_ERROR("[models]\nruntme = \"x\"\n", "models.runtme", "unknown key (expected one of: runtime, retrain_every, retrain_min_jobs)");
@@ -454,6 +455,67 @@ TEST(node_config_examples, sample_config_parses) {
   EXPECT_EQ(c.providers[0].plan_horizon, 24 * 3600 * sec_us);
   EXPECT_EQ(c.providers[1].plan_horizon, 0) << "markets do not plan";
   EXPECT_FALSE(c.providers[2].types.empty());
+}
+
+TEST(node_config, bus_and_intake_sections) {
+  auto d = ok("");
+  EXPECT_EQ(d.bus.listen, "");
+  EXPECT_EQ(d.bus.publish, "");
+  EXPECT_EQ(d.max_active_jobs, 64);
+  auto c = ok("[bus]\nlisten = \"tcp://127.0.0.1:7471\"\npublish = \"tcp://127.0.0.1:7472\"\n"
+              "hwm = 5000\nbatch = 256\n[intake]\nmax_active_jobs = 0\n");
+  EXPECT_EQ(c.bus.listen, "tcp://127.0.0.1:7471");
+  EXPECT_EQ(c.bus.publish, "tcp://127.0.0.1:7472");
+  EXPECT_EQ(c.bus.hwm, 5000);
+  EXPECT_EQ(c.bus.batch, 256);
+  EXPECT_EQ(c.max_active_jobs, 0);
+  EXPECT_ERROR("[bus]\nlisten = \"127.0.0.1:7471\"\n", "bus.listen",
+               "expected an endpoint like tcp://127.0.0.1:7471, got '127.0.0.1:7471'");
+  EXPECT_ERROR("[bus]\npublish = \"\"\n", "bus.publish", "must not be empty");
+  EXPECT_ERROR("[bus]\nbatch = 0\n", "bus.batch", "out of range (1..100000), got 0");
+  EXPECT_ERROR("[bus]\nhwm = \"big\"\n", "bus.hwm", "expected an integer, got string");
+  EXPECT_ERROR("[bus]\nlisen = \"x\"\n", "bus.lisen",
+               "unknown key (expected one of: listen, publish, hwm, batch)");
+  EXPECT_ERROR("[intake]\nmax_active_jobs = -1\n", "intake.max_active_jobs",
+               "out of range (0..1000000), got -1");
+}
+
+TEST(node_config, peers_and_federation) {
+  auto c = ok("[node]\nname = \"site-b\"\n[federation]\nhop_limit = 3\nheartbeat = \"250ms\"\n"
+              "[[peers]]\nname = \"site-a\"\nendpoint = \"tcp://127.0.0.1:7471\"\n"
+              "[[peers]]\nname = \"site-c\"\nendpoint = \"tcp://10.0.0.3:7470\"\n"
+              "server_key = \"keys/site-c.pub\"\n");
+  ASSERT_EQ(c.peers.size(), 2u);
+  EXPECT_EQ(c.peers[0].server_key, "");
+  // A .pub path resolves against the config's directory (a Z85 key is kept as it is).
+  EXPECT_NE(c.peers[1].server_key.find("keys/site-c.pub"), std::string::npos);
+  EXPECT_EQ(c.peers[1].server_key.back(), 'b');
+  EXPECT_EQ(c.peers[0].name, "site-a");
+  EXPECT_EQ(c.peers[0].endpoint, "tcp://127.0.0.1:7471");
+  EXPECT_EQ(c.peers[1].name, "site-c");
+  EXPECT_EQ(c.federation.hop_limit, 3);
+  EXPECT_EQ(c.federation.heartbeat, 250'000);
+  auto d = ok("");
+  EXPECT_TRUE(d.peers.empty());
+  EXPECT_EQ(d.federation.hop_limit, 2);
+  EXPECT_EQ(d.federation.heartbeat, 500'000);
+
+  EXPECT_ERROR("[[peers]]\nendpoint = \"tcp://127.0.0.1:1\"\n", "peers[0].name",
+               "missing: every peer needs a name");
+  EXPECT_ERROR("[[peers]]\nname = \"a\"\n", "peers[0].endpoint",
+               "missing: where the peer listens, e.g. tcp://127.0.0.1:7471");
+  EXPECT_ERROR("[[peers]]\nname = \"a\"\nendpoint = \"127.0.0.1:1\"\n", "peers[0].endpoint",
+               "expected an endpoint like tcp://127.0.0.1:7471, got '127.0.0.1:1'");
+  EXPECT_ERROR("[node]\nname = \"a\"\n[[peers]]\nname = \"a\"\nendpoint = \"tcp://h:1\"\n",
+               "peers[0].name", "a node cannot peer with itself ('a' is [node] name)");
+  EXPECT_ERROR("[[peers]]\nname = \"a\"\nendpoint = \"tcp://h:1\"\n"
+               "[[peers]]\nname = \"a\"\nendpoint = \"tcp://h:2\"\n",
+               "peers[1].name", "duplicate peer name 'a' (also peers[0])");
+  EXPECT_ERROR("[[peers]]\nname = \"a\"\nendpoint = \"tcp://h:1\"\nport = 3\n", "peers[0].port",
+               "unknown key (expected one of: name, endpoint, server_key)");
+  EXPECT_ERROR("[federation]\nhop_limit = 0\n", "federation.hop_limit",
+               "out of range (1..16), got 0");
+  EXPECT_ERROR("peers = 3\n", "peers", "expected an array of tables ([[peers]]), got integer");
 }
 
 } // namespace

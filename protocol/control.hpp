@@ -11,7 +11,7 @@
 namespace tender {
 
 /// Provider -> node: join the node's auctions. Capabilities are lists, not versions.
-/// History: v1.
+/// History: v1. `heartbeat` added with federation (a missing key: 0, no liveness check).
 struct provider_hello {
   std::string name;
   std::string kind; ///< "local", "market", "slurm", ...
@@ -20,7 +20,11 @@ struct provider_hello {
   std::vector<std::string> cpu_features;
   std::vector<std::string> protocols;
   resources capacity;
-  MSGPACK_DEFINE_MAP(name, kind, gpu_types, software, cpu_features, protocols, capacity)
+  /// > 0: the provider repeats its hello at least this often, and the node declares it
+  /// gone (its jobs renegotiated elsewhere) after three periods of silence.
+  usec heartbeat = 0;
+  MSGPACK_DEFINE_MAP(name, kind, gpu_types, software, cpu_features, protocols, capacity,
+                     heartbeat)
 };
 
 /// Node -> provider: registration accepted.
@@ -80,8 +84,11 @@ struct provider_info {
   usec plan_horizon = 0;
   std::vector<plan_entry> plan;
   std::vector<free_step> free_over_time;
+  /// Drained by an operator (the console): makes no offers; its running jobs go on.
+  /// Added with the console issue; older senders leave it false.
+  bool drained = false;
   MSGPACK_DEFINE_MAP(name, kind, remote, connected, capacity, free, offers, wins, breaches, risk,
-                     gpu_types, plan_at, plan_horizon, plan, free_over_time)
+                     gpu_types, plan_at, plan_horizon, plan, free_over_time, drained)
 };
 
 struct provider_list {

@@ -12,6 +12,7 @@
 /// new meaning. Each struct's "History:" line records what was added when.
 
 #include "protocol/allocation.hpp"
+#include "protocol/bus.hpp"
 #include "protocol/control.hpp"
 #include "protocol/job.hpp"
 #include "protocol/negotiation.hpp"
@@ -36,7 +37,8 @@ using body = std::variant<job_submit, job_status, job_query, jobs_query, job_lis
                           commit_confirm, commit_refuse, allocation, release, launch,
                           usage_report, scale_request, scale_offer, provider_hello, welcome,
                           providers_query, provider_list, error, model_query,
-                          model_status, explain_query, explanation>;
+                          model_status, explain_query, explanation, bus_submit, bus_ack,
+                          job_event>;
 
 /// The wire name of the body's type ("job_submit", ...).
 const char* type_name(const body& b);
@@ -75,6 +77,9 @@ TENDER_MESSAGE_NAME(model_query)
 TENDER_MESSAGE_NAME(model_status)
 TENDER_MESSAGE_NAME(explain_query)
 TENDER_MESSAGE_NAME(explanation)
+TENDER_MESSAGE_NAME(bus_submit)
+TENDER_MESSAGE_NAME(bus_ack)
+TENDER_MESSAGE_NAME(job_event)
 #undef TENDER_MESSAGE_NAME
 
 /// A whole message: envelope fields plus the typed body.

@@ -165,6 +165,7 @@ provider_info example_provider_info(std::string name) {
   p.breaches = 2;
   p.risk = 0.0625;
   p.gpu_types = {"A100", "H100"};
+  p.drained = true;
   p.plan_at = 1'780'000'000'000'000;
   p.plan_horizon = 86'400'000'000;
   p.plan = {plan_entry{"job-1", "job-1/local/r1/abc-1/a", "running", example_resources(),
@@ -205,6 +206,8 @@ std::vector<envelope> golden_examples() {
     r.protocol = protocols::vickrey;
     r.price_to_beat = 9'000'000;
     r.reply_by = fixed_sent_at + 2 * sec_us;
+    r.hops = 1;
+    r.path = {"site-a", "site-b"};
     bodies.emplace_back(r);
   }
   bodies.emplace_back(example_offer());
@@ -240,7 +243,8 @@ std::vector<envelope> golden_examples() {
                                      {"python3.11", "cuda12"},
                                      {"avx2", "avx512f"},
                                      {"iterated", "vickrey"},
-                                     example_resources()});
+                                     example_resources(),
+                                     500'000});
   bodies.emplace_back(welcome{"node-1", "market-eu"});
   bodies.emplace_back(providers_query{true});
   bodies.emplace_back(
@@ -297,6 +301,13 @@ std::vector<envelope> golden_examples() {
     x.scaling = {d};
     bodies.emplace_back(x);
   }
+  bodies.emplace_back(bus_submit{"producer-a", 42, example_spec()});
+  bodies.emplace_back(bus_ack{"producer-a", 42, "job-0001", true,
+                              error{"invalid", "job has no command", "bus_submit",
+                                    "spec.command"}});
+  bodies.emplace_back(job_event{"transition", "job-0001", job_state::committed,
+                                job_state::running, "launched", "market-eu", "alloc-0001",
+                                7'900'000, "in_place", "granted", fixed_sent_at + 3 * sec_us});
 
   std::vector<envelope> out;
   int n = 0;

@@ -148,6 +148,7 @@ nlohmann::json to_json_value(const provider_info& p) {
           {"breaches", p.breaches},
           {"risk", p.risk},
           {"gpu_types", p.gpu_types},
+          {"drained", p.drained},
           {"plan", to_json_plan(p)}};
 }
 

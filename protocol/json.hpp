@@ -49,7 +49,8 @@ nlohmann::json to_json_value(const offer& o);
 /// `{allocation_id, job_id, offer_id, provider, granted, price, rate_per_hour, terms,
 /// lease_expires, start_at, instance_type}`: never the lease token.
 nlohmann::json to_json_value(const allocation& a);
-/// `{name, kind, remote, connected, capacity, free, offers, wins, breaches, risk, gpu_types}`.
+/// `{name, kind, remote, connected, capacity, free, offers, wins, breaches, risk, gpu_types,
+/// drained, plan}`.
 nlohmann::json to_json_value(const provider_info& p);
 nlohmann::json to_json_value(const scaling_decision& d);
 /// A provider's plan (jobs with their starts and predicted ends, free capacity over

@@ -142,8 +142,9 @@ TEST(json, provider_usage_and_error) {
   p.gpu_types = {"A100"};
   nlohmann::json j = p;
   expect_keys(j, {"name", "kind", "remote", "connected", "capacity", "free", "offers", "wins",
-                  "breaches", "risk", "gpu_types", "plan"});
+                  "breaches", "risk", "gpu_types", "drained", "plan"});
   EXPECT_TRUE(j["plan"].is_null()) << "a provider that does not plan ahead";
+  EXPECT_EQ(j["drained"], false);
   p.plan_at = 1'780'000'000'000'000;
   p.plan_horizon = 3600 * sec_us;
   p.plan = {plan_entry{"j1", "j1/local/a", "running", p.capacity, p.plan_at, p.plan_at + sec_us}};

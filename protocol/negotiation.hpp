@@ -27,7 +27,9 @@ constexpr const char* vickrey = "vickrey";   ///< sealed-bid second price
 } // namespace protocols
 
 /// Call for offers, one per auction round.
-/// History: v1.
+/// History: v1. `hops` and `path` added with federation: a site that offers its own
+/// providers' capacity to a peer (actors/federation.hpp) forwards the call one hop on;
+/// a missing key means a call straight from the auction (no hop, empty path).
 struct resource_request {
   std::string job_id;
   std::string auction_id;
@@ -40,8 +42,10 @@ struct resource_request {
   std::string protocol = protocols::iterated;
   micros price_to_beat = 0; ///< plain best price so far (0 = none yet)
   usec reply_by = 0;        ///< offers after this instant are late
+  std::int32_t hops = 0;    ///< site boundaries this call has crossed (federation)
+  std::vector<std::string> path; ///< sites it has visited, first the one that runs the auction
   MSGPACK_DEFINE_MAP(job_id, auction_id, round, profile, request, software, deadline, max_cost,
-                     protocol, price_to_beat, reply_by)
+                     protocol, price_to_beat, reply_by, hops, path)
 };
 
 /// A provider's offer.

@@ -131,8 +131,10 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
 }
 
 agent::agent(const std::string& data_dir, std::vector<std::string> args) : data_dir_(data_dir) {
+  // --insecure: the tests' agents listen on loopback, in plaintext unless their config
+  // has a [security] key (then CurveZMQ applies and --insecure changes nothing).
   std::vector<std::string> argv{tender_bin(), "agent", "--data-dir", data_dir, "--listen",
-                                "tcp://127.0.0.1:*"};
+                                "tcp://127.0.0.1:*", "--insecure"};
   argv.insert(argv.end(), args.begin(), args.end());
   fs::create_directories(data_dir);
   proc_ = std::make_unique<process>(argv, data_dir, "agent");

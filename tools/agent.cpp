@@ -51,6 +51,9 @@ int run_agent(const agent_args& a) {
   opt.listen = a.listen;
   opt.data_dir = a.data_dir;
   opt.quiet = a.quiet;
+  opt.key = a.key;
+  opt.dev = a.dev;
+  opt.insecure = a.insecure;
   auto n = node::start(std::get<node_config>(std::move(cfg)), opt);
   if (auto* err = std::get_if<std::string>(&n)) {
     std::fprintf(stderr, "tender agent: %s\n", err->c_str());
@@ -59,6 +62,8 @@ int run_agent(const agent_args& a) {
   auto& nd = *std::get<0>(n);
   std::printf("tender agent: listening on %s, data dir %s\n", nd.endpoint().c_str(),
               nd.data_dir().c_str());
+  if (!nd.console_address().empty())
+    std::printf("tender agent: console on http://%s/\n", nd.console_address().c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);
@@ -73,9 +78,13 @@ namespace {
 
 class remote_provider_loop {
 public:
-  remote_provider_loop(std::unique_ptr<provider> p, const std::string& endpoint, usec sample)
+  remote_provider_loop(std::unique_ptr<provider> p, const std::string& endpoint, usec sample,
+                       const client_keys& keys)
       : p_(std::move(p)), endpoint_(endpoint), sample_(sample) {
     sock_.set(zmq::sockopt::linger, 0);
+    if (keys.mine)
+      curve::secure_client(sock_, *keys.mine, keys.server_public);
+    watch_ = std::make_unique<curve::handshake_watch>(ctx_, sock_, keys.mine.has_value());
     sock_.connect(endpoint);
   }
 
@@ -89,6 +98,11 @@ public:
       if (sigtimedwait(&s, nullptr, &zero) > 0) {
         std::fprintf(stderr, "tender provider: stopping\n");
         return 0;
+      }
+      // A node that refuses this provider's handshake never will: say why and stop.
+      if (auto why = watch_->refusal(endpoint_)) {
+        std::fprintf(stderr, "tender provider: %s\n", why->c_str());
+        return 1;
       }
       zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, std::chrono::milliseconds(20));
@@ -179,6 +193,7 @@ private:
   usec sample_;
   zmq::context_t ctx_{1};
   zmq::socket_t sock_{ctx_, zmq::socket_type::dealer};
+  std::unique_ptr<curve::handshake_watch> watch_;
   bool welcomed_ = false;
   std::uint64_t counter_ = 0;
 };
@@ -218,9 +233,15 @@ int run_provider(const provider_args& a) {
     std::fprintf(stderr, "tender provider: %s\n", err->c_str());
     return 2;
   }
+  auto keys = load_client_keys(a.key.empty() ? nc.security.key : a.key, a.server_key);
+  if (auto* err = std::get_if<std::string>(&keys)) {
+    std::fprintf(stderr, "tender provider: %s\n", err->c_str());
+    return 2;
+  }
   auto set = block_signals();
   try {
-    remote_provider_loop loop(std::move(std::get<0>(made)), a.connect, nc.sample_interval);
+    remote_provider_loop loop(std::move(std::get<0>(made)), a.connect, nc.sample_interval,
+                              std::get<client_keys>(keys));
     return loop.run(set);
   } catch (const zmq::error_t& e) {
     std::fprintf(stderr, "tender provider: cannot connect to %s: %s\n", a.connect.c_str(), e.what());

@@ -30,7 +30,12 @@ std::string cores_m(millicores m) { return cores(static_cast<double>(m) / 1000.0
 /// Calls the node and expects an answer of type `T`; prints the failure and returns
 /// nullopt on transport errors, node errors and answers of another type.
 template <class T> std::optional<T> ask(const client_args& c, body req, const char* what) {
-  client cl(c.connect);
+  auto keys = load_client_keys(c.key, c.server_key);
+  if (auto* err = std::get_if<std::string>(&keys)) {
+    std::fprintf(stderr, "tender %s: %s\n", what, err->c_str());
+    return std::nullopt;
+  }
+  client cl(c.connect, "cli", std::get<client_keys>(keys));
   auto r = cl.call(std::move(req), c.timeout);
   if (auto* err = std::get_if<std::string>(&r)) {
     std::fprintf(stderr, "tender %s: %s\n", what, err->c_str());
@@ -223,9 +228,10 @@ int run_providers(const client_args& c) {
     auto free = p.capacity.cpu == 0 && p.capacity.memory == 0
                   ? std::string()
                   : " (free " + cores_m(p.free.cpu) + " cores, " + format_bytes(p.free.memory) + ")";
-    std::printf("%-12s %-8s %-7s %6lld %6lld %6.3f  %s%s\n", p.name.c_str(), p.kind.c_str(),
+    std::printf("%-12s %-8s %-7s %6lld %6lld %6.3f  %s%s%s\n", p.name.c_str(), p.kind.c_str(),
                 p.remote ? "remote" : "local", static_cast<long long>(p.offers),
-                static_cast<long long>(p.wins), p.risk, render_capacity(p).c_str(), free.c_str());
+                static_cast<long long>(p.wins), p.risk, render_capacity(p).c_str(), free.c_str(),
+                p.drained ? "  DRAINED (no offers)" : "");
   }
   return 0;
 }

@@ -15,6 +15,8 @@ struct agent_args {
   std::string data_dir;
   std::string listen;
   bool quiet = false;
+  std::string key;       ///< --key: this node's secret key file (overrides [security] key)
+  bool insecure = false; ///< --insecure: plaintext on loopback without keys
 };
 int run_agent(const agent_args& a);
 
@@ -23,6 +25,8 @@ struct provider_args {
   std::string name; ///< which [[providers]] entry (default: the first)
   std::string connect;
   std::string data_dir;
+  std::string key;        ///< --key (default: the config's [security] key)
+  std::string server_key; ///< --server-key: the node's public key (Z85 or .pub file)
 };
 int run_provider(const provider_args& a);
 
@@ -30,6 +34,8 @@ struct client_args {
   std::string connect = default_endpoint;
   bool json = false;
   usec timeout = 10 * sec_us;
+  std::string key;        ///< --key: this client's secret key file ("" = plaintext)
+  std::string server_key; ///< --server-key: the node's public key (Z85 or .pub file)
 };
 int run_submit(const client_args& c, const std::string& job_file, bool wait);
 int run_status(const client_args& c, const std::string& job_id);

@@ -51,6 +51,7 @@ int run_demo(const demo_args& a) {
   node_options opt;
   opt.listen = "tcp://127.0.0.1:*";
   opt.quiet = a.quiet;
+  opt.dev = true; // the embedded dev config, on loopback: plaintext is allowed
   auto started = node::start(dev_config(), opt);
   if (auto* err = std::get_if<std::string>(&started)) {
     std::fprintf(stderr, "tender demo: %s\n", err->c_str());

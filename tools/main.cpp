@@ -1,7 +1,10 @@
 // tender: one binary for the node, remote providers, the CLI and the demo.
 
 #include "actors/bench.hpp"
+#include "tools/bus_cmd.hpp"
 #include "tools/commands.hpp"
+#include "tools/federation_cmd.hpp"
+#include "tools/keygen_cmd.hpp"
 #include "tools/model_cmd.hpp"
 #include "tools/profile_cmd.hpp"
 #include "tools/replay_cmd.hpp"
@@ -25,6 +28,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tender: gets every job the right resources, at the right price, before it runs"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  app.footer(keygen_help_footer());
 
   agent_args aa;
   auto* agent = app.add_subcommand("agent", "Run a node");
@@ -33,6 +37,11 @@ int main(int argc, char** argv) {
   agent->add_option("--data-dir", aa.data_dir, "Where the journal and run directories live");
   agent->add_option("--listen", aa.listen, "ZeroMQ endpoint to bind (tcp://127.0.0.1:7470; port * picks one)");
   agent->add_flag("--quiet", aa.quiet, "Only warnings and errors on stderr");
+  agent->add_option("--key", aa.key,
+                    "This node's secret key file (CurveZMQ on every TCP endpoint; overrides "
+                    "[security] key)");
+  agent->add_flag("--insecure", aa.insecure,
+                  "Allow plaintext without keys (loopback endpoints only; --dev implies it)");
 
   provider_args pa;
   auto* prov = app.add_subcommand("provider", "Run a provider in its own process, joining a node over the mesh");
@@ -40,11 +49,20 @@ int main(int argc, char** argv) {
   prov->add_option("--name", pa.name, "Which provider of the file (default: the first)");
   prov->add_option("--connect", pa.connect, "The node's endpoint")->required();
   prov->add_option("--data-dir", pa.data_dir, "Where run directories live (default: a temporary dir)");
+  prov->add_option("--key", pa.key,
+                   "This provider's secret key file (default: the config's [security] key)")
+    ->envname("TENDER_KEY");
+  prov->add_option("--server-key", pa.server_key, "The node's public key: its .pub file or Z85")
+    ->envname("TENDER_SERVER_KEY");
 
   client_args ca;
   auto add_client = [&ca](CLI::App* c) {
     c->add_option("--connect", ca.connect, "The node's endpoint")->capture_default_str();
     c->add_flag("--json", ca.json, "Machine-readable output");
+    c->add_option("--key", ca.key, "This client's secret key file (CurveZMQ; from tender keygen)")
+      ->envname("TENDER_KEY");
+    c->add_option("--server-key", ca.server_key, "The node's public key: its .pub file or Z85")
+      ->envname("TENDER_SERVER_KEY");
   };
   std::string job_file, job_id;
   bool wait = false;
@@ -90,6 +108,12 @@ int main(int argc, char** argv) {
   add_replay_commands(app, replay_action);
   std::function<int()> usage_action;
   add_usage_commands(app, usage_action);
+  std::function<int()> bus_action;
+  add_bus_commands(app, bus_action);
+  std::function<int()> keygen_action;
+  add_keygen_command(app, keygen_action);
+  std::function<int()> federation_action;
+  add_federation_commands(app, federation_action);
   // The node's own model, asked over the mesh.
   auto* model = app.get_subcommand("model");
   auto* mstatus = model->add_subcommand("status", "Show the model a running node predicts with");
@@ -140,6 +164,12 @@ int main(int argc, char** argv) {
     return replay_action();
   if (usage_action)
     return usage_action();
+  if (bus_action)
+    return bus_action();
+  if (keygen_action)
+    return keygen_action();
+  if (federation_action)
+    return federation_action();
   if (*agent)
     return run_agent(aa);
   if (*prov)
