@@ -228,7 +228,12 @@ void send_peer(link_actor* self, body b, const std::string& corr = {}) {
   auto e = make_envelope(std::move(b), st.self_name, st.ctx->now(), st.ctx->new_id("m"), corr);
   auto bytes = encode(e);
   try {
-    st.push->send(zmq::buffer(bytes), zmq::send_flags::none);
+    // Never blocks a CAF worker: after node::stop joined the I/O thread a PUSH
+    // without its peer would wait forever (and the node would never exit).
+    if (!st.push->send(zmq::buffer(bytes), zmq::send_flags::dontwait))
+      st.ctx->log->warn("peer link {}: message dropped: the link is stopping or 100,000 "
+                        "messages are queued",
+                        st.peer.name);
   } catch (const zmq::error_t& err) {
     st.ctx->log->error("peer link {}: cannot send: {}", st.peer.name, err.what());
   }
@@ -695,6 +700,7 @@ std::variant<peer_link_handle, std::string> start_peer_link(caf::actor_system& s
         st.dir = dir;
         st.push = std::make_unique<zmq::socket_t>(io->zctx(), zmq::socket_type::push);
         st.push->set(zmq::sockopt::linger, 0);
+        st.push->set(zmq::sockopt::sndhwm, 100000);
         st.push->connect(io->inproc());
         self->set_exception_handler(
             [self](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {

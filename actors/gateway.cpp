@@ -182,7 +182,14 @@ void send_out(gateway_actor* self, const std::string& peer, const envelope& e) {
   auto& st = self->state;
   auto bytes = encode(e);
   try {
-    st.push->send(zmq::buffer(peer), zmq::send_flags::sndmore);
+    // Never blocks a CAF worker: the I/O thread may already have stopped (a node
+    // shutting down), and a PUSH without its peer would wait forever. Once the first
+    // frame is queued the second is too (multipart messages are atomic).
+    if (!st.push->send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      st.ctx->log->warn("gateway: reply to a client dropped: the I/O thread is stopping or "
+                        "100,000 replies are queued");
+      return;
+    }
     st.push->send(zmq::buffer(bytes), zmq::send_flags::none);
   } catch (const zmq::error_t& err) {
     st.ctx->log->error("gateway: cannot send: {}", err.what());
@@ -210,6 +217,7 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
     st.bridge = bridge;
     st.push = std::make_unique<zmq::socket_t>(bridge->zctx(), zmq::socket_type::push);
     st.push->set(zmq::sockopt::linger, 0);
+    st.push->set(zmq::sockopt::sndhwm, 100000);
     st.push->connect(bridge->inproc());
     // `push` is declared after `bridge` in the state, so it closes before the bridge's
     // ZeroMQ context terminates.

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -68,6 +69,8 @@ struct site_spec {
   std::string security = "insecure = true\n";   ///< the [security] table's body
   std::map<std::string, std::string> peer_keys; ///< peer name -> its server_key
   std::vector<std::string> cli_keys;            ///< --key/--server-key for the CLI
+  std::vector<std::string> wrap;         ///< runs the agent and the CLI under it (ip netns exec NS)
+  std::string listen_host = "127.0.0.1"; ///< where the agent listens
 };
 
 using peer_list = std::vector<std::pair<std::string, std::string>>;
@@ -105,7 +108,13 @@ public:
     }
   }
 
+  /// Where the CLI (run under the same `wrap`) reaches the agent.
   std::string endpoint() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  /// Where the agent listens (a site in a network namespace: every address of it).
+  std::string listen_endpoint() const {
+    return "tcp://" + spec_.listen_host + ":" + std::to_string(port_);
+  }
+  int port() const { return port_; }
   const std::string& name() const { return spec_.name; }
   const std::string& dir() const { return dir_; }
   process& proc() { return *proc_; }
@@ -135,10 +144,10 @@ public:
   }
 
   void start() {
-    proc_ = std::make_unique<process>(
-        std::vector<std::string>{tender_bin(), "agent", "--config", dir_ + "/node.toml",
-                                 "--data-dir", dir_ + "/data", "--listen", endpoint()},
-        dir_, "agent-" + std::to_string(++starts_));
+    auto argv = spec_.wrap;
+    argv.insert(argv.end(), {tender_bin(), "agent", "--config", dir_ + "/node.toml", "--data-dir",
+                             dir_ + "/data", "--listen", listen_endpoint()});
+    proc_ = std::make_unique<process>(argv, dir_, "agent-" + std::to_string(++starts_));
     bool up =
         eventually([this] { return proc_->out().find("listening on") != std::string::npos; }, 30s);
     if (!up)
@@ -148,7 +157,7 @@ public:
   nlohmann::json cli_json(std::vector<std::string> args) {
     args.insert(args.end(), {"--connect", endpoint(), "--json"});
     args.insert(args.end(), spec_.cli_keys.begin(), spec_.cli_keys.end());
-    auto r = run(args);
+    auto r = spec_.wrap.empty() ? run(args) : run_wrapped(args);
     if (r.code != 0)
       return nlohmann::json{{"cli_error", r.err}, {"cli_code", r.code}};
     try {
@@ -193,7 +202,21 @@ public:
   }
 
 private:
+  /// `WRAP... tender ARGS...` to completion (the CLI inside the site's namespace).
+  result run_wrapped(const std::vector<std::string>& args) {
+    auto argv = spec_.wrap;
+    argv.push_back(tender_bin());
+    argv.insert(argv.end(), args.begin(), args.end());
+    process p(argv, dir_, "cli-" + std::to_string(++cli_runs_));
+    result r;
+    r.code = p.wait(60s);
+    r.out = p.out();
+    r.err = p.err();
+    return r;
+  }
+
   site_spec spec_;
+  int cli_runs_ = 0;
   int port_;
   std::string dir_;
   int starts_ = 0;
@@ -486,4 +509,108 @@ TEST(federation, a_keyed_site_needs_its_peers_public_key) {
   auto r = run({"agent", "--config", cfg, "--data-dir", root.path + "/data"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("server_key missing"), std::string::npos) << r.err;
+}
+
+namespace {
+
+/// Network namespaces for three sites: A in the middle, B and C each on their own veth
+/// link to A (10.79.1.0/24 and 10.79.2.0/24), so B and C reach A over a real interface
+/// (not loopback) and not each other. Needs root; `ok()` is false where the machine
+/// refuses.
+class netns_lab {
+public:
+  netns_lab() : tag_(std::to_string(::getpid() % 100000)) {
+    for (auto dir : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+      if (::access(dir, X_OK) == 0) {
+        ip_ = dir;
+        break;
+      }
+    if (::geteuid() != 0 || ip_.empty())
+      return;
+    ok_ = sh("ip netns add " + ns("a")) && sh("ip netns add " + ns("b")) &&
+          sh("ip netns add " + ns("c")) && link("b", "1") && link("c", "2") &&
+          sh("ip -n " + ns("a") + " link set lo up");
+  }
+  ~netns_lab() {
+    for (auto n : {"a", "b", "c"})
+      sh("ip netns del " + ns(n));
+  }
+  bool ok() const { return ok_; }
+  std::string ns(const std::string& site) const { return "tf" + tag_ + site; }
+  std::vector<std::string> wrap(const std::string& site) const {
+    return {ip_, "netns", "exec", ns(site)}; // the harness execs without a PATH search
+  }
+
+private:
+  static bool sh(const std::string& cmd) {
+    return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+  }
+  /// A veth pair between A and `site`: A is 10.79.N.1, the site 10.79.N.2.
+  bool link(const std::string& site, const std::string& n) {
+    auto va = "va" + tag_ + site, vs = "vs" + tag_ + site;
+    return sh("ip link add " + va + " type veth peer name " + vs) &&
+           sh("ip link set " + va + " netns " + ns("a")) &&
+           sh("ip link set " + vs + " netns " + ns(site)) &&
+           sh("ip -n " + ns("a") + " addr add 10.79." + n + ".1/24 dev " + va) &&
+           sh("ip -n " + ns(site) + " addr add 10.79." + n + ".2/24 dev " + vs) &&
+           sh("ip -n " + ns("a") + " link set " + va + " up") &&
+           sh("ip -n " + ns(site) + " link set " + vs + " up") &&
+           sh("ip -n " + ns(site) + " link set lo up");
+  }
+  std::string tag_;
+  std::string ip_;
+  bool ok_ = false;
+};
+
+} // namespace
+
+TEST(federation, three_sites_in_network_namespaces_peer_over_curvezmq_and_survive_a_kill) {
+  netns_lab lab;
+  if (!lab.ok())
+    GTEST_SKIP() << "network namespaces are not available here (needs root and `ip netns`)";
+  temp_dir root;
+  for (auto n : {"na", "nb", "nc"})
+    ASSERT_EQ(run({"keygen", "--out", root.path + "/" + n + ".key"}).code, 0);
+  // Every site listens on all of its addresses: not loopback, so CurveZMQ is required.
+  auto keyed = [&](site_spec s, const std::string& key, const std::string& allow,
+                   const std::string& where) {
+    s.security = "key = \"" + root.path + "/" + key + ".key\"\nallow = [" + allow + "]\n";
+    s.cli_keys = {"--key", root.path + "/" + key + ".key", "--server-key",
+                  root.path + "/" + key + ".key.pub"};
+    s.wrap = lab.wrap(where);
+    s.listen_host = "0.0.0.0";
+    return s;
+  };
+  auto pub = [&](const std::string& k) { return "\"" + root.path + "/" + k + ".key.pub\""; };
+  site a(root.path, keyed(spec("ns-a", 1), "na", pub("nb") + ", " + pub("nc"), "a"));
+  auto at = [&](int n) {
+    return "tcp://10.79." + std::to_string(n) + ".1:" + std::to_string(a.port());
+  };
+  auto bs = keyed(spec("ns-b", 4, 0.01, {{"ns-a", at(1)}}), "nb", pub("na"), "b");
+  bs.peer_keys["ns-a"] = root.path + "/na.key.pub";
+  site b(root.path, bs);
+  auto cs = keyed(spec("ns-c", 4, 0.04, {{"ns-a", at(2)}}), "nc", pub("na"), "c");
+  cs.peer_keys["ns-a"] = root.path + "/na.key.pub";
+  site c(root.path, cs);
+  ASSERT_TRUE(eventually([&] { return a.has_site("ns-b") && a.has_site("ns-c"); }, 30s))
+      << "A: " << a.proc().err() << "\nB: " << b.proc().err() << "\nC: " << c.proc().err();
+
+  // Too big for A: the cheaper B runs it, across the namespaces.
+  auto first = root.path + "/ns1.marks";
+  auto id = a.submit(job_file(root, "ns-first", 3, first));
+  auto s = a.wait_final(id, 60s);
+  EXPECT_EQ(s.value("state", ""), "done") << s.dump() << "\nB: " << b.proc().err();
+  EXPECT_EQ(s.value("provider", ""), "ns-b") << s.dump();
+  EXPECT_EQ(lines_of(first).size(), 1u);
+
+  // B is killed: A notices by its heartbeat, and the next job goes to C, once.
+  b.proc().signal(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return !a.has_site("ns-b"); }, 20s));
+  auto second = root.path + "/ns2.marks";
+  id = a.submit(job_file(root, "ns-second", 3, second));
+  s = a.wait_final(id, 60s);
+  EXPECT_EQ(s.value("state", ""), "done") << s.dump();
+  EXPECT_EQ(s.value("provider", ""), "ns-c") << s.dump();
+  EXPECT_EQ(lines_of(second).size(), 1u);
+  EXPECT_EQ(allocation_rows(a.dir() + "/data/journal.db", id), 1);
 }
