@@ -445,3 +445,70 @@ TEST(bus, a_bus_port_in_use_is_one_clear_line_and_a_failure) {
       << r.err;
   EXPECT_TRUE(first.a->proc().alive());
 }
+
+TEST(bus, a_producer_that_does_not_read_its_acks_is_held_back_and_nothing_is_lost) {
+  temp_dir t;
+  // Small high-water marks at both ends: the acks the producer does not read fill the
+  // pipe and the kernel's buffers, the bus stops reading, and the producer's own sends
+  // stop going out (backpressure) instead of anything being dropped. (A tiny SO_RCVBUF
+  // would get there sooner but stalls TCP itself in zero-window probing.)
+  bus_agent n(t.path + "/data",
+              bus_config(t, "tcp://127.0.0.1:*", "hwm = 10\n[intake]\nmax_active_jobs = 0\n"));
+  zmq::context_t ctx{1};
+  zmq::socket_t sock{ctx, zmq::socket_type::dealer};
+  sock.set(zmq::sockopt::linger, 0);
+  sock.set(zmq::sockopt::sndhwm, 10);
+  sock.set(zmq::sockopt::rcvhwm, 10);
+  sock.connect(n.bus);
+  auto spec = spec_of("held-back");
+  const std::uint64_t most = 300000; // far more acks than the kernel's buffers hold
+  std::uint64_t sent = 0;
+  bool held_back = false;
+  while (sent < most) {
+    auto bytes = encode(make_envelope(bus_submit{"slow", sent + 1, spec}, "test", wall_now(),
+                                      "m" + std::to_string(sent + 1)));
+    if (sock.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+      ++sent;
+      continue;
+    }
+    zmq::pollitem_t out{static_cast<void*>(sock), 0, ZMQ_POLLOUT, 0};
+    if (zmq::poll(&out, 1, std::chrono::milliseconds(5000)) == 0) {
+      held_back = true; // nothing can go out while the acks are not read
+      break;
+    }
+  }
+  EXPECT_TRUE(held_back) << "all " << sent << " submissions went out without backpressure";
+  ASSERT_GT(sent, 0u);
+  // Reading the acks now: every submission sent is acknowledged, once, in the journal.
+  std::vector<int> acks(sent + 1, 0);
+  std::uint64_t got = 0, errors = 0;
+  while (got < sent) {
+    zmq::pollitem_t in{static_cast<void*>(sock), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&in, 1, std::chrono::milliseconds(30000)) == 0)
+      break;
+    zmq::message_t m;
+    while (sock.recv(m, zmq::recv_flags::dontwait)) {
+      auto d = decode(std::string_view(static_cast<const char*>(m.data()), m.size()));
+      auto* ack = d ? std::get_if<bus_ack>(&d.message->body) : nullptr;
+      if (!ack || ack->seq == 0 || ack->seq > sent || !ack->error.code.empty()) {
+        ++errors;
+        continue;
+      }
+      if (acks[ack->seq]++ == 0)
+        ++got;
+    }
+  }
+  EXPECT_EQ(got, sent) << "acks missing";
+  EXPECT_EQ(errors, 0u);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(
+      sqlite3_open_v2((t.path + "/data/journal.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+      SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT COUNT(*), COUNT(DISTINCT client_key) FROM jobs", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(static_cast<std::uint64_t>(sqlite3_column_int64(st, 0)), sent);
+  EXPECT_EQ(static_cast<std::uint64_t>(sqlite3_column_int64(st, 1)), sent);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
