@@ -40,11 +40,6 @@ error make_error(std::string code, std::string message, std::string type = {},
   return error{std::move(code), std::move(message), std::move(type), std::move(field)};
 }
 
-/// Server-side checks of a submission (the CLI already checked its file).
-std::optional<error> validate(const job_spec& s) {
-  return validate_spec(s, "job_submit");
-}
-
 provider_directory directory(const intake_state& st) {
   provider_directory d;
   for (auto& p : st.providers) {
@@ -156,7 +151,7 @@ caf::actor spawn_intake(caf::actor_system& sys, context_ptr ctx, caf::actor prof
     return {
       [self, start_job](job_submit& sub) -> body {
         auto& st = self->state;
-        if (auto bad = validate(sub.spec))
+        if (auto bad = validate_spec(sub.spec, "job_submit")) // the CLI checked its file too
           return *bad;
         auto now = st.ctx->now();
         auto id = st.ctx->new_id("j");
