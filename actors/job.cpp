@@ -47,6 +47,7 @@ struct job_actor_state {
   provider_directory providers;
   caf::actor provider; ///< the allocation's provider
   std::int32_t round = 0;
+  bool round_open = false; ///< a round actor of this job's has not reported yet
   bool cancel_requested = false;
   std::string cancel_reason;
   // usage accumulation
@@ -114,7 +115,9 @@ void move_to(job_actor* self, job_state to, const std::string& reason) {
   st.ctx->log->info("job {}: {} -> {}{}{}", st.rec.job_id, to_string(from), to_string(to),
                     reason.empty() ? "" : ": ", reason);
   publish(self);
-  if (is_final(to))
+  // With a round still open the actor stays until its result comes, to release what
+  // that round may commit (a job that ends during its move's auction).
+  if (is_final(to) && !st.round_open)
     self->quit();
 }
 
@@ -168,6 +171,7 @@ void start_round(job_actor* self, micros previous_best) {
   a.round = st.round;
   a.previous_best = previous_best;
   a.job = caf::actor_cast<caf::actor>(self);
+  st.round_open = true;
   spawn_round(self->system(), st.ctx, std::move(a));
 }
 
@@ -410,6 +414,7 @@ void start_move(job_actor* self) {
         a.round = st.round;
         a.previous_best = 0;
         a.job = caf::actor_cast<caf::actor>(self);
+        st.round_open = true;
         spawn_round(self->system(), st.ctx, std::move(a));
       },
       [self](caf::error& e) { move_failed(self, "provider directory: " + self->system().render(e)); });
@@ -671,6 +676,21 @@ caf::actor spawn_job(caf::actor_system& sys, context_ptr ctx, job_record rec, ca
       [self](resume_atom, int attempt) { readopt(self, attempt); },
       [self](round_result& r) {
         auto& st = self->state;
+        st.round_open = false;
+        if (is_final(st.rec.status.state)) {
+          // The job ended while this round ran: what it committed is not needed.
+          if (r.committed) {
+            release rel{r.alloc.allocation_id, r.alloc.offer_id, st.rec.job_id,
+                        "the job ended (" + std::string(to_string(st.rec.status.state)) +
+                          ") before its auction did"};
+            if (auto p = find_provider(st.providers, r.alloc.provider))
+              self->send(p, rel);
+            st.ctx->journal->save_release(rel, st.ctx->now());
+            st.ctx->log->info("job {}: released {} on {}: {}", st.rec.job_id,
+                              r.alloc.allocation_id, r.alloc.provider, rel.reason);
+          }
+          return self->quit();
+        }
         if (st.moving)
           return on_move_round(self, r);
         st.rec.status.offers = r.offers;

@@ -13,6 +13,9 @@
 #include "tests/harness.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <csignal>
 
 #include <cstdlib>
 #include <optional>
@@ -236,3 +239,103 @@ TEST(scaling, a_job_using_far_less_than_it_holds_gives_capacity_back) {
   EXPECT_NE(std::find(states.begin(), states.end(), "rescaling"), states.end());
   EXPECT_EQ(states.back(), "done");
 }
+
+namespace {
+
+/// The releases the node journaled for `job_id`: (allocation id, reason).
+std::vector<std::pair<std::string, std::string>> releases_of(const std::string& db,
+                                                             const std::string& job_id) {
+  std::vector<std::pair<std::string, std::string>> out;
+  sqlite3* h = nullptr;
+  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(h);
+    return out;
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(h, "SELECT allocation_id, reason FROM releases WHERE job_id = ? ORDER BY id",
+                         -1, &st, nullptr) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW)
+      out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)),
+                       reinterpret_cast<const char*>(sqlite3_column_text(st, 1)));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return out;
+}
+
+} // namespace
+
+// The job ends while the auction for its move is still open (the only other provider is
+// frozen until then). What that auction commits afterwards must be released, not left
+// held by nobody, and the job must not run again.
+TEST(scaling, a_job_ending_during_its_moves_auction_releases_what_the_auction_commits) {
+  temp_dir t;
+  scoped_env rlimits("TENDER_EXECUTOR_MODE", "rlimit"); // in place is refused: a move
+  auto cfg = t.file("node.toml",
+                    "[node]\nname = \"move-race\"\nsample_interval = \"100ms\"\n\n"
+                    "[auction]\nmax_rounds = 1\nround_timeout = \"15s\"\n\n"
+                    "[scaling]\nmemory_horizon = \"5s\"\nmemory_window = \"1500ms\"\n\n"
+                    "[[providers]]\nname = \"local-a\"\nkind = \"local\"\ncpus = 2\n"
+                    "memory = \"4GiB\"\nprice_per_core_hour = 0.010\nprice_per_gib_hour = 0.001\n");
+  agent a(t.path + "/data", {"--config", cfg});
+  auto pcfg = t.file("local-b.toml", "[[providers]]\nname = \"local-b\"\nkind = \"local\"\n"
+                                     "cpus = 2\nmemory = \"4GiB\"\nprice_per_core_hour = 0.050\n"
+                                     "price_per_gib_hour = 0.001\n");
+  process b({tender_bin(), "provider", "--config", pcfg, "--connect", a.endpoint(), "--data-dir",
+             t.path + "/local-b"},
+            t.path, "local-b");
+  ASSERT_TRUE(eventually(
+    [&] {
+      auto l = a.cli_json({"providers"});
+      for (auto& x : l)
+        if (x.value("name", "") == "local-b")
+          return true;
+      return false;
+    },
+    30s))
+    << b.err();
+  // Idle 3 s (time to freeze local-b), then 2 MiB every 50 ms to 100 MiB — the trend
+  // crosses the 200 MiB allocation within the 5 s horizon — then 1 s more, and done.
+  auto id = a.submit(t.file(
+    "racer.toml",
+    "[job]\nname = \"racer\"\nuser = \"tester\"\nwalltime = \"2m\"\n"
+    "command = [\"python3\", \"-c\", \"import time\\ntime.sleep(3)\\nchunks = []\\n"
+    "for i in range(50):\\n    chunks.append(b'x' * (2 << 20))\\n    time.sleep(0.05)\\n"
+    "time.sleep(1)\\n\"]\n[job.hints]\ncpus = 1\nmemory = \"200MiB\"\n"));
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(eventually([&] { return a.cli_json({"status", id}).value("state", "") == "running"; },
+                         60s));
+  b.signal(SIGSTOP);
+  auto s = a.wait_final(id, 120s);
+  b.signal(SIGCONT);
+  ASSERT_EQ(s.value("state", ""), "done") << s.dump(2);
+  EXPECT_EQ(s.value("provider", ""), "local-a");
+  auto j = open_journal(t.path + "/data/journal.db");
+  ASSERT_TRUE(j);
+  auto ds = j->scaling(id);
+  ASSERT_GE(ds.size(), 1u) << dump(ds);
+  EXPECT_EQ(ds[0].outcome, "refused") << dump(ds);
+  // local-b answers once it thaws; its offer wins the move's auction and is committed
+  // after the job ended: the node releases it.
+  std::vector<std::pair<std::string, std::string>> rel;
+  EXPECT_TRUE(eventually(
+    [&] {
+      rel = releases_of(t.path + "/data/journal.db", id);
+      for (auto& [alloc, reason] : rel)
+        if (alloc.rfind(id + "/local-b/", 0) == 0)
+          return true;
+      return false;
+    },
+    60s))
+    << ::testing::PrintToString(rel) << "\n" << b.err();
+  for (auto& [alloc, reason] : rel)
+    if (alloc.rfind(id + "/local-b/", 0) == 0)
+      EXPECT_NE(reason.find("before its auction did"), std::string::npos) << reason;
+  EXPECT_EQ(j->negotiations(id).size(), 2u) << "the first placement and the move";
+  // It ran once: one `running`, and the job's allocation is still local-a's.
+  auto states = states_of(*j, id);
+  EXPECT_EQ(std::count(states.begin(), states.end(), "running"), 1) << ::testing::PrintToString(states);
+  EXPECT_EQ(j->load_job(id)->alloc->provider, "local-a");
+}
+
