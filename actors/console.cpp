@@ -329,29 +329,37 @@ void get_jobs(console_actor* self, http_request& r, responder& respond) {
           [self, respond](caf::error& e) { respond(from_caf(self, e, "the intake")); });
 }
 
-void get_job(console_actor* self, const std::string& id, responder& respond) {
-  auto intake = self->state.intake;
-  self->request(intake, ask_timeout, job_query{id})
+/// Asks the intake for job `id` and calls `then(status)`; an error, an unknown job or an
+/// unexpected answer is answered here.
+template <class F>
+void with_job(console_actor* self, const std::string& id, const responder& respond, F then) {
+  self->request(self->state.intake, ask_timeout, job_query{id})
       .then(
-          [self, intake, id, respond](body& b) {
+          [respond, then](body& b) {
             if (auto* e = std::get_if<error>(&b))
               return respond(from_error(*e));
             auto* s = std::get_if<job_status>(&b);
             if (!s)
               return respond(
                   fail(500, "internal", std::string("the intake answered ") + type_name(b)));
-            json job = to_json_value(*s);
-            self->request(intake, ask_timeout, explain_query{id})
-                .then(
-                    [respond, job](body& x) {
-                      json out{{"job", job}, {"explanation", nullptr}};
-                      if (auto* ex = std::get_if<explanation>(&x))
-                        out["explanation"] = to_json_value(*ex);
-                      respond(json_response(200, out));
-                    },
-                    [self, respond](caf::error& e) { respond(from_caf(self, e, "the intake")); });
+            then(*s);
           },
           [self, respond](caf::error& e) { respond(from_caf(self, e, "the intake")); });
+}
+
+void get_job(console_actor* self, const std::string& id, responder& respond) {
+  with_job(self, id, respond, [self, id, respond](const job_status& s) {
+    json job = to_json_value(s);
+    self->request(self->state.intake, ask_timeout, explain_query{id})
+        .then(
+            [respond, job](body& x) {
+              json out{{"job", job}, {"explanation", nullptr}};
+              if (auto* ex = std::get_if<explanation>(&x))
+                out["explanation"] = to_json_value(*ex);
+              respond(json_response(200, out));
+            },
+            [self, respond](caf::error& e) { respond(from_caf(self, e, "the intake")); });
+  });
 }
 
 void get_usage(console_actor* self, http_request& r, const std::string& id, responder& respond) {
@@ -359,19 +367,10 @@ void get_usage(console_actor* self, http_request& r, const std::string& id, resp
   auto points = count_param(r, "points", 400, 2, 20000, bad);
   if (!points)
     return respond(std::move(bad));
-  self->request(self->state.intake, ask_timeout, job_query{id})
-      .then(
-          [self, id, respond, points](body& b) {
-            if (auto* e = std::get_if<error>(&b))
-              return respond(from_error(*e));
-            auto* s = std::get_if<job_status>(&b);
-            if (!s)
-              return respond(
-                  fail(500, "internal", std::string("the intake answered ") + type_name(b)));
-            auto samples = self->state.ctx->journal->usage(id);
-            respond(json_response(200, usage_json(*s, samples, static_cast<std::size_t>(*points))));
-          },
-          [self, respond](caf::error& e) { respond(from_caf(self, e, "the intake")); });
+  with_job(self, id, respond, [self, id, respond, points](const job_status& s) {
+    auto samples = self->state.ctx->journal->usage(id);
+    respond(json_response(200, usage_json(s, samples, static_cast<std::size_t>(*points))));
+  });
 }
 
 void cancel_job(console_actor* self, http_request& r, const std::string& id, responder& respond) {

@@ -71,6 +71,22 @@ std::variant<parsed_line, std::string> parse_line(const std::string& line) {
   return p;
 }
 
+/// Calls `entry(line, where)` for every line of `text` that is neither blank nor a
+/// comment (`where` is "PATH:N: ", for its errors); the first error it returns ends the walk.
+template <class F>
+std::string for_each_entry(const std::string& text, const std::string& path, F&& entry) {
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    line = trim(line);
+    if (line.empty() || line.front() == '#')
+      continue;
+    if (auto err = entry(line, path + ":" + std::to_string(n) + ": "); !err.empty())
+      return err;
+  }
+  return {};
+}
+
 std::string check_key(const std::string& value, const char* which) {
   if (value.size() != key_chars)
     return std::string("the ") + which + " key must be " + std::to_string(key_chars) +
@@ -168,25 +184,21 @@ std::variant<key_pair, std::string> load_key_pair(const std::string& path) {
   if (text.index() == 1)
     return std::get<1>(text);
   key_pair k;
-  std::istringstream in(std::get<0>(text));
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    line = trim(line);
-    if (line.empty() || line.front() == '#')
-      continue;
-    auto where = path + ":" + std::to_string(n) + ": ";
-    auto p = parse_line(line);
-    if (auto* err = std::get_if<std::string>(&p))
-      return where + *err;
-    auto& kv = std::get<parsed_line>(p);
-    if (kv.name != "public" && kv.name != "secret")
-      return where + "unknown entry '" + kv.name + "' (expected public or secret)";
-    if (auto err = check_key(kv.value, kv.name.c_str()); !err.empty())
-      return where + err;
-    (kv.name == "public" ? k.public_key : k.secret_key) = kv.value;
-  }
+  auto bad = for_each_entry(
+      std::get<0>(text), path, [&](const std::string& line, const std::string& where) {
+        auto p = parse_line(line);
+        if (auto* err = std::get_if<std::string>(&p))
+          return where + *err;
+        auto& kv = std::get<parsed_line>(p);
+        if (kv.name != "public" && kv.name != "secret")
+          return where + "unknown entry '" + kv.name + "' (expected public or secret)";
+        if (auto err = check_key(kv.value, kv.name.c_str()); !err.empty())
+          return where + err;
+        (kv.name == "public" ? k.public_key : k.secret_key) = kv.value;
+        return std::string();
+      });
+  if (!bad.empty())
+    return bad;
   if (k.secret_key.empty())
     return path + ": no `secret = \"...\"` line (is this a .pub file? a secret key file is made "
                   "by `tender keygen --out FILE`)";
@@ -210,32 +222,29 @@ std::variant<key_pair, std::string> load_public_key(const std::string& spec) {
   auto text = read_file(spec);
   if (text.index() == 1)
     return std::get<1>(text);
-  std::istringstream in(std::get<0>(text));
-  std::string line, found;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    line = trim(line);
-    if (line.empty() || line.front() == '#')
-      continue;
-    auto where = spec + ":" + std::to_string(n) + ": ";
-    std::string value = line;
-    if (!is_z85_key(line)) { // a bare key may hold '='
-      if (line.find('=') == std::string::npos)
-        return where + "expected `public = \"...\"` or the bare 40-character key";
-      auto kv = std::get<parsed_line>(parse_line(line));
-      if (kv.name == "secret")
-        return where + "a .pub file must not hold a secret key";
-      if (kv.name != "public")
-        return where + "unknown entry '" + kv.name + "' (expected public)";
-      value = kv.value;
-    }
-    if (auto err = check_key(value, "public"); !err.empty())
-      return where + err;
-    if (!found.empty())
-      return where + "a second public key (one key per .pub file)";
-    found = value;
-  }
+  std::string found;
+  auto bad = for_each_entry(
+      std::get<0>(text), spec, [&](const std::string& line, const std::string& where) {
+        std::string value = line;
+        if (!is_z85_key(line)) { // a bare key may hold '='
+          if (line.find('=') == std::string::npos)
+            return where + "expected `public = \"...\"` or the bare 40-character key";
+          auto kv = std::get<parsed_line>(parse_line(line));
+          if (kv.name == "secret")
+            return where + "a .pub file must not hold a secret key";
+          if (kv.name != "public")
+            return where + "unknown entry '" + kv.name + "' (expected public)";
+          value = kv.value;
+        }
+        if (auto err = check_key(value, "public"); !err.empty())
+          return where + err;
+        if (!found.empty())
+          return where + "a second public key (one key per .pub file)";
+        found = value;
+        return std::string();
+      });
+  if (!bad.empty())
+    return bad;
   if (found.empty())
     return spec + ": no public key in it";
   return key_pair{found, {}};
