@@ -13,7 +13,9 @@ constexpr std::size_t keep_user = 10;
 constexpr std::size_t keep_template = 5;
 constexpr std::size_t keep_global = 200;
 
-float lg(double s) { return s < 0 ? nan_f : static_cast<float>(std::log1p(s)); }
+float lg(double s) {
+  return s < 0 ? nan_f : static_cast<float>(std::log1p(s));
+}
 
 double mean_log(const std::deque<double>& d, std::size_t last) {
   std::size_t n = std::min(last, d.size());
@@ -21,6 +23,14 @@ double mean_log(const std::deque<double>& d, std::size_t last) {
   for (std::size_t i = d.size() - n; i < d.size(); ++i)
     s += std::log1p(d[i]);
   return s / static_cast<double>(n);
+}
+
+/// Median of the last `last` entries of `d` (the mean of the middle two when even).
+double median_of(const std::deque<double>& d, std::size_t last) {
+  std::size_t n = std::min(last, d.size());
+  std::vector<double> v(d.end() - static_cast<long>(n), d.end());
+  std::sort(v.begin(), v.end());
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::int64_t req_key(const trace_job& j) {
@@ -62,19 +72,50 @@ std::int64_t name_id(const std::string& s) {
 }
 
 const std::vector<std::string>& feature_names() {
-  static const std::vector<std::string> names = {
-      "req_time_log",        "procs_log",          "user",
-      "group",               "exe",                "queue",
-      "partition",           "hour_of_day",        "day_of_week",
-      "user_last_log",       "user_last2_log",     "user_mean10_log",
-      "user_std10_log",      "user_max10_log",     "user_n_finished_log",
-      "user_last_ratio",     "user_mean10_ratio",  "tmpl_req_last_log",
-      "tmpl_req_mean_log",   "tmpl_req_n",         "tmpl_procs_last_log",
-      "tmpl_procs_mean_log", "tmpl_exe_last_log",  "tmpl_exe_mean_log",
-      "tmpl_req_procs_last_log", "tmpl_req_procs_mean_log", "since_user_submit_log",
-      "since_user_end_log",  "user_running",       "global_recent_median_log",
-      "last2_log",           "last2_over_req",     "user_hit_req_share",
-      "user_median10_ratio",  "global_recent_ratio_median", "tmpl_exe_n"};
+  static const std::vector<std::string> names = {"req_time_log",
+                                                 "procs_log",
+                                                 "user",
+                                                 "group",
+                                                 "exe",
+                                                 "queue",
+                                                 "partition",
+                                                 "hour_of_day",
+                                                 "day_of_week",
+                                                 "user_last_log",
+                                                 "user_last2_log",
+                                                 "user_mean10_log",
+                                                 "user_std10_log",
+                                                 "user_max10_log",
+                                                 "user_n_finished_log",
+                                                 "user_last_ratio",
+                                                 "user_mean10_ratio",
+                                                 "tmpl_req_last_log",
+                                                 "tmpl_req_mean_log",
+                                                 "tmpl_req_n",
+                                                 "tmpl_procs_last_log",
+                                                 "tmpl_procs_mean_log",
+                                                 "tmpl_exe_last_log",
+                                                 "tmpl_exe_mean_log",
+                                                 "tmpl_req_procs_last_log",
+                                                 "tmpl_req_procs_mean_log",
+                                                 "since_user_submit_log",
+                                                 "since_user_end_log",
+                                                 "user_running",
+                                                 "global_recent_median_log",
+                                                 "last2_log",
+                                                 "last2_over_req",
+                                                 "user_hit_req_share",
+                                                 "user_median10_ratio",
+                                                 "global_recent_ratio_median",
+                                                 "tmpl_exe_n",
+                                                 "req_x_user_median_ratio_log",
+                                                 "req_x_user_mean_ratio_log",
+                                                 "tmpl_chain_last_log",
+                                                 "anchor_log",
+                                                 "user_median5_log",
+                                                 "tmpl_req_procs_median_log",
+                                                 "tmpl_req_procs_n",
+                                                 "user_median10_log"};
   return names;
 }
 
@@ -188,7 +229,8 @@ feature_vector job_history::features(const trace_job& j) const {
   x[6] = id(j.partition);
   double t = j.submit + j.day_offset;
   x[7] = static_cast<float>(std::fmod(t, 86400.0) / 3600.0);
-  x[8] = static_cast<float>(std::fmod(std::floor(t / 86400.0) + 4, 7.0)); // 1970-01-01 was a Thursday
+  x[8] =
+      static_cast<float>(std::fmod(std::floor(t / 86400.0) + 4, 7.0)); // 1970-01-01 was a Thursday
 
   if (!global_recent_.empty()) {
     std::vector<double> g(global_recent_.begin(), global_recent_.end());
@@ -209,6 +251,8 @@ feature_vector job_history::features(const trace_job& j) const {
   if (it == users_.end()) {
     x[14] = 0;
     x[28] = 0;
+    x[38] = x[30]; // no history: the anchors are last-two (the request)
+    x[39] = x[30];
     return x;
   }
   const auto& u = it->second;
@@ -256,10 +300,49 @@ feature_vector job_history::features(const trace_job& j) const {
   else
     x[19] = 0;
   tmpl(u.by_procs, j.procs, 20, 21);
+  x[42] = 0;
+  if (req_key(j) >= 0 && j.procs >= 0) {
+    auto f = u.by_req_procs.find(req_key(j) * 100003 + j.procs);
+    if (f != u.by_req_procs.end() && !f->second.runs.empty()) {
+      x[41] = lg(median_of(f->second.runs, keep_template));
+      x[42] = static_cast<float>(f->second.runs.size());
+    }
+  }
+  if (!runs.empty()) {
+    x[40] = lg(median_of(runs, 5));
+    x[43] = lg(median_of(runs, keep_user));
+  }
   if (auto* r = tmpl(u.by_exe, j.exe, 22, 23))
     x[35] = static_cast<float>(r->runs.size());
   if (req_key(j) >= 0 && j.procs >= 0)
     tmpl(u.by_req_procs, req_key(j) * 100003 + j.procs, 24, 25);
+  // Anchors (seconds). rmr: the request times the user's median ratio of run to
+  // request. chain: the last run of the most specific template (requested time and
+  // processors, then requested time), else last-two. anchor: the median of the
+  // template's median run (else chain), rmr (else last-two) and last-two, capped at the
+  // request; the point model predicts a multiple of it.
+  auto back = [](float v) { return std::expm1(static_cast<double>(v)); };
+  const double l2 = last2(j);
+  double rmr = -1;
+  if (j.req_time > 0 && !std::isnan(x[33])) {
+    rmr = j.req_time * static_cast<double>(x[33]);
+    x[36] = lg(rmr);
+    x[37] = lg(j.req_time * static_cast<double>(x[16]));
+  }
+  double chain = l2;
+  if (!std::isnan(x[24]))
+    chain = back(x[24]);
+  else if (!std::isnan(x[17]))
+    chain = back(x[17]);
+  if (chain >= 0) {
+    x[38] = lg(chain);
+    const double a = !std::isnan(x[41]) ? back(x[41]) : chain;
+    const double b = rmr >= 0 ? rmr : l2;
+    double med = std::max(std::min(a, b), std::min(std::max(a, b), l2));
+    if (j.req_time > 0)
+      med = std::min(med, j.req_time);
+    x[39] = lg(med);
+  }
   if (u.last_submit >= 0)
     x[26] = lg(std::max(0.0, j.submit - u.last_submit));
   if (u.last_end >= 0)

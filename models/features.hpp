@@ -24,10 +24,10 @@ namespace tender {
 
 /// A job as the models see it. Times in seconds; -1 = unknown.
 struct trace_job {
-  double submit = 0;      ///< seconds (trace time or Unix time)
-  double runtime = -1;    ///< actual run time, known once finished
-  double end = -1;        ///< finish instant (submit + wait + run), known once finished
-  double req_time = -1;   ///< the user's estimate
+  double submit = 0;    ///< seconds (trace time or Unix time)
+  double runtime = -1;  ///< actual run time, known once finished
+  double end = -1;      ///< finish instant (submit + wait + run), known once finished
+  double req_time = -1; ///< the user's estimate
   std::int64_t procs = -1;
   std::int64_t user = -1;
   std::int64_t group = -1;
@@ -43,9 +43,12 @@ std::vector<trace_job> to_records(const swf_trace& t);
 /// Stable 63-bit id of a name (FNV-1a), for users and executables of live jobs.
 std::int64_t name_id(const std::string& s);
 
-/// Names of the feature vector's entries, in order. Missing values are NaN.
+/// Names of the feature vector's entries, in order. Missing values are NaN. Entry 39,
+/// `anchor_log`, is log1p of the job's anchor: the median of the user's template
+/// median (same requested time and processors), the request times the user's median
+/// run/request ratio, and last-two, capped at the request.
 const std::vector<std::string>& feature_names();
-constexpr std::size_t n_features = 36;
+constexpr std::size_t n_features = 44;
 using feature_vector = std::array<float, n_features>;
 
 /// What is known about past jobs at an instant.
@@ -81,9 +84,9 @@ private:
     void push(double r, std::size_t keep);
   };
   struct user_state {
-    recent runs;        ///< run times
-    recent ratios;      ///< run / requested
-    recent hit;         ///< 1 when a run reached 90 % of its request, else 0
+    recent runs;   ///< run times
+    recent ratios; ///< run / requested
+    recent hit;    ///< 1 when a run reached 90 % of its request, else 0
     double last_submit = -1;
     double last_end = -1;
     std::int64_t submitted = 0;
@@ -91,11 +94,11 @@ private:
     std::unordered_map<std::int64_t, recent> by_req, by_procs, by_exe, by_req_procs;
   };
   std::unordered_map<std::int64_t, user_state> users_;
-  std::deque<double> global_recent_; ///< last finished run times
-  std::deque<double> global_ratio_;  ///< last finished run / requested
+  std::deque<double> global_recent_;     ///< last finished run times
+  std::deque<double> global_ratio_;      ///< last finished run / requested
   mutable std::vector<double> overruns_; ///< positive run - requested, sorted when needed
   mutable bool overruns_sorted_ = true;
-  std::priority_queue<double> low_;  ///< lower half of all finished run times
+  std::priority_queue<double> low_; ///< lower half of all finished run times
   std::priority_queue<double, std::vector<double>, std::greater<double>> high_; ///< upper half
   std::size_t n_finished_ = 0;
   std::size_t n_with_req_ = 0, n_over_req_ = 0;
@@ -103,10 +106,10 @@ private:
 
 /// One row produced by `replay()`.
 struct replay_row {
-  std::size_t index;  ///< into the records
+  std::size_t index; ///< into the records
   feature_vector x;
-  double last2;       ///< baseline, seconds
-  double median;      ///< baseline, seconds
+  double last2;        ///< baseline, seconds
+  double median;       ///< baseline, seconds
   bool cap_at_request; ///< no finished job has run past its request so far
   double cap_s;        ///< request + overrun allowance (-1 without a request)
 };

@@ -15,7 +15,7 @@ namespace tender {
 namespace {
 
 constexpr const char* format_name = "tender-runtime-model";
-constexpr int format_version = 2;
+constexpr int format_version = 3;
 // Booster order inside the model and the file.
 constexpr std::array<const char*, 2> booster_names = {"point", "spread"};
 constexpr double min_spread = 0.05; // log units: keeps normalized scores finite
@@ -42,8 +42,8 @@ bool make_dmatrix(const std::vector<feature_vector>& x, std::size_t from, std::s
                   dmatrix& out, std::string& error) {
   std::vector<float> empty(n_features, std::nanf(""));
   const float* data = to == from ? empty.data() : x[from].data();
-  if (XGDMatrixCreateFromMat(data, std::max<bst_ulong>(to - from, 1), n_features,
-                             std::nanf(""), &out.h) != 0) {
+  if (XGDMatrixCreateFromMat(data, std::max<bst_ulong>(to - from, 1), n_features, std::nanf(""),
+                             &out.h) != 0) {
     error = xgb::error("cannot build the feature matrix");
     return false;
   }
@@ -68,8 +68,8 @@ std::uint64_t fnv(const void* p, std::size_t n, std::uint64_t h = 14695981039346
 double quantile_of(std::vector<double> v, double q) {
   if (v.empty())
     return 0;
-  auto k = static_cast<std::size_t>(std::clamp(q * static_cast<double>(v.size() - 1), 0.0,
-                                               static_cast<double>(v.size() - 1)));
+  auto k = static_cast<std::size_t>(
+      std::clamp(q * static_cast<double>(v.size() - 1), 0.0, static_cast<double>(v.size() - 1)));
   std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
   return v[k];
 }
@@ -94,7 +94,7 @@ double weighted_median(const std::vector<float>& v, const std::vector<float>& w)
 }
 
 bool valid_target(const std::string& t) {
-  return t == "ratio" || t == "last2" || t == "seconds" || t == "log";
+  return t == "ratio" || t == "last2" || t == "anchor" || t == "seconds" || t == "log";
 }
 
 } // namespace
@@ -108,6 +108,7 @@ nlohmann::json model_config::to_json() const {
           {"colsample", colsample},
           {"max_bin", max_bin},
           {"spread_rounds", spread_rounds},
+          {"spread_max_depth", spread_max_depth},
           {"recency_halflife", recency_halflife},
           {"calibration_frac", calibration_frac},
           {"seed", seed},
@@ -126,6 +127,11 @@ double job_scale(const feature_vector& x) {
 double target_scale(const feature_vector& x, const std::string& point_target) {
   if (point_target == "ratio")
     return job_scale(x);
+  if (point_target == "anchor") {
+    if (!std::isnan(x[39]))
+      return std::max(1.0, std::expm1(static_cast<double>(x[39])));
+    return target_scale(x, "last2");
+  }
   if (point_target == "last2") {
     if (!std::isnan(x[30]))
       return std::max(1.0, std::expm1(static_cast<double>(x[30])));
@@ -134,7 +140,9 @@ double target_scale(const feature_vector& x, const std::string& point_target) {
   return 1.0;
 }
 
-double cqr_score(double lo, double hi, double y) { return std::max(lo - y, y - hi); }
+double cqr_score(double lo, double hi, double y) {
+  return std::max(lo - y, y - hi);
+}
 
 double conformal_quantile(std::vector<double> s, double alpha) {
   if (s.empty())
@@ -161,7 +169,9 @@ runtime_estimate order_and_cap(runtime_estimate e, double req, double cap_s) {
   return e;
 }
 
-double sec(double l) { return std::max(0.0, std::expm1(l)); }
+double sec(double l) {
+  return std::max(0.0, std::expm1(l));
+}
 
 } // namespace
 
@@ -227,8 +237,8 @@ bool flat_forest::load_json(const std::string& text, std::string& error) {
       error = "booster is " + gb.at("name").get<std::string>() + ", not gbtree";
       return false;
     }
-    base_ = std::strtof(learner.at("learner_model_param").at("base_score").get<std::string>().c_str(),
-                        nullptr);
+    base_ = std::strtof(
+        learner.at("learner_model_param").at("base_score").get<std::string>().c_str(), nullptr);
     nodes_.clear();
     roots_.clear();
     for (const auto& t : gb.at("model").at("trees")) {
@@ -323,7 +333,9 @@ runtime_model::~runtime_model() = default;
 runtime_model::runtime_model(runtime_model&&) noexcept = default;
 runtime_model& runtime_model::operator=(runtime_model&&) noexcept = default;
 
-bool runtime_model::usable() const { return impl_ && impl_->b[0] != nullptr; }
+bool runtime_model::usable() const {
+  return impl_ && impl_->b[0] != nullptr;
+}
 
 std::string runtime_model::library_version() {
   int a = 0, b = 0, c = 0;
@@ -414,9 +426,9 @@ double recency(const model_config& cfg, std::size_t i, std::size_t n) {
 }
 
 /// Trains the point booster on rows [from, to) of `x` (`d` holds those rows).
-bool fit_point(const std::vector<feature_vector>& x, const std::vector<double>& y,
-               std::size_t from, std::size_t to, DMatrixHandle d, const model_config& cfg,
-               booster& point, std::string& error, const std::function<void()>& tick) {
+bool fit_point(const std::vector<feature_vector>& x, const std::vector<double>& y, std::size_t from,
+               std::size_t to, DMatrixHandle d, const model_config& cfg, booster& point,
+               std::string& error, const std::function<void()>& tick) {
   const std::size_t n = to - from;
   std::vector<float> label(n), w(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -446,14 +458,15 @@ bool fit_spread(const std::vector<feature_vector>& x, const std::vector<double>&
     label[i] = static_cast<float>(std::abs(std::log1p(std::max(0.0, y[from + i])) - m));
     w[i] = static_cast<float>(recency(cfg, i, n));
   }
-  return fit_booster(d, label, w, cfg, "reg:squarederror", cfg.spread_rounds, spread, error,
-                     tick);
+  auto sc = cfg;
+  sc.max_depth = cfg.spread_max_depth;
+  return fit_booster(d, label, w, sc, "reg:squarederror", cfg.spread_rounds, spread, error, tick);
 }
 
 /// Trains the point and spread boosters on rows [from, to).
-bool fit_pair(const std::vector<feature_vector>& x, const std::vector<double>& y,
-              std::size_t from, std::size_t to, const model_config& cfg, booster& point,
-              booster& spread, std::string& error, const std::function<void()>& tick) {
+bool fit_pair(const std::vector<feature_vector>& x, const std::vector<double>& y, std::size_t from,
+              std::size_t to, const model_config& cfg, booster& point, booster& spread,
+              std::string& error, const std::function<void()>& tick) {
   dmatrix d;
   return make_dmatrix(x, from, to, d, error) &&
          fit_point(x, y, from, to, d.h, cfg, point, error, tick) &&
@@ -477,13 +490,12 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
                           const model_config& cfg, runtime_model& out, std::string& error,
                           const progress_fn& progress) {
   if (x.size() != y.size() || x.size() < 50) {
-    error = "training needs at least 50 rows with run times (got " + std::to_string(x.size()) +
-            ")";
+    error = "training needs at least 50 rows with run times (got " + std::to_string(x.size()) + ")";
     return false;
   }
   if (cfg.point_target != "auto" && !valid_target(cfg.point_target)) {
     error = "unknown point target \"" + cfg.point_target +
-            "\" (auto, ratio, last2, seconds or log)";
+            "\" (auto, anchor, ratio, last2, seconds or log)";
     return false;
   }
   const std::size_t n = x.size();
@@ -491,7 +503,7 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
       static_cast<std::size_t>(static_cast<double>(n) * (1 - cfg.calibration_frac)), 25, n - 25);
   std::vector<std::string> targets = {cfg.point_target};
   if (cfg.point_target == "auto")
-    targets = {"ratio", "last2"};
+    targets = {"ratio", "last2", "anchor"};
   const int total = static_cast<int>(targets.size() + 1) * cfg.rounds + 2 * cfg.spread_rounds;
   int done = 0;
   std::function<void()> tick = [&] {
@@ -581,7 +593,10 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
       {"n_calibration", lo.size()},
       {"config", chosen.to_json()},
       {"calibration",
-       {{"lo90", r.cal_.lo90}, {"hi90", r.cal_.hi90}, {"lo80", r.cal_.lo80}, {"hi80", r.cal_.hi80}}},
+       {{"lo90", r.cal_.lo90},
+        {"hi90", r.cal_.hi90},
+        {"lo80", r.cal_.lo80},
+        {"hi80", r.cal_.hi80}}},
       {"metrics",
        {{"calibration_coverage90", lo.empty() ? 0.0 : raw_cov / static_cast<double>(lo.size())},
         {"calibration_score_median", quantile_of(hi, 0.5)}}},
@@ -710,11 +725,11 @@ bool runtime_model::load(const std::string& path, runtime_model& out, std::strin
     return false;
   };
   if (!j.is_object() || j.value("format", std::string()) != format_name)
-    return bad("not a tender run-time model (format is not \"" + std::string(format_name) +
-               "\")");
+    return bad("not a tender run-time model (format is not \"" + std::string(format_name) + "\")");
   if (!j.contains("format_version") || !j["format_version"].is_number_integer() ||
       j["format_version"].get<int>() != format_version)
-    return bad("format_version " + (j.contains("format_version") ? j["format_version"].dump() : "missing") +
+    return bad("format_version " +
+               (j.contains("format_version") ? j["format_version"].dump() : "missing") +
                ", this build reads " + std::to_string(format_version) +
                " (retrain it with `tender model train`)");
   if (!j.contains("features") || j["features"] != nlohmann::json(feature_names()))

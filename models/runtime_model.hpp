@@ -17,8 +17,9 @@
 /// Model file (JSON): `format`, `format_version`, `xgboost_version`, `features`,
 /// `train_digest`, `n_train`, `metrics`, `config`, `calibration`, `model_digest`,
 /// and the boosters as XGBoost JSON text under `boosters`. Loading checks all of it.
-/// Version 2 (this one): boosters `point` and `spread`, normalized calibration.
-/// Version 1 had six boosters (median, quantiles) and is refused with a clear error.
+/// Version 3 (this one): 44 features (the anchors added), boosters `point` and
+/// `spread`, normalized calibration. Version 2 had 36 features, version 1 six boosters
+/// (median, quantiles); both are refused with a clear error.
 
 #include "models/features.hpp"
 
@@ -34,8 +35,8 @@
 namespace tender {
 
 struct model_config {
-  int rounds = 100;
-  int max_depth = 6;
+  int rounds = 10;
+  int max_depth = 3;
   double eta = 0.15;
   double min_child_weight = 5;
   double subsample = 0.8;
@@ -43,13 +44,18 @@ struct model_config {
   int max_bin = 256;
   int nthread = 2;
   int spread_rounds = 40;
+  int spread_max_depth = 3; ///< tree depth of the spread booster
   /// What the point booster fits with absolute error, weighted by the scale so that the
-  /// loss is the absolute error in seconds: "ratio" (run time over the requested time,
-  /// else the recent global median), "last2" (over the user's last-two average, else
-  /// the requested time, else the global median), "seconds", "log" (log1p seconds), or
-  /// "auto": "ratio" or "last2", whichever has the lower absolute error on the later
-  /// slice of the training rows (the choice is kept by refits and saved).
-  std::string point_target = "auto";
+  /// loss is the absolute error in seconds: "anchor" (run time over the job's anchor,
+  /// feature `anchor_log`: the median of the user's template median, request times
+  /// median ratio, and last-two), "ratio" (over the requested time, else the recent
+  /// global median), "last2" (over the user's last-two average, else the requested
+  /// time, else the global median), "seconds", "log" (log1p seconds), or "auto":
+  /// "ratio", "last2" or "anchor", whichever has the lower absolute error on the later
+  /// slice of the training rows (the choice is kept by refits and saved). Few shallow
+  /// trees (10 rounds of depth 3): the booster is a light correction of the anchor;
+  /// deeper or longer boosting fitted the training period and lost on the test period.
+  std::string point_target = "anchor";
   /// Row weights halve every this many rows back in time (0 = all rows weigh the same).
   double recency_halflife = 0;
   double calibration_frac = 0.2; ///< later part of the training slice used to calibrate
@@ -84,7 +90,8 @@ struct runtime_estimate {
 /// The scale of a job for the "ratio" target: its requested time, else the recent
 /// global median run time, at least 1 s.
 double job_scale(const feature_vector& x);
-/// The scale of a job for a point target (1 for "seconds" and "log").
+/// The scale of a job for a point target (1 for "seconds" and "log"); for "anchor" the
+/// anchor (at least 1 s), else as "last2".
 double target_scale(const feature_vector& x, const std::string& point_target);
 
 /// Conformity score of a job: how far outside [lo, hi] (log space) its run time fell.
@@ -119,8 +126,7 @@ private:
 
 /// Normalized calibration from scores (m - y) / s and (y - m) / s: each side misses
 /// alpha / 2.
-calibration normalized_calibration(const std::vector<double>& lo,
-                                   const std::vector<double>& hi);
+calibration normalized_calibration(const std::vector<double>& lo, const std::vector<double>& hi);
 
 /// A tree ensemble in flat arrays, evaluated exactly as XGBoost's CPU predictor does
 /// (float sums in tree order, `value < split` goes left, missing goes the default way).
@@ -133,10 +139,10 @@ public:
 
 private:
   struct node {
-    std::int32_t left;  ///< -1 for a leaf
+    std::int32_t left; ///< -1 for a leaf
     std::int32_t right;
     std::uint32_t feature;
-    float value;        ///< split condition, or the leaf value
+    float value; ///< split condition, or the leaf value
     bool default_left;
   };
   std::vector<node> nodes_;
@@ -175,8 +181,8 @@ public:
   raw_prediction predict_one(const feature_vector& x) const;
   /// The same through XGBoost itself (a DMatrix per call): the reference the flat
   /// evaluator is tested against.
-  bool predict_raw_reference(const std::vector<feature_vector>& x,
-                             std::vector<raw_prediction>& out, std::string& error) const;
+  bool predict_raw_reference(const std::vector<feature_vector>& x, std::vector<raw_prediction>& out,
+                             std::string& error) const;
   /// One row, with the model's static calibration.
   bool predict(const feature_vector& x, double req, runtime_estimate& out,
                std::string& error) const;

@@ -1,5 +1,5 @@
-#include "models/evaluate.hpp"
 #include "models/runtime_model.hpp"
+#include "models/evaluate.hpp"
 #include "models/test_data.hpp"
 
 #include <gtest/gtest.h>
@@ -136,8 +136,8 @@ TEST(conformal, normalized_estimate_scales_with_the_spread_and_caps) {
 TEST(runtime_model_train, refuses_too_few_rows) {
   runtime_model m;
   std::string err;
-  EXPECT_FALSE(runtime_model::train(std::vector<feature_vector>(10), std::vector<double>(10, 1),
-                                    {}, m, err));
+  EXPECT_FALSE(runtime_model::train(std::vector<feature_vector>(10), std::vector<double>(10, 1), {},
+                                    m, err));
   EXPECT_EQ(err, "training needs at least 50 rows with run times (got 10)");
   EXPECT_FALSE(m.usable());
 }
@@ -222,14 +222,27 @@ TEST_F(small_model, missing_corrupt_and_mismatched_files_are_clear_errors) {
             bad + ": built for other features (its feature list differs from this build's " +
                 std::to_string(n_features) + " features)");
   EXPECT_EQ(edit([](auto& c) { c["format_version"] = 99; }),
-            bad + ": format_version 99, this build reads 2 (retrain it with `tender model train`)");
-  // A file of the previous format (six boosters) is refused, not half-used.
+            bad + ": format_version 99, this build reads 3 (retrain it with `tender model train`)");
+  // Files of the previous formats (six boosters; 36 features) are refused, not half-used.
   EXPECT_EQ(edit([](auto& c) { c["format_version"] = 1; }),
-            bad + ": format_version 1, this build reads 2 (retrain it with `tender model train`)");
+            bad + ": format_version 1, this build reads 3 (retrain it with `tender model train`)");
+  EXPECT_EQ(edit([](auto& c) {
+              c["format_version"] = 2;
+              while (c["features"].size() > 36)
+                c["features"].erase(c["features"].size() - 1);
+            }),
+            bad + ": format_version 2, this build reads 3 (retrain it with `tender model train`)");
+  EXPECT_EQ(edit([](auto& c) {
+              while (c["features"].size() > 36)
+                c["features"].erase(c["features"].size() - 1);
+            }),
+            bad + ": built for other features (its feature list differs from this build's " +
+                std::to_string(n_features) + " features)");
   EXPECT_EQ(edit([](auto& c) { c["format"] = "other"; }),
             bad + ": not a tender run-time model (format is not \"tender-runtime-model\")");
   EXPECT_EQ(edit([](auto& c) { c["xgboost_version"] = "0.90.0"; }),
-            bad + ": written by XGBoost 0.90.0, this build has " + runtime_model::library_version());
+            bad + ": written by XGBoost 0.90.0, this build has " +
+                runtime_model::library_version());
   EXPECT_EQ(edit([](auto& c) {
               auto s = c["boosters"]["spread"].template get<std::string>();
               s[s.size() / 2] = s[s.size() / 2] == '1' ? '2' : '1';
@@ -277,7 +290,7 @@ TEST(runtime_model_train, refuses_an_unknown_point_target) {
   std::string err;
   model_config c;
   c.point_target = "cubes";
-  EXPECT_FALSE(runtime_model::train(std::vector<feature_vector>(60), std::vector<double>(60, 1),
-                                    c, m, err));
-  EXPECT_EQ(err, "unknown point target \"cubes\" (auto, ratio, last2, seconds or log)");
+  EXPECT_FALSE(
+      runtime_model::train(std::vector<feature_vector>(60), std::vector<double>(60, 1), c, m, err));
+  EXPECT_EQ(err, "unknown point target \"cubes\" (auto, anchor, ratio, last2, seconds or log)");
 }

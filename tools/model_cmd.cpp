@@ -16,8 +16,8 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -235,8 +235,9 @@ int run_bench(const model_args& a) {
     m.predict(x[static_cast<std::size_t>(i) % x.size()], -1, e, err);
     sink += e.median;
   }
-  double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t1)
-                  .count() / reps;
+  double us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t1).count() /
+      reps;
   std::printf("training on %zu jobs: %.1f s\nprediction (one job, all boosters): %.2f us%s\n",
               x.size(), train_s, us, sink < 0 ? " " : "");
   return 0;
@@ -277,7 +278,8 @@ int run_predict(const model_args& a) {
   }
   std::cout << "run time " << format_duration(pred.runtime) << ", 90% interval ["
             << format_duration(pred.runtime_lo) << ", " << format_duration(pred.runtime_hi)
-            << "]\nmodel " << pred.model_version << "\n" << pred.basis << "\nfeatures:\n";
+            << "]\nmodel " << pred.model_version << "\n"
+            << pred.basis << "\nfeatures:\n";
   for (std::size_t i = 0; i < n_features; ++i)
     if (!std::isnan(x[i]))
       std::cout << "  " << feature_names()[i] << " = " << x[i] << "\n";
@@ -302,19 +304,27 @@ void add_model_commands(CLI::App& app, std::function<int()>& action) {
   eval->add_option("--max-depth", args->model.max_depth, "Tree depth")->capture_default_str();
   eval->add_option("--eta", args->model.eta, "Learning rate")->capture_default_str();
   eval->add_option("--point-target", args->model.point_target,
-                   "What the point model fits: auto, ratio, last2, seconds or log")->capture_default_str();
-  eval->add_option("--spread-rounds", args->model.spread_rounds, "Boosting rounds of the spread model")
+                   "What the point model fits: anchor, auto, ratio, last2, seconds or log")
+      ->capture_default_str();
+  eval->add_option("--spread-max-depth", args->model.spread_max_depth,
+                   "Tree depth of the spread model")
+      ->capture_default_str();
+  eval->add_option("--spread-rounds", args->model.spread_rounds,
+                   "Boosting rounds of the spread model")
       ->capture_default_str();
   eval->add_option("--min-child-weight", args->model.min_child_weight, "Minimum leaf weight")
       ->capture_default_str();
   eval->add_option("--halflife", args->model.recency_halflife,
-                   "Row weights halve every this many rows back (0 = off)")->capture_default_str();
+                   "Row weights halve every this many rows back (0 = off)")
+      ->capture_default_str();
   eval->add_option("--max-train-rows", args->max_train_rows,
-                   "Refits use at most this many recent jobs (0 = all)")->capture_default_str();
+                   "Refits use at most this many recent jobs (0 = all)")
+      ->capture_default_str();
   eval->add_option("--retrain-every", args->retrain_every,
                    "Refit the point model after this many test jobs (0 = never)")
       ->capture_default_str();
-  eval->add_flag("--skip-malformed", args->skip_malformed, "Skip malformed lines instead of refusing");
+  eval->add_flag("--skip-malformed", args->skip_malformed,
+                 "Skip malformed lines instead of refusing");
   eval->callback([&action, args] { action = [args] { return run_eval(*args); }; });
 
   auto* train = model->add_subcommand("train", "Train a model file on SWF traces");
@@ -324,13 +334,15 @@ void add_model_commands(CLI::App& app, std::function<int()>& action) {
                     "A node's journal (journal.db or its data dir): its finished jobs");
 #endif
   train->add_option("--out", args->out, "Model file to write (JSON)")->required();
-  train->add_flag("--skip-malformed", args->skip_malformed, "Skip malformed lines instead of refusing");
+  train->add_flag("--skip-malformed", args->skip_malformed,
+                  "Skip malformed lines instead of refusing");
   train->callback([&action, args] { action = [args] { return run_train(*args); }; });
 
 #ifndef TENDER_MODEL_STANDALONE
   auto* predict = model->add_subcommand("predict", "Predict a job file's run time with a model");
   predict->add_option("job", args->job_file, "Job file (TOML)")->required();
-  predict->add_option("--model", args->model_file, "Model file from `tender model train`")->required();
+  predict->add_option("--model", args->model_file, "Model file from `tender model train`")
+      ->required();
   predict->add_flag("--json", args->json, "Machine-readable output");
   predict->callback([&action, args] { action = [args] { return run_predict(*args); }; });
 #endif
@@ -342,7 +354,8 @@ void add_model_commands(CLI::App& app, std::function<int()>& action) {
     bench = app.add_subcommand("bench", "Benchmarks");
   auto* bm = bench->add_subcommand("model", "Training time and prediction latency");
   bm->add_option("--swf", args->swf, "SWF trace whose rows are used")->required()->expected(1);
-  bm->add_option("--jobs", args->jobs, "Training rows (the trace is repeated)")->capture_default_str();
+  bm->add_option("--jobs", args->jobs, "Training rows (the trace is repeated)")
+      ->capture_default_str();
   bm->callback([&action, args] { action = [args] { return run_bench(*args); }; });
 }
 
