@@ -52,6 +52,12 @@ struct gateway_handle {
   std::function<void()> stop_io; ///< stops the I/O thread (no more frames in or out)
   std::shared_ptr<void> keep;     ///< keeps the sockets' context alive
   void* zmq_ctx = nullptr;        ///< the bridge's zmq::context_t
+  /// Frames that crossed the ROUTER so far (payload frames, both directions) and their
+  /// payload bytes: what `tender bench negotiate --transport tcp` counts.
+  struct wire_counts {
+    std::int64_t in = 0, out = 0, in_bytes = 0, out_bytes = 0;
+  };
+  std::function<wire_counts()> counts;
 };
 std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, context_ptr ctx,
                                                         caf::actor intake,

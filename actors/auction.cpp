@@ -16,9 +16,78 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <mutex>
+#include <vector>
+
 namespace tender {
 
 namespace {
+
+// --- round timers --------------------------------------------------------------
+//
+// A CAF timer costs a wake-up of the clock thread when it is set and another when it
+// fires (also for a round that ended long ago: the clock keeps it alive until then).
+// At thousands of rounds a second that is most of the kernel's work, so the rounds of
+// an actor system share one timer actor: a round asks it for an alarm (its own CAF
+// timeout message, delivered `after` from now), the alarms due within the same
+// millisecond share one CAF timer, and an alarm for a round that is gone costs nothing.
+
+using alarm_atom = caf::atom_constant<caf::atom("alarm")>;
+constexpr usec alarm_slack = 1'000; ///< alarms are rounded up to whole milliseconds
+
+struct timers_state {
+  /// Alarms by the millisecond they are due in: who gets what.
+  std::map<usec, std::vector<std::pair<caf::weak_actor_ptr, caf::message>>> due;
+  static inline const char* name = "round_timers";
+};
+
+using timers_actor = caf::stateful_actor<timers_state>;
+
+caf::behavior round_timers(timers_actor* self, caf::actor lifeline) {
+  if (lifeline)
+    self->link_to(lifeline);
+  return {
+      // `now` is the asking round's clock (virtual time in tests and replays).
+      [self](alarm_atom, usec now, usec after, caf::message& what) {
+        auto& st = self->state;
+        const usec at =
+            (now + std::max<usec>(after, 0) + alarm_slack - 1) / alarm_slack * alarm_slack;
+        auto [slot, fresh] = st.due.try_emplace(at);
+        slot->second.emplace_back(caf::actor_cast<caf::weak_actor_ptr>(self->current_sender()),
+                                  std::move(what));
+        if (fresh)
+          self->delayed_send(self, std::chrono::microseconds(at - now), tick_atom::value, at);
+      },
+      [self](tick_atom, usec at) {
+        auto& st = self->state;
+        const auto end = st.due.upper_bound(at);
+        for (auto slot = st.due.begin(); slot != end; ++slot)
+          for (auto& [to, what] : slot->second)
+            if (auto alive = caf::actor_cast<caf::actor>(to.lock()))
+              self->send(alive, std::move(what));
+        st.due.erase(st.due.begin(), end);
+      },
+  };
+}
+
+/// The actor system's round timer actor (spawned on first use, kept in its registry).
+caf::actor round_timers_of(caf::actor_system& sys) {
+  static std::mutex spawning;
+  const auto key = caf::atom("rtimers");
+  if (auto a = sys.registry().get<caf::actor>(key))
+    return a;
+  std::lock_guard<std::mutex> g(spawning);
+  if (auto a = sys.registry().get<caf::actor>(key))
+    return a;
+  // Hidden: it never holds up the system's shutdown. It ends with the system's spawn
+  // server, which the system stops first thing when it shuts down: an actor still
+  // running when the registry is destroyed would crash the process.
+  auto a =
+      sys.spawn<caf::hidden>(round_timers, sys.registry().get<caf::actor>(caf::atom("SpawnServ")));
+  sys.registry().put(key, a);
+  return a;
+}
 
 struct round_state {
   context_ptr ctx;
@@ -28,12 +97,13 @@ struct round_state {
   std::set<std::string> answered;
   std::vector<const book_entry*> candidates;
   std::size_t next_candidate = 0;
-  std::string awarded;  ///< offer id awaiting confirmation
+  std::string awarded; ///< offer id awaiting confirmation
   usec awarded_at = 0;
   std::set<std::string> abandoned; ///< awards we gave up on
   micros clearing_price = 0;
   std::vector<std::string> refusals;
   bool evaluated = false; ///< collecting is over
+  caf::actor timers;      ///< the shared round timer actor
   static inline const char* name = "round";
 };
 
@@ -55,6 +125,13 @@ caf::actor provider_of(const round_state& st, const std::string& name) {
   return {};
 }
 
+/// `what` arrives at this round after `after` (a timeout message; see round_timers).
+template <class... Ts> void alarm(round_actor* self, usec after, Ts&&... what) {
+  auto& st = self->state;
+  self->send(st.timers, alarm_atom::value, st.ctx->now(), after,
+             caf::make_message(std::forward<Ts>(what)...));
+}
+
 void finish(round_actor* self, round_result r);
 void evaluate(round_actor* self);
 void award_next(round_actor* self);
@@ -69,11 +146,12 @@ void finish(round_actor* self, round_result r) {
   if (!r.next_round) {
     // Every offer of every round, with its final verdict, once the negotiation has its
     // outcome: earlier rounds' rows would only be rewritten here (a negotiation cut short
-    // by a crash starts afresh, so nothing depends on them).
+    // by a crash starts afresh, so nothing depends on them). One write with the
+    // negotiation's last word, for `tender explain`.
+    std::vector<journal::offer_outcome> offers;
+    offers.reserve(book.entries().size());
     for (auto& e : book.entries())
-      st.ctx->journal->save_offer(e.o.job_id, e.o, e.score.terms(),
-                                  e.verdict.empty() ? "candidate" : e.verdict, now);
-    // The negotiation's last word, for `tender explain`.
+      offers.push_back({&e.o, e.score.terms(), e.verdict.empty() ? "candidate" : e.verdict});
     negotiation_record n;
     n.job_id = book.request().job_id;
     n.auction_id = book.request().auction_id;
@@ -83,29 +161,29 @@ void finish(round_actor* self, round_result r) {
     n.rejected = book.rejections_by_reason();
     n.outcome = r.reason;
     n.at = now;
-    st.ctx->journal->save_negotiation(n);
+    st.ctx->journal->save_outcome(book.request().job_id, offers, n);
   }
   self->send(st.args.job, std::move(r));
   // Stay a little to release confirmations that arrive after we moved on.
   if (st.abandoned.empty())
     return self->quit();
   self->become(
-    [self](commit_confirm& c) {
-      auto& st = self->state;
-      if (st.abandoned.count(c.offer_id)) {
-        st.ctx->log->warn("auction: late confirm for {} from {}: released", c.offer_id,
-                          c.alloc.provider);
-        auto to = provider_of(st, c.alloc.provider);
-        if (!to)
-          to = caf::actor_cast<caf::actor>(self->current_sender());
-        self->send(to, release{c.alloc.allocation_id, c.offer_id, c.job_id, "confirmed too late"});
-        st.ctx->record_sla(c.alloc.provider, "late_confirm", true);
-      }
-    },
-    [](commit_refuse&) {}, [](offer&) {}, [](decline&) {},
-    [self](timeout_atom, std::string&) {}, [self](timeout_atom) { self->quit(); });
-  self->delayed_send(self, std::chrono::microseconds(st.ctx->cfg.auction.commit_timeout * 2),
-                     timeout_atom::value);
+      [self](commit_confirm& c) {
+        auto& st = self->state;
+        if (st.abandoned.count(c.offer_id)) {
+          st.ctx->log->warn("auction: late confirm for {} from {}: released", c.offer_id,
+                            c.alloc.provider);
+          auto to = provider_of(st, c.alloc.provider);
+          if (!to)
+            to = caf::actor_cast<caf::actor>(self->current_sender());
+          self->send(to,
+                     release{c.alloc.allocation_id, c.offer_id, c.job_id, "confirmed too late"});
+          st.ctx->record_sla(c.alloc.provider, "late_confirm", true);
+        }
+      },
+      [](commit_refuse&) {}, [](offer&) {}, [](decline&) {}, [self](timeout_atom, std::string&) {},
+      [self](timeout_atom) { self->quit(); });
+  alarm(self, st.ctx->cfg.auction.commit_timeout * 2, timeout_atom::value);
 }
 
 void evaluate(round_actor* self) {
@@ -127,8 +205,9 @@ void evaluate(round_actor* self) {
     return finish(self, std::move(r));
   }
   auto ctx = st.ctx;
-  auto rk = book.rank(offer_scorer{ctx->scoring()},
-                      [ctx](const std::string& p) { return ctx->breach_probability(p); }, now);
+  auto rk = book.rank(
+      offer_scorer{ctx->scoring()},
+      [ctx](const std::string& p) { return ctx->breach_probability(p); }, now);
   if (rk.feasible.empty()) {
     round_result r;
     std::string why;
@@ -169,8 +248,7 @@ void award_next(round_actor* self) {
     st.awarded_at = st.ctx->now();
     st.ctx->journal->save_award(a, st.awarded_at);
     self->send(prov, a);
-    self->delayed_send(self, std::chrono::microseconds(st.ctx->cfg.auction.commit_timeout),
-                       timeout_atom::value, a.offer_id);
+    alarm(self, st.ctx->cfg.auction.commit_timeout, timeout_atom::value, a.offer_id);
     return;
   }
   round_result r;
@@ -181,8 +259,7 @@ void award_next(round_actor* self) {
   finish(self, std::move(r));
 }
 
-void decline_losers(round_actor* self, const std::string& winner_offer,
-                    const std::string& winner) {
+void decline_losers(round_actor* self, const std::string& winner_offer, const std::string& winner) {
   auto& st = self->state;
   std::set<std::string> told{winner};
   for (auto& e : st.args.book->entries()) {
@@ -190,8 +267,8 @@ void decline_losers(round_actor* self, const std::string& winner_offer,
       continue;
     if (auto p = provider_of(st, e.o.provider)) {
       told.insert(e.o.provider);
-      self->send(p, decline{e.o.job_id, e.o.auction_id, e.o.offer_id, e.o.provider,
-                            "another offer won"});
+      self->send(
+          p, decline{e.o.job_id, e.o.auction_id, e.o.offer_id, e.o.provider, "another offer won"});
     }
   }
 }
@@ -199,114 +276,120 @@ void decline_losers(round_actor* self, const std::string& winner_offer,
 } // namespace
 
 caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args) {
-  return sys.spawn([args](round_actor* self, context_ptr ctx) -> caf::behavior {
-    auto& st = self->state;
-    st.ctx = ctx;
-    st.args = args;
-    st.opened_at = ctx->now();
-    st.reply_by = st.opened_at + ctx->cfg.auction.round_timeout;
-    auto req = st.args.book->call_for(st.args.round, st.reply_by);
-    for (auto& p : st.args.providers.actors)
-      self->send(p, req);
-    self->delayed_send(self, std::chrono::microseconds(ctx->cfg.auction.round_timeout),
-                       timeout_atom::value);
-    auto& book = *st.args.book;
-    (void)book;
-    return {
-      // collecting
-      [self](offer& o) {
+  // Moved in once (a lambda capturing the args by value would be copied by spawn).
+  auto moved = std::make_shared<round_args>(std::move(args));
+  return sys.spawn(
+      [moved](round_actor* self, context_ptr ctx) -> caf::behavior {
         auto& st = self->state;
-        auto now = st.ctx->now();
+        st.ctx = ctx;
+        st.args = std::move(*moved);
+        st.opened_at = ctx->now();
+        st.reply_by = st.opened_at + ctx->cfg.auction.round_timeout;
+        // One message shared by every provider (they read it, none copies it).
+        auto call = caf::make_message(st.args.book->call_for(st.args.round, st.reply_by));
+        for (auto& p : st.args.providers.actors)
+          self->send(p, call);
+        st.timers = round_timers_of(self->system());
+        alarm(self, ctx->cfg.auction.round_timeout, timeout_atom::value);
         auto& book = *st.args.book;
-        std::optional<std::string> why;
-        if (st.evaluated) {
-          // The book is frozen now; a second copy of an offer is still a duplicate.
-          why = book.seen(o.offer_id) ? "duplicate offer " + o.offer_id
-                                      : std::string("late: arrived after the round closed");
-          book.count_rejected(*why);
-        } else {
-          why = book.add(o, now, st.reply_by);
-        }
-        // An answer slower than the provider's stated latency is an SLA breach,
-        // whether or not it still made the round. Strangers and offers for other
-        // auctions say nothing about this provider's promise to us.
-        bool ours = o.auction_id == book.request().auction_id &&
-                    static_cast<bool>(provider_of(st, o.provider)) &&
-                    (!why || why->rfind("late", 0) == 0);
-        if (ours && slower_than_promised(now - st.opened_at, o.terms.latency))
-          st.ctx->record_sla(o.provider, "slow_answer", true);
-        if (why) {
-          st.ctx->log->warn("auction {}: rejected offer {} from {}: {}", o.auction_id,
-                            o.offer_id, o.provider, *why);
-          // Filed under this negotiation's job, never over the real offer of that id.
-          st.ctx->journal->save_rejected_offer(book.request().job_id, o, "rejected: " + *why, now);
-          return;
-        }
-        st.answered.insert(o.provider);
-        if (st.answered.size() >= st.args.providers.names.size())
-          evaluate(self);
+        (void)book;
+        return {
+            // collecting
+            [self](offer& o) {
+              auto& st = self->state;
+              auto now = st.ctx->now();
+              auto& book = *st.args.book;
+              std::optional<std::string> why;
+              if (st.evaluated) {
+                // The book is frozen now; a second copy of an offer is still a duplicate.
+                why = book.seen(o.offer_id) ? "duplicate offer " + o.offer_id
+                                            : std::string("late: arrived after the round closed");
+                book.count_rejected(*why);
+              } else {
+                why = book.add(o, now, st.reply_by);
+              }
+              // An answer slower than the provider's stated latency is an SLA breach,
+              // whether or not it still made the round. Strangers and offers for other
+              // auctions say nothing about this provider's promise to us.
+              bool ours = o.auction_id == book.request().auction_id &&
+                          static_cast<bool>(provider_of(st, o.provider)) &&
+                          (!why || why->rfind("late", 0) == 0);
+              if (ours && slower_than_promised(now - st.opened_at, o.terms.latency))
+                st.ctx->record_sla(o.provider, "slow_answer", true);
+              if (why) {
+                st.ctx->log->warn("auction {}: rejected offer {} from {}: {}", o.auction_id,
+                                  o.offer_id, o.provider, *why);
+                // Filed under this negotiation's job, never over the real offer of that id.
+                st.ctx->journal->save_rejected_offer(book.request().job_id, o, "rejected: " + *why,
+                                                     now);
+                return;
+              }
+              st.answered.insert(o.provider);
+              if (st.answered.size() >= st.args.providers.names.size())
+                evaluate(self);
+            },
+            [self](decline& d) {
+              auto& st = self->state;
+              st.args.book->add_decline(d, st.args.round);
+              st.answered.insert(d.provider);
+              if (st.answered.size() >= st.args.providers.names.size())
+                evaluate(self);
+            },
+            [self](timeout_atom) { evaluate(self); },
+            // committing
+            [self](commit_confirm& c) {
+              auto& st = self->state;
+              if (c.offer_id != st.awarded) {
+                // Confirm for something we no longer want: give it back at once.
+                if (auto p = caf::actor_cast<caf::actor>(self->current_sender()))
+                  self->send(p, release{c.alloc.allocation_id, c.offer_id, c.job_id,
+                                        "not awarded (anymore)"});
+                return;
+              }
+              st.ctx->record_sla(c.alloc.provider, "confirm", false);
+              st.args.book->set_verdict(c.offer_id, "won");
+              st.args.book->close_open_offers("lost");
+              decline_losers(self, c.offer_id, c.alloc.provider);
+              round_result r;
+              r.committed = true;
+              r.alloc = c.alloc;
+              if (st.clearing_price > 0 && st.next_candidate == 1)
+                r.alloc.price = st.clearing_price;
+              r.reason = "won by " + c.alloc.provider + " at $" + format_usd(r.alloc.price);
+              st.awarded.clear();
+              finish(self, std::move(r));
+            },
+            [self](commit_refuse& c) {
+              auto& st = self->state;
+              if (c.offer_id != st.awarded)
+                return;
+              st.ctx->record_sla(c.provider, "refuse", true);
+              st.args.book->set_verdict(c.offer_id, "refused: " + c.reason);
+              st.refusals.push_back(c.provider + " refused: " + c.reason);
+              st.awarded.clear();
+              award_next(self);
+            },
+            [self](timeout_atom, std::string& offer_id) {
+              auto& st = self->state;
+              if (offer_id != st.awarded)
+                return;
+              std::string provider;
+              for (auto& e : st.args.book->entries())
+                if (e.o.offer_id == offer_id)
+                  provider = e.o.provider;
+              st.ctx->record_sla(provider, "timeout", true);
+              st.args.book->set_verdict(offer_id, "refused: no confirmation in time");
+              st.refusals.push_back(provider + ": no confirmation in time");
+              st.abandoned.insert(offer_id);
+              if (auto p = provider_of(st, provider))
+                self->send(
+                    p, release{"", offer_id, st.args.book->request().job_id, "commit timed out"});
+              st.awarded.clear();
+              award_next(self);
+            },
+        };
       },
-      [self](decline& d) {
-        auto& st = self->state;
-        st.args.book->add_decline(d, st.args.round);
-        st.answered.insert(d.provider);
-        if (st.answered.size() >= st.args.providers.names.size())
-          evaluate(self);
-      },
-      [self](timeout_atom) { evaluate(self); },
-      // committing
-      [self](commit_confirm& c) {
-        auto& st = self->state;
-        if (c.offer_id != st.awarded) {
-          // Confirm for something we no longer want: give it back at once.
-          if (auto p = caf::actor_cast<caf::actor>(self->current_sender()))
-            self->send(p, release{c.alloc.allocation_id, c.offer_id, c.job_id,
-                                  "not awarded (anymore)"});
-          return;
-        }
-        st.ctx->record_sla(c.alloc.provider, "confirm", false);
-        st.args.book->set_verdict(c.offer_id, "won");
-        st.args.book->close_open_offers("lost");
-        decline_losers(self, c.offer_id, c.alloc.provider);
-        round_result r;
-        r.committed = true;
-        r.alloc = c.alloc;
-        if (st.clearing_price > 0 && st.next_candidate == 1)
-          r.alloc.price = st.clearing_price;
-        r.reason = "won by " + c.alloc.provider + " at $" + format_usd(r.alloc.price);
-        st.awarded.clear();
-        finish(self, std::move(r));
-      },
-      [self](commit_refuse& c) {
-        auto& st = self->state;
-        if (c.offer_id != st.awarded)
-          return;
-        st.ctx->record_sla(c.provider, "refuse", true);
-        st.args.book->set_verdict(c.offer_id, "refused: " + c.reason);
-        st.refusals.push_back(c.provider + " refused: " + c.reason);
-        st.awarded.clear();
-        award_next(self);
-      },
-      [self](timeout_atom, std::string& offer_id) {
-        auto& st = self->state;
-        if (offer_id != st.awarded)
-          return;
-        std::string provider;
-        for (auto& e : st.args.book->entries())
-          if (e.o.offer_id == offer_id)
-            provider = e.o.provider;
-        st.ctx->record_sla(provider, "timeout", true);
-        st.args.book->set_verdict(offer_id, "refused: no confirmation in time");
-        st.refusals.push_back(provider + ": no confirmation in time");
-        st.abandoned.insert(offer_id);
-        if (auto p = provider_of(st, provider))
-          self->send(p, release{"", offer_id, st.args.book->request().job_id,
-                                "commit timed out"});
-        st.awarded.clear();
-        award_next(self);
-      },
-    };
-  }, ctx);
+      ctx);
 }
 
 } // namespace tender

@@ -50,7 +50,7 @@ std::string bench_config(int providers, int rounds) {
       case 1:
         t << "name = \"spot-" << i << "\"\nkind = \"market\"\ncatalogue = \"embedded:cloud-a\"\n"
           << "offer_spot = true\noffer_on_demand = true\nprovisioning_delay = \"2s\"\n"
-          << "preemption_per_hour = 0.05\nlatency = \"20ms\"\nseed = " << i + 1
+          << "preemption_per_hour = 0.05\nspot_follow = true\nlatency = \"20ms\"\nseed = " << i + 1
           << "\nmax_instances = 100000\n";
         break;
       case 2:
@@ -75,6 +75,7 @@ struct tally {
   std::condition_variable cv;
   std::vector<double> latency_ms;
   std::int64_t committed = 0, refused = 0, done = 0;
+  std::int64_t expected = 0; ///< negotiations the main thread waits for
   std::int64_t rounds = 0, msgs = 0;
   std::vector<allocation> kept;
   std::vector<std::string> refusals;
@@ -134,6 +135,7 @@ caf::behavior negotiation(negotiation_actor* self, context_ptr ctx, negotiation_
         st.msgs += 1;
       }
       auto ms = std::chrono::duration<double, std::milli>(steady::now() - st.args.started).count();
+      bool last = false;
       {
         auto& t = *st.args.out;
         std::lock_guard<std::mutex> g(t.mu);
@@ -145,9 +147,11 @@ caf::behavior negotiation(negotiation_actor* self, context_ptr ctx, negotiation_
         (r.committed ? t.committed : t.refused)++;
         t.rounds += st.round;
         t.msgs += st.msgs;
-        t.done++;
+        last = ++t.done >= t.expected;
       }
-      st.args.out->cv.notify_all();
+      // Only the last one wakes the waiting main thread (a wake-up each is a syscall).
+      if (last)
+        st.args.out->cv.notify_all();
       if (st.args.on_done)
         st.args.on_done();
       self->quit();
@@ -183,7 +187,9 @@ nlohmann::json negotiate_bench_result::to_json() const {
           {"refused", refused},
           {"journal_commits", journal_commits},
           {"zmq_raw_msgs_per_s", opt(zmq_raw_msgs_per_s)},
-          {"mesh_efficiency", opt(mesh_efficiency)}};
+          {"mesh_efficiency", opt(mesh_efficiency)},
+          {"wire_mean_bytes", opt(wire_mean_bytes > 0 ? wire_mean_bytes : -1)},
+          {"provider_pids", provider_pids}};
 }
 
 std::string negotiate_bench_result::table() const {
@@ -205,8 +211,10 @@ std::string negotiate_bench_result::table() const {
                 static_cast<long long>(journal_commits));
   std::string s = buf;
   if (zmq_raw_msgs_per_s >= 0) {
-    std::snprintf(buf, sizeof buf, "  raw ZeroMQ msgs/s     %.0f\n  mesh efficiency       %.3f\n",
-                  zmq_raw_msgs_per_s, mesh_efficiency);
+    std::snprintf(buf, sizeof buf,
+                  "  wire frame (mean)     %.0f bytes\n  raw ZeroMQ msgs/s     %.0f\n"
+                  "  mesh efficiency       %.3f\n",
+                  wire_mean_bytes, zmq_raw_msgs_per_s, mesh_efficiency);
     s += buf;
   }
   return s;
@@ -215,13 +223,13 @@ std::string negotiate_bench_result::table() const {
 std::variant<negotiate_bench_result, std::string>
 run_negotiate_bench(const negotiate_bench_options& opt) {
   namespace fs = std::filesystem;
-  if (opt.transport != "inproc")
-    return std::string("transport `" + opt.transport + "`: only inproc is implemented");
+  if (opt.transport != "inproc" && opt.transport != "tcp")
+    return std::string("transport `" + opt.transport + "`: expected inproc or tcp");
   if (opt.providers < 1 || opt.rounds < 1 || opt.jobs < 1)
     return std::string("providers, rounds and jobs must be at least 1");
-  auto parsed = parse_node_toml(
-    opt.config_toml.empty() ? bench_config(opt.providers, opt.rounds) : opt.config_toml,
-    "<bench config>", "");
+  const auto config_text =
+    opt.config_toml.empty() ? bench_config(opt.providers, opt.rounds) : opt.config_toml;
+  auto parsed = parse_node_toml(config_text, "<bench config>", "");
   if (auto* e = std::get_if<config_error>(&parsed))
     return e->to_string();
 
@@ -254,10 +262,22 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
   res.offered_rate = opt.rate;
   {
     caf::actor_system_config cfg;
+    // As the agent runs (node.cpp): one worker per core. CAF's default of at least
+    // four workers would time-slice two cores between them.
+    cfg.set("scheduler.max-threads", 2);
     caf::actor_system sys{cfg};
     provider_directory dirs;
     std::vector<caf::actor> actors;
-    for (auto& pc : ctx->cfg.providers) {
+    // tcp: the providers are processes behind a gateway (actors/bench_tcp.cpp).
+    std::unique_ptr<bench_wire> wire;
+    if (opt.transport == "tcp") {
+      auto w = start_bench_wire(sys, ctx, config_text, dirs);
+      if (auto* err = std::get_if<std::string>(&w))
+        return *err;
+      wire = std::move(std::get<0>(w));
+    }
+    const decltype(ctx->cfg.providers) none;
+    for (auto& pc : wire ? none : ctx->cfg.providers) {
       auto made = make_provider(pc, dir, random_token, ctx->cfg.auction.lease_ttl);
       if (auto* err = std::get_if<std::string>(&made))
         return *err;
@@ -270,6 +290,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
 
     auto out = std::make_shared<tally>();
     out->latency_ms.reserve(static_cast<std::size_t>(opt.jobs));
+    out->expected = opt.jobs;
     std::atomic<bool> stop_commits{false};
     std::atomic<std::int64_t> commits{0};
     std::thread committer;
@@ -322,6 +343,8 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
       sys.spawn(negotiation, ctx, std::move(a));
     };
 
+    if (wire)
+      wire->begin();
     auto t0 = steady::now();
     if (opt.rate <= 0) {
       for (int i = 0; i < std::min(opt.window, opt.jobs); ++i)
@@ -361,6 +384,9 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     res.allocations = std::move(out->kept);
     res.refusals = std::move(out->refusals);
     res.providers = static_cast<int>(dirs.names.size());
+    if (wire)
+      if (auto err = wire->finish(res, opt))
+        return *err;
   }
   ctx->journal.reset();
   if (own_dir)

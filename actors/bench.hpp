@@ -14,11 +14,20 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+namespace caf {
+class actor_system;
+}
+
 namespace tender {
+
+struct node_context;
+struct provider_directory;
 
 struct negotiate_bench_options {
   int providers = 8;
@@ -35,6 +44,8 @@ struct negotiate_bench_options {
   /// Release each allocation after its commit (the benchmark); false keeps them, and
   /// the result lists them (the no-double-booking property test).
   bool release = true;
+  /// tcp: messages of the raw ZeroMQ measurement that follows the negotiations.
+  std::int64_t raw_messages = 1'000'000;
 };
 
 struct negotiate_bench_result {
@@ -50,6 +61,8 @@ struct negotiate_bench_result {
   std::int64_t journal_commits = 0;
   double zmq_raw_msgs_per_s = -1; ///< tcp only
   double mesh_efficiency = -1;    ///< tcp only
+  double wire_mean_bytes = 0;     ///< tcp: mean payload of a frame on the wire
+  std::vector<int> provider_pids; ///< tcp: the provider processes (gone when this returns)
   std::vector<allocation> allocations; ///< the commits, when not released
   std::vector<std::string> refusals;   ///< why each refused negotiation was refused
 
@@ -61,5 +74,29 @@ struct negotiate_bench_result {
 
 std::variant<negotiate_bench_result, std::string>
 run_negotiate_bench(const negotiate_bench_options& opt);
+
+/// `--transport tcp` (actors/bench_tcp.cpp): the providers of `config_toml` as P
+/// `tender provider` processes (fork/exec of /proc/self/exe) joined to a gateway on a
+/// loopback port; their proxies are appended to `dirs`, so the inproc driver runs
+/// unchanged over the wire. Destroying it stops and reaps every child and the gateway
+/// (before the actor system goes).
+class bench_wire {
+public:
+  virtual ~bench_wire() = default;
+  /// The measured run starts: frames from now on are counted.
+  virtual void begin() = 0;
+  /// The run is over: wire messages (both directions) per negotiation, their mean size,
+  /// then the raw ZeroMQ rate at that size between this process and a child, and the
+  /// mesh efficiency.
+  virtual std::optional<std::string> finish(negotiate_bench_result& res,
+                                            const negotiate_bench_options& opt) = 0;
+};
+std::variant<std::unique_ptr<bench_wire>, std::string>
+start_bench_wire(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                 const std::string& config_toml, provider_directory& dirs);
+
+/// `tender bench zmq-raw` (hidden): the raw measurement's sender, `count` messages of
+/// `size` bytes on a DEALER connected to `endpoint`, pipelined.
+int run_zmq_raw_sender(const std::string& endpoint, std::size_t size, std::int64_t count);
 
 } // namespace tender

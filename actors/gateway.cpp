@@ -73,6 +73,10 @@ public:
 
   const std::string& bound() const { return bound_; }
   const std::string& inproc() const { return inproc_; }
+  gateway_handle::wire_counts counts() const {
+    return {in_.load(std::memory_order_relaxed), out_.load(std::memory_order_relaxed),
+            in_bytes_.load(std::memory_order_relaxed), out_bytes_.load(std::memory_order_relaxed)};
+  }
   zmq::context_t& zctx() { return zctx_; }
 
 private:
@@ -82,6 +86,7 @@ private:
     try {
       router_.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
       router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+      count(out_, out_bytes_, bytes.size());
     } catch (const zmq::error_t&) {
     }
   }
@@ -117,6 +122,7 @@ private:
       std::string peer = frames.front().to_string();
       // A DEALER sends [payload]; a REQ-style client may add an empty delimiter.
       auto& payload = frames.back();
+      count(in_, in_bytes_, payload.size());
       auto d = decode(std::string_view(static_cast<const char*>(payload.data()), payload.size()));
       if (!d) {
         ctx_->log->warn("gateway: bad message from peer {}: {} ({}{}{})", hex(peer),
@@ -139,10 +145,20 @@ private:
         continue;
       try {
         router_.send(frames[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        router_.send(frames[1], zmq::send_flags::dontwait);
+        const auto n = frames[1].size();
+        if (router_.send(frames[1], zmq::send_flags::dontwait))
+          count(out_, out_bytes_, n);
       } catch (const zmq::error_t&) {
       }
     }
+  }
+
+  // Only the I/O thread writes these; readers see them via relaxed loads.
+  static void count(std::atomic<std::int64_t>& msgs, std::atomic<std::int64_t>& bytes,
+                    std::size_t n) {
+    msgs.store(msgs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    bytes.store(bytes.load(std::memory_order_relaxed) + static_cast<std::int64_t>(n),
+                std::memory_order_relaxed);
   }
 
   static std::string hex(const std::string& s) {
@@ -165,6 +181,7 @@ private:
   caf::actor gateway_;
   std::thread thread_;
   std::atomic<bool> running_{true};
+  std::atomic<std::int64_t> in_{0}, out_{0}, in_bytes_{0}, out_bytes_{0};
 };
 
 struct gateway_state {
@@ -242,7 +259,7 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
       [self](inbound& in) {
         auto& st = self->state;
         auto peer = in.peer;
-        auto req = in.msg;
+        auto& req = in.msg; // provider traffic is moved on, never copied
         std::visit(
           [&](auto& b) {
             using T = std::decay_t<decltype(b)>;
@@ -290,7 +307,7 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
                               message_name<T>::value, ""});
                 return;
               }
-              self->send(it->second, inbound_atom::value, req);
+              self->send(it->second, inbound_atom::value, std::move(req));
             } else {
               reply(self, peer, req,
                     error{"unexpected", std::string("a node does not accept ") +
@@ -311,6 +328,7 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
   h.stop_io = [bridge] { bridge->stop(); };
   h.keep = bridge;
   h.zmq_ctx = &bridge->zctx();
+  h.counts = [bridge] { return bridge->counts(); };
   return h;
 }
 

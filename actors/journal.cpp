@@ -175,7 +175,9 @@ const std::vector<std::vector<const char*>> migrations = {
 static_assert(journal::current_schema_version > 0);
 
 template <class T> std::string pack(const T& value) {
-  msgpack::sbuffer buf;
+  // One buffer per thread: a fresh sbuffer allocates 8 KiB each time.
+  thread_local msgpack::sbuffer buf;
+  buf.clear();
   msgpack::pack(buf, value);
   return std::string(buf.data(), buf.size());
 }
@@ -224,6 +226,9 @@ std::string describe_open_failure(const std::string& path, int system_errno) {
 
 struct journal::statements {
   std::unordered_map<std::string, sqlite3_stmt*> by_sql;
+  /// The same statements by the address of their SQL text (a literal, on the hot path):
+  /// found without copying or hashing the text; the text is still compared.
+  std::unordered_map<const char*, std::pair<const std::string*, sqlite3_stmt*>> by_address;
   ~statements() {
     for (auto& [sql, stmt] : by_sql)
       sqlite3_finalize(stmt);
@@ -326,6 +331,9 @@ private:
 };
 
 journal::query journal::prepare(const char* sql) const {
+  if (auto hit = stmts_->by_address.find(sql);
+      hit != stmts_->by_address.end() && std::strcmp(hit->second.first->c_str(), sql) == 0)
+    return query(hit->second.second, db_, &step_error_);
   auto& cache = stmts_->by_sql;
   auto it = cache.find(sql);
   if (it == cache.end()) {
@@ -337,6 +345,7 @@ journal::query journal::prepare(const char* sql) const {
     }
     it = cache.emplace(sql, stmt).first;
   }
+  stmts_->by_address[sql] = {&it->first, it->second};
   return query(it->second, db_, &step_error_);
 }
 
@@ -690,6 +699,74 @@ bool journal::save_offer(const std::string& job_id, const offer& o, double score
         .bind(verdict)
         .bind(at)
         .run();
+  });
+}
+
+namespace {
+constexpr const char* insert_offer_terms =
+  "INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
+  "body, score, verdict, at, scored, expected_cost, worst_cost, p_deadline, "
+  "breach_probability, risk, cost_term, deadline_term, risk_term, note) "
+  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+  "ON CONFLICT(offer_id) DO UPDATE SET job_id = excluded.job_id, "
+  "auction_id = excluded.auction_id, round = excluded.round, "
+  "provider = excluded.provider, price = excluded.price, body = excluded.body, "
+  "score = excluded.score, verdict = excluded.verdict, at = excluded.at, "
+  "scored = excluded.scored, expected_cost = excluded.expected_cost, "
+  "worst_cost = excluded.worst_cost, p_deadline = excluded.p_deadline, "
+  "breach_probability = excluded.breach_probability, risk = excluded.risk, "
+  "cost_term = excluded.cost_term, deadline_term = excluded.deadline_term, "
+  "risk_term = excluded.risk_term, note = excluded.note";
+constexpr const char* upsert_negotiation =
+  "INSERT INTO negotiations (auction_id, job_id, protocol, rounds, declines, "
+  "rejected, outcome, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+  "ON CONFLICT(auction_id) DO UPDATE SET job_id = excluded.job_id, "
+  "protocol = excluded.protocol, rounds = excluded.rounds, "
+  "declines = excluded.declines, rejected = excluded.rejected, "
+  "outcome = excluded.outcome, at = excluded.at";
+} // namespace
+
+bool journal::save_outcome(const std::string& job_id, const std::vector<offer_outcome>& offers,
+                           const negotiation_record& n) {
+  std::lock_guard lock(mu_);
+  return write("save_outcome " + n.auction_id, [&] {
+    for (const auto& x : offers) {
+      const offer& o = *x.o;
+      const score_terms& t = x.terms;
+      if (!prepare(insert_offer_terms)
+             .bind(o.offer_id)
+             .bind(job_id)
+             .bind(o.auction_id)
+             .bind(o.round)
+             .bind(o.provider)
+             .bind(o.price)
+             .bind_blob(pack(o))
+             .bind(t.risk_adjusted)
+             .bind(x.verdict)
+             .bind(n.at)
+             .bind(t.scored)
+             .bind(t.expected_cost)
+             .bind(t.worst_cost)
+             .bind(t.p_deadline)
+             .bind(t.breach_probability)
+             .bind(t.risk)
+             .bind(t.cost_term)
+             .bind(t.deadline_term)
+             .bind(t.risk_term)
+             .bind(t.note)
+             .run())
+        return false;
+    }
+    return prepare(upsert_negotiation)
+      .bind(n.auction_id)
+      .bind(n.job_id)
+      .bind(n.protocol)
+      .bind(n.rounds)
+      .bind_blob(pack(n.declines))
+      .bind_blob(pack(n.rejected))
+      .bind(n.outcome)
+      .bind(n.at)
+      .run();
   });
 }
 

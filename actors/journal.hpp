@@ -146,6 +146,17 @@ public:
   bool update_offer_verdict(const std::string& offer_id, const std::string& verdict);
   /// Saving the same `auction_id` again replaces it (a later round knows more).
   bool save_negotiation(const negotiation_record& n);
+  /// One offer of `save_outcome`: the offer, its score terms and its final verdict.
+  struct offer_outcome {
+    const offer* o = nullptr;
+    score_terms terms;
+    std::string verdict;
+  };
+  /// A negotiation's outcome in one write (one lock, one transaction or savepoint): every
+  /// offer as `save_offer(job_id, *o, terms, verdict, n.at)` does, then `save_negotiation(n)`.
+  /// All or nothing. Added for the auction's hot path.
+  bool save_outcome(const std::string& job_id, const std::vector<offer_outcome>& offers,
+                    const negotiation_record& n);
   bool save_award(const award& a, usec at);
   /// Saving the same `allocation_id` again replaces its body (e.g. a renewed lease).
   bool save_allocation(const allocation& a, usec at);

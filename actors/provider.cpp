@@ -4,6 +4,7 @@
 // round actors, so an auction cannot tell them apart.
 
 #include "actors/actors.hpp"
+#include "providers/leasing.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -18,6 +19,7 @@ namespace {
 struct provider_state {
   context_ptr ctx;
   std::unique_ptr<provider> impl;
+  leasing_provider* leasing = nullptr;    ///< `impl`, when it is one (it remembers offers)
   std::map<std::string, caf::actor> jobs; ///< job id -> job actor (usage reports)
   bool drained = false;                   ///< an operator's drain: no offers; running jobs go on
   static inline const char* name = "provider";
@@ -33,102 +35,109 @@ caf::actor sender_of(caf::local_actor* self) {
 
 caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_ptr<provider> p) {
   auto shared = std::make_shared<std::unique_ptr<provider>>(std::move(p));
-  return sys.spawn([shared](provider_actor* self, context_ptr ctx) -> caf::behavior {
-    auto& st = self->state;
-    st.ctx = ctx;
-    st.impl = std::move(*shared);
-    self->send(self, tick_atom::value);
-    return {
-      [self](const resource_request& r) {
+  return sys.spawn(
+      [shared](provider_actor* self, context_ptr ctx) -> caf::behavior {
         auto& st = self->state;
-        auto to = sender_of(self);
-        if (st.drained) {
-          self->send(to, decline{r.job_id, r.auction_id, "", st.impl->name(), "drained"});
-          return;
-        }
-        auto res = st.impl->bid(r, st.ctx->now());
-        if (auto* o = std::get_if<offer>(&res))
-          self->send(to, std::move(*o));
-        else
-          self->send(to, std::get<decline>(std::move(res)));
+        st.ctx = ctx;
+        st.impl = std::move(*shared);
+        st.leasing = dynamic_cast<leasing_provider*>(st.impl.get());
+        self->send(self, tick_atom::value);
+        return {
+            [self](const resource_request& r) {
+              auto& st = self->state;
+              auto to = sender_of(self);
+              if (st.drained) {
+                self->send(to, decline{r.job_id, r.auction_id, "", st.impl->name(), "drained"});
+                return;
+              }
+              auto res = st.impl->bid(r, st.ctx->now());
+              if (auto* o = std::get_if<offer>(&res))
+                self->send(to, std::move(*o));
+              else
+                self->send(to, std::get<decline>(std::move(res)));
+            },
+            [self](const award& a) {
+              auto& st = self->state;
+              auto res = st.impl->hold(a, st.ctx->now());
+              auto to = sender_of(self);
+              if (auto* c = std::get_if<commit_confirm>(&res))
+                self->send(to, std::move(*c));
+              else
+                self->send(to, std::get<commit_refuse>(std::move(res)));
+            },
+            [self](const decline& d) {
+              // The auction tells us we lost; nothing is held for a lost offer, and the
+              // offers made to that auction need not be remembered any longer.
+              auto& st = self->state;
+              if (st.leasing && !d.auction_id.empty())
+                st.leasing->forget_offers(d.auction_id);
+            },
+            [self](release& r) {
+              auto& st = self->state;
+              st.impl->release(r, st.ctx->now());
+            },
+            [self](launch& l) {
+              auto& st = self->state;
+              auto to = sender_of(self);
+              if (auto err = st.impl->start(l, st.ctx->now())) {
+                st.ctx->log->warn("provider {}: launch of {} refused: {}", st.impl->name(),
+                                  l.job_id, err->message);
+                self->send(to, std::move(*err));
+                return;
+              }
+              st.jobs[l.job_id] = to;
+            },
+            [self](scale_request& r) {
+              auto& st = self->state;
+              return st.impl->scale(r, st.ctx->now());
+            },
+            [self](stop_atom, std::string& job_id, std::string& reason) {
+              auto& st = self->state;
+              st.impl->stop(job_id, reason, st.ctx->now());
+            },
+            [self](adopt_atom, allocation& a) {
+              auto& st = self->state;
+              st.jobs[a.job_id] = sender_of(self);
+              if (auto rep = st.impl->adopt(a, st.ctx->now())) {
+                self->send(st.jobs[a.job_id], std::move(*rep));
+                if (rep->final)
+                  st.jobs.erase(a.job_id);
+              }
+            },
+            [self](tick_atom) {
+              auto& st = self->state;
+              for (auto& rep : st.impl->poll(st.ctx->now())) {
+                auto it = st.jobs.find(rep.job_id);
+                if (it == st.jobs.end())
+                  continue;
+                bool fin = rep.final;
+                self->send(it->second, std::move(rep));
+                if (fin)
+                  st.jobs.erase(it);
+              }
+              self->delayed_send(self, std::chrono::microseconds(st.ctx->cfg.sample_interval),
+                                 tick_atom::value);
+            },
+            [self](info_atom) {
+              auto& st = self->state;
+              auto i = st.impl->info(st.ctx->now());
+              i.drained = st.drained;
+              return i;
+            },
+            [self](drain_atom, bool on) {
+              auto& st = self->state;
+              if (st.drained != on)
+                st.ctx->log->info("provider {} {}", st.impl->name(),
+                                  on ? "drained: no new offers, running jobs go on" : "re-enabled");
+              st.drained = on;
+              auto i = st.impl->info(st.ctx->now());
+              i.drained = st.drained;
+              return i;
+            },
+            [self](stop_atom) { self->quit(); },
+        };
       },
-      [self](const award& a) {
-        auto& st = self->state;
-        auto res = st.impl->hold(a, st.ctx->now());
-        auto to = sender_of(self);
-        if (auto* c = std::get_if<commit_confirm>(&res))
-          self->send(to, std::move(*c));
-        else
-          self->send(to, std::get<commit_refuse>(std::move(res)));
-      },
-      [self](decline&) {
-        // The auction tells us we lost; nothing is held for a lost offer.
-      },
-      [self](release& r) {
-        auto& st = self->state;
-        st.impl->release(r, st.ctx->now());
-      },
-      [self](launch& l) {
-        auto& st = self->state;
-        auto to = sender_of(self);
-        if (auto err = st.impl->start(l, st.ctx->now())) {
-          st.ctx->log->warn("provider {}: launch of {} refused: {}", st.impl->name(), l.job_id,
-                            err->message);
-          self->send(to, std::move(*err));
-          return;
-        }
-        st.jobs[l.job_id] = to;
-      },
-      [self](scale_request& r) {
-        auto& st = self->state;
-        return st.impl->scale(r, st.ctx->now());
-      },
-      [self](stop_atom, std::string& job_id, std::string& reason) {
-        auto& st = self->state;
-        st.impl->stop(job_id, reason, st.ctx->now());
-      },
-      [self](adopt_atom, allocation& a) {
-        auto& st = self->state;
-        st.jobs[a.job_id] = sender_of(self);
-        if (auto rep = st.impl->adopt(a, st.ctx->now())) {
-          self->send(st.jobs[a.job_id], std::move(*rep));
-          if (rep->final)
-            st.jobs.erase(a.job_id);
-        }
-      },
-      [self](tick_atom) {
-        auto& st = self->state;
-        for (auto& rep : st.impl->poll(st.ctx->now())) {
-          auto it = st.jobs.find(rep.job_id);
-          if (it == st.jobs.end())
-            continue;
-          bool fin = rep.final;
-          self->send(it->second, std::move(rep));
-          if (fin)
-            st.jobs.erase(it);
-        }
-        self->delayed_send(self, std::chrono::microseconds(st.ctx->cfg.sample_interval),
-                           tick_atom::value);
-      },
-      [self](info_atom) {
-        auto& st = self->state;
-        auto i = st.impl->info(st.ctx->now());
-        i.drained = st.drained;
-        return i;
-      },
-      [self](drain_atom, bool on) {
-        auto& st = self->state;
-        if (st.drained != on)
-          st.ctx->log->info("provider {} {}", st.impl->name(),
-                            on ? "drained: no new offers, running jobs go on" : "re-enabled");
-        st.drained = on;
-        auto i = st.impl->info(st.ctx->now());
-        i.drained = st.drained;
-        return i;
-      },
-      [self](stop_atom) { self->quit(); },
-    };
-  }, ctx);
+      ctx);
 }
 
 namespace {
@@ -170,9 +179,8 @@ provider_info remote_info(remote_state& st) {
 
 void forward(remote_actor* self, body b) {
   auto& st = self->state;
-  self->send(st.gateway,
-             outbound{st.peer, make_envelope(std::move(b), st.ctx->cfg.node_name, st.ctx->now(),
-                                             st.ctx->new_id("m"))});
+  self->send(st.gateway, outbound{st.peer, make_envelope(std::move(b), st.ctx->cfg.node_name,
+                                                         st.ctx->now(), st.ctx->new_id("m"))});
 }
 
 /// A provider that promised a heartbeat (its hello's `heartbeat`, e.g. a peer site)
@@ -199,8 +207,9 @@ void check_alive(remote_actor* self) {
   for (auto& [job_id, job] : st.jobs) {
     self->send(job, error{"provider_gone", why, "", "job:" + job_id});
     // Should it only be slow, not dead, it must not run the job on: it is placed again.
-    forward(self, release{"", "", job_id, "stop: " + st.ctx->cfg.node_name + " declared " +
-                                             st.hello.name + " gone and placed the job again"});
+    forward(self, release{"", "", job_id,
+                          "stop: " + st.ctx->cfg.node_name + " declared " + st.hello.name +
+                              " gone and placed the job again"});
   }
   self->quit();
 }
@@ -209,151 +218,153 @@ void check_alive(remote_actor* self) {
 
 caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::actor gateway,
                                  std::string peer, provider_hello hello) {
-  return sys.spawn([=](remote_actor* self, context_ptr ctx) -> caf::behavior {
-    auto& st = self->state;
-    st.ctx = ctx;
-    st.gateway = gateway;
-    st.peer = peer;
-    st.hello = hello;
-    st.last_seen = ctx->now();
-    if (hello.heartbeat > 0)
-      self->delayed_send(self, std::chrono::microseconds(hello.heartbeat), tick_atom::value);
-    return {
-      [self](tick_atom) { check_alive(self); },
-      // node side -> remote process
-      [self](resource_request& r) {
+  return sys.spawn(
+      [=](remote_actor* self, context_ptr ctx) -> caf::behavior {
         auto& st = self->state;
-        if (st.drained) {
-          self->send(sender_of(self),
-                     decline{r.job_id, r.auction_id, "", st.hello.name, "drained"});
-          return;
-        }
-        st.auctions[r.auction_id] = sender_of(self);
-        forward(self, r);
-      },
-      [self](award& a) {
-        self->state.awards[a.offer_id] = sender_of(self);
-        forward(self, a);
-      },
-      [self](decline& d) { forward(self, d); },
-      [self](release& r) { forward(self, r); },
-      [self](launch& l) {
-        self->state.jobs[l.job_id] = sender_of(self);
-        forward(self, l);
-      },
-      [self](scale_request& r) -> caf::result<scale_offer> {
-        auto rp = self->make_response_promise<scale_offer>();
-        self->state.scales[r.allocation_id].push_back(rp);
-        forward(self, r);
-        return rp;
-      },
-      [self](stop_atom, std::string& job_id, std::string& reason) {
-        forward(self, release{"", "", job_id, "stop: " + reason});
-      },
-      [self](adopt_atom, allocation& a) {
-        self->state.jobs[a.job_id] = sender_of(self);
-      },
-      [self](info_atom) { return remote_info(self->state); },
-      [self](drain_atom, bool on) {
-        auto& st = self->state;
-        if (st.drained != on)
-          st.ctx->log->info("provider {} {}", st.hello.name,
-                            on ? "drained: no new offers, running jobs go on" : "re-enabled");
-        st.drained = on;
-        return remote_info(st);
-      },
-      // remote process -> node side (via the gateway)
-      [self](inbound_atom, envelope& e) {
-        auto& st = self->state;
-        st.last_seen = st.ctx->now();
-        std::visit(
-          [&](auto& b) {
-            using T = std::decay_t<decltype(b)>;
-            if constexpr (std::is_same_v<T, provider_hello>) {
-              // A heartbeat (the gateway passes a known peer's hello on).
-            } else if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline>) {
-              if constexpr (std::is_same_v<T, offer>)
-                ++st.offers;
-              auto it = st.auctions.find(b.auction_id);
-              if (it != st.auctions.end())
-                self->send(it->second, std::move(b));
-            } else if constexpr (std::is_same_v<T, commit_confirm> ||
-                                 std::is_same_v<T, commit_refuse>) {
-              auto it = st.awards.find(b.offer_id);
-              if (it != st.awards.end()) {
-                auto round = it->second;
-                st.awards.erase(it);
-                if constexpr (std::is_same_v<T, commit_confirm>) {
-                  ++st.wins;
-                  st.confirmed.insert(b.offer_id);
-                  st.confirmed_order.push_back(b.offer_id);
-                  if (st.confirmed_order.size() > 4096) {
-                    st.confirmed.erase(st.confirmed_order.front());
-                    st.confirmed_order.pop_front();
-                  }
-                  // A round that is over cannot release what it never sees: do it here.
-                  auto back = release{b.alloc.allocation_id, b.offer_id, b.job_id,
-                                      "confirmed after the auction ended"};
-                  self->request(round, std::chrono::seconds(30), std::move(b))
-                    .then([] {}, [self, back](caf::error&) {
-                      self->state.ctx->log->warn("remote provider {}: confirm for {} after its "
-                                                 "auction ended: released",
-                                                 self->state.hello.name, back.offer_id);
-                      forward(self, back);
-                    });
-                } else {
-                  self->send(round, std::move(b));
-                }
-              } else if constexpr (std::is_same_v<T, commit_confirm>) {
-                if (st.confirmed.count(b.offer_id)) {
-                  // The same confirm twice: the first one stands, this one is noise.
-                  st.ctx->log->warn("remote provider {}: duplicate confirm for {} ignored",
-                                    st.hello.name, b.offer_id);
-                  return;
-                }
-                forward(self, release{b.alloc.allocation_id, b.offer_id, b.job_id,
-                                      "unknown award"});
-              }
-            } else if constexpr (std::is_same_v<T, usage_report>) {
-              auto it = st.jobs.find(b.job_id);
-              if (it != st.jobs.end()) {
-                bool fin = b.final;
-                self->send(it->second, std::move(b));
-                if (fin)
-                  st.jobs.erase(it);
-              }
-            } else if constexpr (std::is_same_v<T, scale_offer>) {
-              auto it = st.scales.find(b.allocation_id);
-              if (it == st.scales.end() || it->second.empty()) {
-                st.ctx->log->warn("remote provider {}: unasked scale_offer for {}",
-                                  st.hello.name, b.allocation_id);
+        st.ctx = ctx;
+        st.gateway = gateway;
+        st.peer = peer;
+        st.hello = hello;
+        st.last_seen = ctx->now();
+        if (hello.heartbeat > 0)
+          self->delayed_send(self, std::chrono::microseconds(hello.heartbeat), tick_atom::value);
+        return {
+            [self](tick_atom) { check_alive(self); },
+            // node side -> remote process
+            [self](resource_request& r) {
+              auto& st = self->state;
+              if (st.drained) {
+                self->send(sender_of(self),
+                           decline{r.job_id, r.auction_id, "", st.hello.name, "drained"});
                 return;
               }
-              auto rp = it->second.front();
-              it->second.pop_front();
-              if (it->second.empty())
-                st.scales.erase(it);
-              rp.deliver(std::move(b));
-            } else if constexpr (std::is_same_v<T, error>) {
-              // A launch refusal names the job in `field` as "job:<id>".
-              if (b.field.rfind("job:", 0) == 0) {
-                auto it = st.jobs.find(b.field.substr(4));
-                if (it != st.jobs.end())
-                  self->send(it->second, std::move(b));
-              } else {
-                st.ctx->log->warn("remote provider {}: error {}: {}", st.hello.name, b.code,
-                                  b.message);
-              }
-            } else {
-              st.ctx->log->warn("remote provider {}: unexpected {}", st.hello.name,
-                                type_name(body{b}));
-            }
-          },
-          e.body);
+              st.auctions[r.auction_id] = sender_of(self);
+              forward(self, r);
+            },
+            [self](award& a) {
+              self->state.awards[a.offer_id] = sender_of(self);
+              forward(self, a);
+            },
+            [self](decline& d) { forward(self, d); },
+            [self](release& r) { forward(self, r); },
+            [self](launch& l) {
+              self->state.jobs[l.job_id] = sender_of(self);
+              forward(self, l);
+            },
+            [self](scale_request& r) -> caf::result<scale_offer> {
+              auto rp = self->make_response_promise<scale_offer>();
+              self->state.scales[r.allocation_id].push_back(rp);
+              forward(self, r);
+              return rp;
+            },
+            [self](stop_atom, std::string& job_id, std::string& reason) {
+              forward(self, release{"", "", job_id, "stop: " + reason});
+            },
+            [self](adopt_atom, allocation& a) { self->state.jobs[a.job_id] = sender_of(self); },
+            [self](info_atom) { return remote_info(self->state); },
+            [self](drain_atom, bool on) {
+              auto& st = self->state;
+              if (st.drained != on)
+                st.ctx->log->info("provider {} {}", st.hello.name,
+                                  on ? "drained: no new offers, running jobs go on" : "re-enabled");
+              st.drained = on;
+              return remote_info(st);
+            },
+            // remote process -> node side (via the gateway)
+            [self](inbound_atom, envelope& e) {
+              auto& st = self->state;
+              st.last_seen = st.ctx->now();
+              std::visit(
+                  [&](auto& b) {
+                    using T = std::decay_t<decltype(b)>;
+                    if constexpr (std::is_same_v<T, provider_hello>) {
+                      // A heartbeat (the gateway passes a known peer's hello on).
+                    } else if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline>) {
+                      if constexpr (std::is_same_v<T, offer>)
+                        ++st.offers;
+                      auto it = st.auctions.find(b.auction_id);
+                      if (it != st.auctions.end())
+                        self->send(it->second, std::move(b));
+                    } else if constexpr (std::is_same_v<T, commit_confirm> ||
+                                         std::is_same_v<T, commit_refuse>) {
+                      auto it = st.awards.find(b.offer_id);
+                      if (it != st.awards.end()) {
+                        auto round = it->second;
+                        st.awards.erase(it);
+                        if constexpr (std::is_same_v<T, commit_confirm>) {
+                          ++st.wins;
+                          st.confirmed.insert(b.offer_id);
+                          st.confirmed_order.push_back(b.offer_id);
+                          if (st.confirmed_order.size() > 4096) {
+                            st.confirmed.erase(st.confirmed_order.front());
+                            st.confirmed_order.pop_front();
+                          }
+                          // A round that is over cannot release what it never sees: do it here.
+                          auto back = release{b.alloc.allocation_id, b.offer_id, b.job_id,
+                                              "confirmed after the auction ended"};
+                          self->request(round, std::chrono::seconds(30), std::move(b))
+                              .then([] {},
+                                    [self, back](caf::error&) {
+                                      self->state.ctx->log->warn(
+                                          "remote provider {}: confirm for {} after its "
+                                          "auction ended: released",
+                                          self->state.hello.name, back.offer_id);
+                                      forward(self, back);
+                                    });
+                        } else {
+                          self->send(round, std::move(b));
+                        }
+                      } else if constexpr (std::is_same_v<T, commit_confirm>) {
+                        if (st.confirmed.count(b.offer_id)) {
+                          // The same confirm twice: the first one stands, this one is noise.
+                          st.ctx->log->warn("remote provider {}: duplicate confirm for {} ignored",
+                                            st.hello.name, b.offer_id);
+                          return;
+                        }
+                        forward(self, release{b.alloc.allocation_id, b.offer_id, b.job_id,
+                                              "unknown award"});
+                      }
+                    } else if constexpr (std::is_same_v<T, usage_report>) {
+                      auto it = st.jobs.find(b.job_id);
+                      if (it != st.jobs.end()) {
+                        bool fin = b.final;
+                        self->send(it->second, std::move(b));
+                        if (fin)
+                          st.jobs.erase(it);
+                      }
+                    } else if constexpr (std::is_same_v<T, scale_offer>) {
+                      auto it = st.scales.find(b.allocation_id);
+                      if (it == st.scales.end() || it->second.empty()) {
+                        st.ctx->log->warn("remote provider {}: unasked scale_offer for {}",
+                                          st.hello.name, b.allocation_id);
+                        return;
+                      }
+                      auto rp = it->second.front();
+                      it->second.pop_front();
+                      if (it->second.empty())
+                        st.scales.erase(it);
+                      rp.deliver(std::move(b));
+                    } else if constexpr (std::is_same_v<T, error>) {
+                      // A launch refusal names the job in `field` as "job:<id>".
+                      if (b.field.rfind("job:", 0) == 0) {
+                        auto it = st.jobs.find(b.field.substr(4));
+                        if (it != st.jobs.end())
+                          self->send(it->second, std::move(b));
+                      } else {
+                        st.ctx->log->warn("remote provider {}: error {}: {}", st.hello.name, b.code,
+                                          b.message);
+                      }
+                    } else {
+                      st.ctx->log->warn("remote provider {}: unexpected {}", st.hello.name,
+                                        type_name(body{b}));
+                    }
+                  },
+                  e.body);
+            },
+            [self](gone_atom) { self->quit(); },
+        };
       },
-      [self](gone_atom) { self->quit(); },
-    };
-  }, ctx);
+      ctx);
 }
 
 } // namespace tender

@@ -127,9 +127,13 @@ public:
         out.planned_s = std::max(out.order_s, e.hi80);
       else
         out.planned_s = std::max(out.order_s, e.hi90);
+      out.lo_s = std::max(1.0, std::min(e.lo90, out.order_s));
+      out.hi_s = std::max(out.order_s, e.hi90);
     } else {
       const double b = base > 0 ? base : fallback(j, h_);
       out = {b, b};
+      // Before the first training: from the point up to the request, when it is longer.
+      out.hi_s = j.req_time > b ? j.req_time : 0;
     }
     pending_.emplace(id, std::move(p));
     return out;

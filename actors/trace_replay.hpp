@@ -31,6 +31,10 @@ namespace tender {
 struct replay_plan {
   double planned_s = 0; ///< run time the plan counts on (reservations, backfill)
   double order_s = 0;   ///< what shortest-first backfilling sorts by
+  /// The prediction's 90 % interval (0: unknown), for pricing over the run-time
+  /// distribution (`tender replay --providers`). Added with the cost replay.
+  double lo_s = 0;
+  double hi_s = 0;
 };
 
 class replay_policy {

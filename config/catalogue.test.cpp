@@ -347,5 +347,138 @@ TEST(catalogue_data, spot_prices_are_the_median_rule_over_the_real_sheet) {
   EXPECT_GE(checked, 60u);
 }
 
+/// The series rule of tools/derive-catalogue: Linux/UNIX records in timestamp order
+/// (file order within one), and after each timestamp the low median over the zones seen
+/// so far of each zone's latest price; a point where that changes. Times are seconds
+/// after 2022-05-31 18:20:00 UTC.
+std::map<std::string, std::vector<std::pair<std::int64_t, micros>>>
+spot_series_of(const std::string& path) {
+  struct record {
+    std::string stamp;
+    std::size_t line;
+    std::string zone, type;
+    micros price;
+  };
+  std::vector<record> records;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) {
+    ADD_FAILURE() << "cannot open " << path;
+    return {};
+  }
+  char buf[4096];
+  std::size_t n = 0;
+  while (gzgets(f, buf, sizeof buf)) {
+    ++n;
+    std::string line(buf);
+    if (!line.empty() && line.back() == '\n')
+      line.pop_back();
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, '\t');)
+      cols.push_back(c);
+    micros m = 0;
+    if (cols.size() == 5 && cols[2] == "Linux/UNIX" && parse_micros(cols[3], m))
+      records.push_back({cols[4], n, cols[0], cols[1], m});
+  }
+  gzclose(f);
+  std::sort(records.begin(), records.end(), [](const record& a, const record& b) {
+    return std::tie(a.stamp, a.line) < std::tie(b.stamp, b.line);
+  });
+  std::map<std::string, std::map<std::string, micros>> latest;
+  std::map<std::string, std::vector<std::pair<std::int64_t, micros>>> out;
+  for (std::size_t i = 0; i < records.size();) {
+    const std::string stamp = records[i].stamp;
+    EXPECT_EQ(stamp.substr(0, 11), "2022-05-31T") << stamp;
+    const std::int64_t at = std::stoll(stamp.substr(11, 2)) * 3600 +
+                            std::stoll(stamp.substr(14, 2)) * 60 + std::stoll(stamp.substr(17, 2)) -
+                            (18 * 3600 + 20 * 60);
+    std::set<std::string> touched;
+    for (; i < records.size() && records[i].stamp == stamp; ++i) {
+      latest[records[i].type][records[i].zone] = records[i].price;
+      touched.insert(records[i].type);
+    }
+    for (auto& type : touched) {
+      std::vector<micros> v;
+      for (auto& [zone, m] : latest[type])
+        v.push_back(m);
+      std::sort(v.begin(), v.end());
+      const micros median = v[(v.size() - 1) / 2];
+      auto& series = out[type];
+      if (series.empty() || series.back().second != median)
+        series.emplace_back(at, median);
+    }
+  }
+  return out;
+}
+
+TEST(catalogue_data, spot_series_follow_the_real_sheet_over_its_window) {
+  auto path = price_sheet_path();
+  if (path.empty())
+    GTEST_SKIP() << "price sheet not found (set TENDER_SHARED_DIR)";
+  auto series = spot_series_of(path);
+  std::size_t checked = 0, moving = 0;
+  for (auto& [stem, text] : embedded_catalogues()) {
+    for (auto& t : parse_ok(text, stem)) {
+      SCOPED_TRACE(stem + ": " + t.name);
+      EXPECT_EQ(t.spot_window, 20400 * sec_us); // 18:20:00-24:00:00 UTC
+      auto it = series.find(t.name);
+      ASSERT_NE(it, series.end());
+      std::vector<std::pair<std::int64_t, micros>> got;
+      for (auto& p : t.spot_series)
+        got.emplace_back(p.at / sec_us, p.price);
+      EXPECT_EQ(got, it->second);
+      // At the end of the window the series is the snapshot.
+      ASSERT_FALSE(t.spot_series.empty());
+      EXPECT_EQ(t.spot_series.back().price, t.spot_per_hour);
+      moving += t.spot_series.size() > 1;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 60u);
+  EXPECT_GE(moving, 50u); // most types' price moves during the window
+  // One written out: m5.large, as zones' records appear (us-east-2 first).
+  auto& m5 = series["m5.large"];
+  std::vector<std::pair<std::int64_t, micros>> want{
+      {1050, 20'000}, {3007, 28'700}, {11834, 31'400}, {13634, 30'400}, {14110, 31'400},
+      {15597, 31'800}};
+  EXPECT_EQ(m5, want);
+}
+
+TEST(catalogue, spot_series_errors_name_the_key) {
+  const std::string head = "spot_window = 100\n[[type]]\nname = \"a\"\nvcpus = 2\n"
+                           "memory = \"1GiB\"\non_demand = 0.1\nspot = 0.05\n";
+  struct bad {
+    std::string text, key, words;
+  };
+  for (auto& b : std::vector<bad>{
+           {head + "spot_at = [0, 10]\n", "type[0].spot_usd", "spot_at and spot_usd"},
+           {head + "spot_at = [0, 10]\nspot_usd = [0.01]\n", "type[0].spot_usd", "1 prices for 2"},
+           {head + "spot_at = [10, 5]\nspot_usd = [0.01, 0.02]\n", "type[0].spot_at[1]",
+            "ascend"},
+           {head + "spot_at = [0, 100]\nspot_usd = [0.01, 0.02]\n", "type[0].spot_at[1]",
+            "outside the window"},
+           {head + "spot_at = [0]\nspot_usd = [\"0.0000001\"]\n", "type[0].spot_usd[0]",
+            "six decimal"},
+           {head + "spot_at = [0]\nspot_usd = [true]\n", "type[0].spot_usd[0]", "US dollars"},
+           {"[[type]]\nname = \"a\"\nvcpus = 2\nmemory = \"1GiB\"\non_demand = 0.1\n"
+            "spot = 0.05\nspot_at = [0]\nspot_usd = [0.01]\n",
+            "type[0].spot_at", "spot_window"},
+       }) {
+    auto r = parse_catalogue_toml(b.text, "bad.toml");
+    ASSERT_TRUE(std::holds_alternative<config_error>(r)) << b.text;
+    auto& e = std::get<config_error>(r);
+    EXPECT_EQ(e.key, b.key) << b.text << e.to_string();
+    EXPECT_NE(e.reason.find(b.words), std::string::npos) << e.to_string();
+  }
+  auto ok = parse_catalogue_toml(head + "spot_at = [0, 40]\nspot_usd = [0.01, \"0.02\"]\n", "ok.toml");
+  ASSERT_TRUE(std::holds_alternative<std::vector<instance_type>>(ok))
+      << std::get<config_error>(ok).to_string();
+  auto& t = std::get<std::vector<instance_type>>(ok).at(0);
+  ASSERT_EQ(t.spot_series.size(), 2u);
+  EXPECT_EQ(t.spot_series[1].at, 40 * sec_us);
+  EXPECT_EQ(t.spot_series[1].price, 20'000);
+  EXPECT_EQ(t.spot_window, 100 * sec_us);
+}
+
 } // namespace
 } // namespace tender

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include <set>
@@ -251,7 +252,7 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
                 "refuse_probability", "preemption_per_hour", "availability", "seed", "latency",
                 "hold_ttl", "software", "cpu_features", "max_instances", "slurm_conf",
                 "partition", "account", "reservation_user", "slurm_bin_dir", "command_timeout",
-                "poll_interval", "plan_horizon"});
+                "poll_interval", "plan_horizon", "spot_follow", "spot_follow_speed"});
   provider_config p;
   auto name = t.nonempty_string("name");
   if (!name) t.fail("name", "missing (every provider needs a unique name)");
@@ -263,7 +264,8 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
   p.kind = *kind;
 
   // Keys that only mean something for the other kind are refused, not ignored.
-  for (auto key : {"catalogue", "offer_spot", "offer_on_demand", "max_instances"})
+  for (auto key : {"catalogue", "offer_spot", "offer_on_demand", "max_instances", "spot_follow",
+                   "spot_follow_speed"})
     if (p.kind != "market" && t.has(key)) t.fail(key, "only applies to market providers");
   for (auto key : {"slurm_conf", "partition", "account", "reservation_user", "slurm_bin_dir",
                    "command_timeout", "poll_interval"})
@@ -292,6 +294,9 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
 
   if (auto v = t.boolean("offer_spot")) p.offer_spot = *v;
   if (auto v = t.boolean("offer_on_demand")) p.offer_on_demand = *v;
+  if (auto v = t.boolean("spot_follow")) p.spot_follow = *v;
+  if (auto v = t.integer_in("spot_follow_speed", 1, 1000))
+    p.spot_follow_speed = static_cast<std::int32_t>(*v);
   if (p.kind == "market" && !p.offer_spot && !p.offer_on_demand)
     t.fail("offer_on_demand", "offer_spot and offer_on_demand are both false: the market would offer nothing");
   if (auto v = t.duration("provisioning_delay")) p.provisioning_delay = *v;
@@ -321,6 +326,10 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
   if (auto v = t.positive_duration("poll_interval")) p.poll_interval = *v;
 
   if (p.kind == "market") load_types(t, p, base_dir);
+  if (p.spot_follow && std::none_of(p.types.begin(), p.types.end(),
+                                    [](const instance_type& it) { return !it.spot_series.empty(); }))
+    t.fail("spot_follow", "catalogue '" + p.catalogue +
+                              "' has no spot price series (spot_at/spot_usd) to follow");
   return p;
 }
 

@@ -219,6 +219,19 @@ TEST(node_config, market_reads_its_embedded_catalogue) {
   EXPECT_EQ(p.types.back().on_demand_per_hour, want.back().on_demand_per_hour);
 }
 
+TEST(node_config, market_spot_following) {
+  auto c = ok(market_provider + "spot_follow = true\nspot_follow_speed = 60\n");
+  const auto& p = c.providers[0];
+  EXPECT_TRUE(p.spot_follow);
+  EXPECT_EQ(p.spot_follow_speed, 60);
+  EXPECT_FALSE(ok(market_provider).providers[0].spot_follow); // the snapshot by default
+  EXPECT_EQ(ok(market_provider).providers[0].spot_follow_speed, 1);
+  EXPECT_ERROR(local_provider + "spot_follow = true\n", "providers[0].spot_follow",
+               "only applies to market providers");
+  EXPECT_ERROR(market_provider + "spot_follow_speed = 0\n", "providers[0].spot_follow_speed",
+               "out of range (1..1000), got 0");
+}
+
 TEST(node_config, unknown_provider_kind_names_its_index) {
   EXPECT_ERROR(local_provider + market_provider +
                    "[[providers]]\nname = \"k8s\"\nkind = \"kubernetes\"\n",

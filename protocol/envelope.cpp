@@ -315,6 +315,30 @@ std::size_t invalid_utf8_at(std::string_view s) {
   return std::string_view::npos;
 }
 
+/// Whether every str and bin in `o` (keys included) is UTF-8: one pass that builds
+/// no paths. Almost every message passes, and then `find_bad_string`, which names
+/// the field but costs a string per field, need not run.
+bool all_utf8(const msgpack::object& o) {
+  switch (o.type) {
+  case msgpack::type::STR:
+    return invalid_utf8_at({o.via.str.ptr, o.via.str.size}) == std::string_view::npos;
+  case msgpack::type::BIN:
+    return invalid_utf8_at({o.via.bin.ptr, o.via.bin.size}) == std::string_view::npos;
+  case msgpack::type::ARRAY:
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+      if (!all_utf8(o.via.array.ptr[i]))
+        return false;
+    return true;
+  case msgpack::type::MAP:
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i)
+      if (!all_utf8(o.via.map.ptr[i].key) || !all_utf8(o.via.map.ptr[i].val))
+        return false;
+    return true;
+  default:
+    return true;
+  }
+}
+
 struct bad_string {
   std::string path;   ///< where, as in `bad_field`; a key is named by its map's path
   bool key = false;   ///< the string is a key of a std::map field
@@ -652,7 +676,7 @@ void decode_into(std::string_view bytes, std::size_t max_frame, decoded& out) {
   for (const auto& [name, field] : strings)
     if (!bad && field.first)
       bad = check_utf8(*field.first, name, false);
-  if (!bad) {
+  if (!bad && !all_utf8(*body_obj)) {
     bad = entry->first_bad_string(*body_obj);
     in_body = true;
   }
@@ -680,7 +704,10 @@ const char* type_name(const body& b) {
 }
 
 std::string encode(const envelope& e) {
-  msgpack::sbuffer buf;
+  // One buffer per thread, reused: a fresh sbuffer mallocs 8 KiB for every message
+  // (and frees it, which made malloc_consolidate a hot spot on the mesh's busy path).
+  thread_local msgpack::sbuffer buf(1024);
+  buf.clear();
   msgpack::packer<msgpack::sbuffer> pk(buf);
   pk.pack_map(7);
   pack_str(pk, "v");
@@ -697,7 +724,10 @@ std::string encode(const envelope& e) {
   pk.pack(e.sent_at);
   pack_str(pk, "body");
   std::visit([&](const auto& m) { pk.pack(m); }, e.body);
-  return std::string(buf.data(), buf.size());
+  std::string out(buf.data(), buf.size());
+  if (buf.size() > (64u << 10))
+    buf = msgpack::sbuffer(1024); // a rare big message does not stay allocated per thread
+  return out;
 }
 
 decoded decode(std::string_view bytes, std::size_t max_frame) {

@@ -32,8 +32,8 @@ bool same_token(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-leasing_provider::leasing_provider(provider_config cfg, const resources& capacity,
-                                   executor& exec, token_source tokens, usec lease_ttl)
+leasing_provider::leasing_provider(provider_config cfg, const resources& capacity, executor& exec,
+                                   token_source tokens, usec lease_ttl)
     : cfg_(std::move(cfg)), book_(capacity), exec_(&exec), tokens_(std::move(tokens)),
       lease_ttl_(lease_ttl) {
   if (!tokens_)
@@ -92,8 +92,8 @@ provider_info leasing_provider::info(usec now) const {
   return i;
 }
 
-offer& leasing_provider::remember(offer o, const resource_request& req, usec runtime,
-                                  usec now, usec runtime_hi) {
+offer& leasing_provider::remember(offer o, const resource_request& req, usec runtime, usec now,
+                                  usec runtime_hi) {
   o.offer_id = req.job_id + "/" + cfg_.name + "/r" + std::to_string(req.round) + "/" + nonce_ +
                "-" + std::to_string(++counter_);
   o.job_id = req.job_id;
@@ -102,7 +102,8 @@ offer& leasing_provider::remember(offer o, const resource_request& req, usec run
   o.provider = cfg_.name;
   o.valid_until = std::max(now, req.reply_by) + offer_validity;
   ++offers_made_;
-  offer_expiry_.emplace(o.valid_until, o.offer_id);
+  offer_expiry_.emplace_back(o.valid_until, o.offer_id);
+  open_of_auction_[o.auction_id].push_back(o.offer_id);
   auto& rec = offers_[o.offer_id];
   rec.o = std::move(o);
   rec.runtime = runtime;
@@ -113,8 +114,8 @@ offer& leasing_provider::remember(offer o, const resource_request& req, usec run
 void leasing_provider::plan_ahead(usec horizon) {
   horizon_ = horizon;
   if (!plan_)
-    plan_ = std::make_unique<easy_scheduler>(plan_amount::of(book_.capacity()),
-                                             backfill_order::fcfs);
+    plan_ =
+        std::make_unique<easy_scheduler>(plan_amount::of(book_.capacity()), backfill_order::fcfs);
 }
 
 std::optional<usec> leasing_provider::projected_start(const resources& r, usec runtime,
@@ -218,11 +219,13 @@ void leasing_provider::tidy(usec now) {
     expired_.insert(id);
     expired_order_.push_back(id);
   }
-  while (!offer_expiry_.empty() && offer_expiry_.begin()->first < now) {
-    auto it = offers_.find(offer_expiry_.begin()->second);
-    if (it != offers_.end() && it->second.o.valid_until < now)
+  while (!offer_expiry_.empty() && offer_expiry_.front().first < now) {
+    auto it = offers_.find(offer_expiry_.front().second);
+    if (it != offers_.end() && it->second.o.valid_until < now) {
+      unlist(it->second.o.auction_id, it->first);
       offers_.erase(it);
-    offer_expiry_.erase(offer_expiry_.begin());
+    }
+    offer_expiry_.pop_front();
   }
   while (!refused_expiry_.empty() && refused_expiry_.begin()->first < now) {
     auto it = refused_.find(refused_expiry_.begin()->second);
@@ -230,6 +233,25 @@ void leasing_provider::tidy(usec now) {
       refused_.erase(it);
     refused_expiry_.erase(refused_expiry_.begin());
   }
+}
+
+void leasing_provider::unlist(const std::string& auction_id, const std::string& offer_id) {
+  auto a = open_of_auction_.find(auction_id);
+  if (a == open_of_auction_.end())
+    return;
+  auto& ids = a->second;
+  ids.erase(std::remove(ids.begin(), ids.end(), offer_id), ids.end());
+  if (ids.empty())
+    open_of_auction_.erase(a);
+}
+
+void leasing_provider::forget_offers(const std::string& auction_id) {
+  auto a = open_of_auction_.find(auction_id);
+  if (a == open_of_auction_.end())
+    return;
+  for (const auto& id : a->second)
+    offers_.erase(id);
+  open_of_auction_.erase(a);
 }
 
 void leasing_provider::forget(const std::string& allocation_id) {
@@ -255,9 +277,8 @@ leasing_provider::alloc_record* leasing_provider::find_alloc(const std::string& 
 }
 
 std::size_t leasing_provider::running_count() const {
-  return static_cast<std::size_t>(std::count_if(allocs_.begin(), allocs_.end(), [](auto& kv) {
-    return kv.second.state == phase::running;
-  }));
+  return static_cast<std::size_t>(std::count_if(
+      allocs_.begin(), allocs_.end(), [](auto& kv) { return kv.second.state == phase::running; }));
 }
 
 std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& a, usec now) {
@@ -277,7 +298,8 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
   if (auto it = refused_.find(a.offer_id); it != refused_.end())
     return refuse(it->second.first);
   auto it = offers_.find(a.offer_id);
-  if (it == offers_.end())
+  // Stale offers are tidied in batches: one past its validity is refused all the same.
+  if (it == offers_.end() || (it->second.o.valid_until > 0 && it->second.o.valid_until < now))
     return refuse("unknown or expired offer " + a.offer_id);
   const offer& o = it->second.o;
   if (!a.job_id.empty() && a.job_id != o.job_id)
@@ -327,7 +349,10 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
   }
   alloc_of_offer_[o.offer_id] = id;
   alloc_of_job_[o.job_id] = id;
+  // Its other offers in this auction were superseded by this one or lost to it.
+  const std::string auction_id = o.auction_id;
   offers_.erase(it);
+  forget_offers(auction_id);
   auto& stored = allocs_.emplace(id, std::move(rec)).first->second;
   if (plan_) {
     run_plan(now, queued_);
@@ -363,7 +388,10 @@ void leasing_provider::release(const tender::release& r, usec now) {
   if (!rec) {
     // An offer that was never awarded: forget it.
     if (!r.offer_id.empty()) {
-      offers_.erase(r.offer_id);
+      if (auto it = offers_.find(r.offer_id); it != offers_.end()) {
+        unlist(it->second.o.auction_id, it->first);
+        offers_.erase(it);
+      }
       book_.release(r.offer_id);
     }
     return;
@@ -575,7 +603,8 @@ scale_offer leasing_provider::scale(const scale_request& r, usec now) {
     return s;
   }
   rec->alloc.granted = wanted;
-  if (rec->state == phase::running && !exec_->set_limits(rec->alloc.job_id, limits_for(*rec), why)) {
+  if (rec->state == phase::running &&
+      !exec_->set_limits(rec->alloc.job_id, limits_for(*rec), why)) {
     book_.resize(ledger_id, old);
     if (plan_ && rec->plan_key != 0)
       plan_->resize(rec->plan_key, plan_amount::of(old));

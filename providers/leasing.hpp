@@ -48,7 +48,9 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace tender {
 
@@ -78,6 +80,11 @@ public:
   void stop(const std::string& job_id, const std::string& reason, usec now) override;
   std::optional<usage_report> adopt(const allocation& a, usec now) override;
 
+  /// The auction `auction_id` is over for this provider (it lost, or another of its
+  /// offers won): forgets its offers there that were never awarded. Awards and
+  /// allocations are untouched.
+  void forget_offers(const std::string& auction_id);
+
   /// How long an offer stays valid after the request's reply_by (or now, if later).
   static constexpr usec offer_validity = 10 * sec_us;
   /// SIGTERM -> SIGKILL grace when a job is stopped, released or preempted.
@@ -98,14 +105,14 @@ protected:
     allocation alloc;
     phase state = phase::leased;
     bool spot = false;
-    usec runtime = 0;      ///< the profile's estimate the price was made for
-    usec runtime_hi = 0;   ///< the upper end of its interval (0: unknown)
+    usec runtime = 0;           ///< the profile's estimate the price was made for
+    usec runtime_hi = 0;        ///< the upper end of its interval (0: unknown)
     std::uint64_t plan_key = 0; ///< its key in the plan (0: not planned)
     bool have_launch = false;   ///< waiting: the launch has arrived
-    usec started_at = 0;   ///< when the process really started
-    launch pending_launch; ///< kept while `pending`
-    bool killing = false;  ///< a kill was sent (release, stop or preemption)
-    std::string end_reason; ///< why we killed it, for the final report
+    usec started_at = 0;        ///< when the process really started
+    launch pending_launch;      ///< kept while `pending`
+    bool killing = false;       ///< a kill was sent (release, stop or preemption)
+    std::string end_reason;     ///< why we killed it, for the final report
     bool release_on_exit = true;
   };
 
@@ -153,6 +160,8 @@ private:
   usage_report final_report(const alloc_record& rec, std::int32_t exit_code,
                             const std::string& reason, usec finished_at) const;
   void forget(const std::string& allocation_id);
+  /// Takes `offer_id` off its auction's list of open offers.
+  void unlist(const std::string& auction_id, const std::string& offer_id);
 
   provider_config cfg_;
   ledger book_;
@@ -168,17 +177,22 @@ private:
   std::int64_t offers_made_ = 0;
   std::int64_t wins_ = 0;
   usec last_poll_ = 0;
-  std::map<std::string, offer_record> offers_;      // by offer id, until awarded or stale
+  std::unordered_map<std::string, offer_record> offers_; // by offer id, until awarded or stale
+  /// The open offers of each auction, so a lost auction forgets them at once.
+  std::unordered_map<std::string, std::vector<std::string>> open_of_auction_;
   std::map<std::string, std::string> alloc_of_offer_;
   std::map<std::string, std::string> alloc_of_job_;
   std::map<std::string, std::pair<std::string, usec>> refused_; // offer id -> reason, until
   /// When each remembered offer / refusal goes stale, so tidying costs what expires,
   /// not what is remembered (thousands of offers are open under load).
-  std::multimap<usec, std::string> offer_expiry_, refused_expiry_;
-  std::set<std::string> expired_;                   // allocation ids whose lease expired
-  std::deque<std::string> expired_order_;           // bounds `expired_`
-  std::vector<usage_report> queued_;                // final reports for the next poll
-  std::unique_ptr<easy_scheduler> plan_;            // when planning ahead
+  /// Offers are remembered in the order they expire (validity is a constant after the
+  /// call's reply_by), so this is a queue; refusals are few and keep a multimap.
+  std::deque<std::pair<usec, std::string>> offer_expiry_;
+  std::multimap<usec, std::string> refused_expiry_;
+  std::set<std::string> expired_;         // allocation ids whose lease expired
+  std::deque<std::string> expired_order_; // bounds `expired_`
+  std::vector<usage_report> queued_;      // final reports for the next poll
+  std::unique_ptr<easy_scheduler> plan_;  // when planning ahead
   usec horizon_ = 0;
   std::uint64_t next_key_ = 1;
   std::map<std::uint64_t, std::string> alloc_of_key_; // plan key -> allocation id

@@ -126,6 +126,21 @@ micros market_provider::hourly_rate(const resources& r) const {
   return best;
 }
 
+micros market_provider::spot_price(const instance_type& t, const provider_config& c, usec now) {
+  if (!c.spot_follow || t.spot_series.empty() || t.spot_window <= 0)
+    return t.spot_per_hour;
+  // Where the replayed window is: (now * speed) mod window, kept non-negative.
+  const usec span = t.spot_window;
+  const usec into = ((now % span) * c.spot_follow_speed % span + span) % span;
+  const auto& s = t.spot_series;
+  // The last point at or before `into`; before the first one, the window's last price
+  // (the replay repeats, so that is the price in force).
+  auto after =
+      std::upper_bound(s.begin(), s.end(), into,
+                       [](usec x, const instance_type::spot_point& p) { return x < p.at; });
+  return after == s.begin() ? s.back().price : std::prev(after)->price;
+}
+
 std::variant<offer, decline> market_provider::bid(const resource_request& req, usec now) {
   tidy(now);
   const auto& c = config();
@@ -172,16 +187,17 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
         first_shortfall = s;
       continue;
     }
-    const bool has_spot = c.offer_spot && t->spot_per_hour > 0;
+    const micros spot = spot_price(*t, c, now);
+    const bool has_spot = c.offer_spot && spot > 0;
     const bool has_od = c.offer_on_demand && t->on_demand_per_hour > 0;
     std::vector<choice> options;
     if (later_round) {
       if (has_spot)
-        options.push_back({t, true, t->spot_per_hour, 0});
+        options.push_back({t, true, spot, 0});
       if (has_od)
         options.push_back({t, false, t->on_demand_per_hour, 0});
     } else if (has_spot) {
-      options.push_back({t, true, t->spot_per_hour, 0});
+      options.push_back({t, true, spot, 0});
     } else if (has_od) {
       options.push_back({t, false, t->on_demand_per_hour, 0});
     }

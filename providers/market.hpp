@@ -10,6 +10,8 @@
 ///   (per GPU) cover the request;
 /// * round 1 (or no price_to_beat yet): each type is priced spot when config.offer_spot
 ///   and the type has a spot price, else on-demand; the cheapest type wins;
+/// * the spot price is the catalogue's snapshot, or with config.spot_follow the
+///   catalogue's series from the real price sheet, replayed on the clock (spot_price());
 /// * later rounds with a price_to_beat: every allowed (type, purchase option) pair
 ///   is considered and the cheapest is offered — possibly the other purchase option —
 ///   never below the catalogue price (the market's cost);
@@ -57,6 +59,10 @@ public:
   static micros billed(micros per_hour, usec runtime);
   /// The instance's resources as granted by an offer.
   static resources shape(const instance_type& t);
+  /// The type's spot price per hour at `now`: with `c.spot_follow`, the catalogue's series
+  /// read at (now * spot_follow_speed) mod spot_window (the price sheet's window replayed
+  /// on the provider's clock, repeating); otherwise, or without a series, the snapshot.
+  static micros spot_price(const instance_type& t, const provider_config& c, usec now);
 
 protected:
   std::string admit(const offer& o, usec now) override;

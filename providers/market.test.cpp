@@ -406,5 +406,87 @@ TEST_F(market_test, spot_jobs_are_preempted_at_the_configured_rate) {
   EXPECT_EQ(fin.reason.rfind("preempted: spot c5.large reclaimed", 0), 0u) << fin.reason;
 }
 
+/// The real series of config/catalogues/cloud-a.toml (tools/derive-catalogue: the low
+/// median over zones of each zone's latest record, as the price sheet's 2022-05-31
+/// 18:20-24:00 UTC window goes by; `at` in seconds into the window).
+void with_series(instance_type& t, std::vector<std::pair<std::int64_t, micros>> points) {
+  for (auto& [at, price] : points)
+    t.spot_series.push_back({at * sec_us, price});
+  t.spot_window = 20400 * sec_us;
+}
+
+provider_config following_config() {
+  auto c = market_config();
+  for (auto& t : c.types) {
+    if (t.name == "m5.large")
+      with_series(t, {{1050, 20'000}, {3007, 28'700}, {11834, 31'400}, {13634, 30'400},
+                      {14110, 31'400}, {15597, 31'800}});
+    if (t.name == "c5.large")
+      with_series(t, {{3478, 32'600}, {11935, 30'300}, {12267, 31'400}, {13643, 30'300},
+                      {20036, 31'400}});
+    if (t.name == "r5.large")
+      with_series(t, {{1688, 40'300}, {10214, 32'200}, {11932, 30'000}, {14030, 32'200},
+                      {14830, 33'800}, {16431, 36'600}, {16678, 36'000}, {17090, 36'600},
+                      {18654, 36'900}});
+  }
+  c.spot_follow = true;
+  return c;
+}
+
+TEST_F(market_test, spot_prices_follow_the_price_sheet_on_the_providers_clock) {
+  auto& p = make(following_config());
+  auto snapshot_cfg = following_config();
+  snapshot_cfg.spot_follow = false;
+  auto& snapshot = make(snapshot_cfg);
+  const usec window = 20400 * sec_us;
+  const usec base = (t0 / window + 1) * window; // the window's start, replayed
+  // 2 cores, 4 GiB, one hour: c5.large, m5.large and r5.large all cover it.
+  struct step {
+    std::int64_t into_s;
+    const char* type;
+    micros price;
+  };
+  int n = 0;
+  for (auto [into_s, type, price] : std::vector<step>{
+           {0, "c5.large", 31'400},     // no record yet this window: the window's last prices
+           {1049, "c5.large", 31'400},  //
+           {1050, "m5.large", 20'000},  // us-east-2's m5.large record appears
+           {3007, "m5.large", 28'700},  // three eu-north-1 zones lift m5.large's median
+           {11935, "r5.large", 30'000}, // r5.large drops below both
+           {14030, "c5.large", 30'300}, // and rises again
+           {20399, "c5.large", 31'400}, // the window's end: the catalogue's snapshot
+       }) {
+    SCOPED_TRACE(std::to_string(into_s) + " s into the window");
+    const usec now = base + into_s * sec_us;
+    auto id = "f" + std::to_string(++n);
+    offer o = bid_ok(p, request(id, res(2000, 4 * gib), hour), now);
+    EXPECT_EQ(o.instance_type, type);
+    EXPECT_TRUE(o.spot);
+    EXPECT_EQ(o.rate_per_hour, price);
+    EXPECT_EQ(o.price, price);
+    // The snapshot market bids the same at every instant.
+    offer s = bid_ok(snapshot, request(id + "s", res(2000, 4 * gib), hour), now);
+    EXPECT_EQ(s.instance_type, "c5.large");
+    EXPECT_EQ(s.price, 31'400);
+  }
+  // The window repeats: one window later m5.large is cheap again.
+  EXPECT_EQ(bid_ok(p, request("again", res(2000, 4 * gib), hour), base + window + 1050 * sec_us)
+                .price,
+            20'000);
+}
+
+TEST_F(market_test, spot_following_can_replay_the_window_faster) {
+  auto cfg = following_config();
+  cfg.spot_follow_speed = 60; // the 5 h 40 min window in 5 min 40 s
+  auto& p = make(cfg);
+  const usec window = 20400 * sec_us;
+  const usec base = (t0 / window + 1) * window;
+  // 1050 s into the window is 17.5 s of the provider's clock.
+  EXPECT_EQ(bid_ok(p, request("s1", res(2000, 4 * gib), hour), base + 17'500'000).price, 20'000);
+  EXPECT_EQ(bid_ok(p, request("s2", res(2000, 4 * gib), hour), base + 17'499'999).price, 31'400);
+  EXPECT_EQ(market_provider::spot_price(cfg.types[0], cfg, base + (3007 * sec_us + 59) / 60),
+            28'700); // m5.large
+}
+
 } // namespace
 } // namespace tender

@@ -20,6 +20,15 @@ struct instance_type {
   bytes_t gpu_memory = 0; ///< per GPU
   micros on_demand_per_hour = 0;
   micros spot_per_hour = 0; ///< from the real price sheet (median across zones); 0 = no spot
+  /// The spot price over the price sheet's window (catalogue `spot_at`/`spot_usd`, added
+  /// with spot following): from `at` (time into the window) on, the price is `price`,
+  /// until the next point; ascending `at`. Empty: only the snapshot `spot_per_hour`.
+  struct spot_point {
+    usec at = 0;
+    micros price = 0;
+  };
+  std::vector<spot_point> spot_series;
+  usec spot_window = 0; ///< the window's length (catalogue `spot_window`); the series repeat
 };
 
 struct provider_config {
@@ -50,6 +59,13 @@ struct provider_config {
   double preemption_per_hour = 0; ///< spot preemption rate (SLA and injected)
   double availability = 0.999;
   std::uint64_t seed = 1;
+  /// market (added with spot following): spot prices follow the catalogue's series over
+  /// the price sheet's window instead of its snapshot. The window is replayed on the
+  /// provider's clock, `spot_follow_speed` times faster than real time, repeating,
+  /// aligned to the Unix epoch: at time `now` the series is read at
+  /// (now * spot_follow_speed) mod spot_window.
+  bool spot_follow = false;
+  std::int32_t spot_follow_speed = 1;
 
   // slurm (added with the slurm provider): where the cluster is and how to talk to it.
   // Pricing reuses price_per_core_hour, price_per_gib_hour and reserve_price; capacity,

@@ -132,6 +132,16 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   bneg->add_option("--window", nbo.window, "Closed loop: negotiations in flight")->capture_default_str();
   bneg->add_flag("--json", nb_json, "Machine-readable output");
+  bneg->add_option("--raw-messages", nbo.raw_messages,
+                   "tcp: messages of the raw ZeroMQ measurement")->capture_default_str();
+  // The raw measurement's sender, started by `bench negotiate --transport tcp`.
+  std::string raw_connect;
+  std::size_t raw_size = 0;
+  std::int64_t raw_count = 0;
+  auto* braw = bench->add_subcommand("zmq-raw", "")->group("");
+  braw->add_option("--connect", raw_connect)->required();
+  braw->add_option("--size", raw_size)->required();
+  braw->add_option("--count", raw_count)->required();
   auto* mretrain = model->add_subcommand(
     "retrain", "Retrain a running node's model on its finished jobs now (kept only if better)");
   add_client(mretrain);
@@ -141,6 +151,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (*braw)
+    return run_zmq_raw_sender(raw_connect, raw_size, raw_count);
   if (*bneg) {
     auto r = run_negotiate_bench(nbo);
     if (auto* err = std::get_if<std::string>(&r)) {

@@ -1,0 +1,109 @@
+// `tender bench negotiate --transport tcp`: real `tender provider` processes behind the
+// bench's gateway on loopback. No timing thresholds: the numbers are the command's
+// output; these tests check that it ran what it says and left nothing behind.
+
+#include "tests/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace tender::test {
+namespace {
+
+/// Gone: no such process, or a zombie waiting for an init that does not reap (the
+/// process itself has ended either way).
+bool gone(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  if (!f)
+    return true;
+  std::string stat;
+  std::getline(f, stat);
+  auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+TEST(bench, negotiate_over_tcp_runs_every_negotiation_through_provider_processes) {
+  auto r = run({"bench", "negotiate", "--transport", "tcp", "--providers", "4", "--rounds", "2",
+                "--jobs", "200", "--raw-messages", "20000", "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  for (auto key : {"negotiations_per_s", "p50_ms", "p99_ms", "msgs_per_negotiation", "rounds_mean",
+                   "zmq_raw_msgs_per_s", "mesh_efficiency"})
+    ASSERT_TRUE(j.contains(key)) << key << " missing: " << r.out;
+  EXPECT_EQ(j["transport"], "tcp");
+  EXPECT_EQ(j["providers"], 4);
+  EXPECT_EQ(j["committed"], 200) << r.out;
+  EXPECT_EQ(j["refused"], 0) << r.out;
+  const double rounds = j["rounds_mean"].get<double>();
+  EXPECT_GE(rounds, 1.0);
+  EXPECT_LE(rounds, 2.0);
+  // What crossed the wire: at least a call and an answer per provider per round, and
+  // the award, confirm and release of the winner (the losers' declines come on top).
+  EXPECT_GE(j["msgs_per_negotiation"].get<double>(), 2 * 4 * rounds + 3 - 1e-9) << r.out;
+  EXPECT_GT(j["wire_mean_bytes"].get<double>(), 50.0);
+  EXPECT_GT(j["zmq_raw_msgs_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["mesh_efficiency"].get<double>(), 0.0);
+  EXPECT_GT(j["p99_ms"].get<double>(), 0.0);
+
+  // The four provider processes were real, and are gone now.
+  auto pids = j["provider_pids"].get<std::vector<int>>();
+  ASSERT_EQ(pids.size(), 4u);
+  for (int pid : pids) {
+    EXPECT_GT(pid, 0);
+    EXPECT_TRUE(gone(pid)) << "provider process " << pid << " outlived the bench";
+  }
+  EXPECT_NE(r.err.find("4 provider processes joined tcp://127.0.0.1:"), std::string::npos) << r.err;
+}
+
+TEST(bench, provider_processes_die_with_a_killed_bench) {
+  temp_dir t;
+  // Far more negotiations than can finish before the kill.
+  process bench({tender_bin(), "bench", "negotiate", "--transport", "tcp", "--providers", "3",
+                 "--jobs", "2000000"},
+                t.path, "bench");
+  std::vector<int> pids;
+  const std::regex joined("provider processes joined \\S+ \\(pids ([0-9 ]+); logs in (\\S+)\\)");
+  std::string bench_dir;
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::smatch m;
+        auto err = bench.err();
+        if (!std::regex_search(err, m, joined))
+          return false;
+        std::stringstream ss(m[1].str());
+        for (int p; ss >> p;)
+          pids.push_back(p);
+        bench_dir = m[2].str();
+        return true;
+      },
+      std::chrono::seconds(60)))
+      << bench.err();
+  ASSERT_EQ(pids.size(), 3u);
+  for (int pid : pids)
+    EXPECT_FALSE(gone(pid)) << pid << " should be running during the bench";
+  bench.signal(SIGKILL);
+  EXPECT_EQ(bench.wait(std::chrono::seconds(20)), 128 + SIGKILL);
+  for (int pid : pids)
+    EXPECT_TRUE(eventually([&] { return gone(pid); }, std::chrono::seconds(20)))
+        << "provider process " << pid << " outlived its killed bench (PR_SET_PDEATHSIG)";
+  // A killed bench cannot remove its temporary directory.
+  ASSERT_EQ(bench_dir.rfind("/tmp/tender-bench-", 0), 0u) << bench_dir;
+  std::error_code ec;
+  std::filesystem::remove_all(bench_dir, ec);
+}
+
+TEST(bench, an_unknown_transport_is_refused_with_the_choices) {
+  auto r = run({"bench", "negotiate", "--transport", "udp", "--jobs", "1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("transport `udp`: expected inproc or tcp"), std::string::npos) << r.err;
+}
+
+} // namespace
+} // namespace tender::test
