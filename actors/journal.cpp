@@ -731,84 +731,43 @@ bool journal::save_outcome(const std::string& job_id, const std::vector<offer_ou
   std::lock_guard lock(mu_);
   return write("save_outcome " + n.auction_id, [&] {
     for (const auto& x : offers) {
-      const offer& o = *x.o;
-      const score_terms& t = x.terms;
-      if (!prepare(insert_offer_terms)
-             .bind(o.offer_id)
-             .bind(job_id)
-             .bind(o.auction_id)
-             .bind(o.round)
-             .bind(o.provider)
-             .bind(o.price)
-             .bind_blob(pack(o))
-             .bind(t.risk_adjusted)
-             .bind(x.verdict)
-             .bind(n.at)
-             .bind(t.scored)
-             .bind(t.expected_cost)
-             .bind(t.worst_cost)
-             .bind(t.p_deadline)
-             .bind(t.breach_probability)
-             .bind(t.risk)
-             .bind(t.cost_term)
-             .bind(t.deadline_term)
-             .bind(t.risk_term)
-             .bind(t.note)
-             .run())
+      if (!insert_offer(job_id, *x.o, x.terms, x.verdict, n.at))
         return false;
     }
-    return prepare(upsert_negotiation)
-      .bind(n.auction_id)
-      .bind(n.job_id)
-      .bind(n.protocol)
-      .bind(n.rounds)
-      .bind_blob(pack(n.declines))
-      .bind_blob(pack(n.rejected))
-      .bind(n.outcome)
-      .bind(n.at)
-      .run();
+    return upsert_negotiation_row(n);
   });
+}
+
+bool journal::insert_offer(const std::string& job_id, const offer& o, const score_terms& t,
+                           const std::string& verdict, usec at) const {
+  return prepare(insert_offer_terms)
+    .bind(o.offer_id)
+    .bind(job_id)
+    .bind(o.auction_id)
+    .bind(o.round)
+    .bind(o.provider)
+    .bind(o.price)
+    .bind_blob(pack(o))
+    .bind(t.risk_adjusted)
+    .bind(verdict)
+    .bind(at)
+    .bind(t.scored)
+    .bind(t.expected_cost)
+    .bind(t.worst_cost)
+    .bind(t.p_deadline)
+    .bind(t.breach_probability)
+    .bind(t.risk)
+    .bind(t.cost_term)
+    .bind(t.deadline_term)
+    .bind(t.risk_term)
+    .bind(t.note)
+    .run();
 }
 
 bool journal::save_offer(const std::string& job_id, const offer& o, const score_terms& t,
                          const std::string& verdict, usec at) {
   std::lock_guard lock(mu_);
-  return write("save_offer " + o.offer_id, [&] {
-    return prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
-                   "body, score, verdict, at, scored, expected_cost, worst_cost, p_deadline, "
-                   "breach_probability, risk, cost_term, deadline_term, risk_term, note) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT(offer_id) DO UPDATE SET job_id = excluded.job_id, "
-                   "auction_id = excluded.auction_id, round = excluded.round, "
-                   "provider = excluded.provider, price = excluded.price, body = excluded.body, "
-                   "score = excluded.score, verdict = excluded.verdict, at = excluded.at, "
-                   "scored = excluded.scored, expected_cost = excluded.expected_cost, "
-                   "worst_cost = excluded.worst_cost, p_deadline = excluded.p_deadline, "
-                   "breach_probability = excluded.breach_probability, risk = excluded.risk, "
-                   "cost_term = excluded.cost_term, deadline_term = excluded.deadline_term, "
-                   "risk_term = excluded.risk_term, note = excluded.note")
-        .bind(o.offer_id)
-        .bind(job_id)
-        .bind(o.auction_id)
-        .bind(o.round)
-        .bind(o.provider)
-        .bind(o.price)
-        .bind_blob(pack(o))
-        .bind(t.risk_adjusted)
-        .bind(verdict)
-        .bind(at)
-        .bind(t.scored)
-        .bind(t.expected_cost)
-        .bind(t.worst_cost)
-        .bind(t.p_deadline)
-        .bind(t.breach_probability)
-        .bind(t.risk)
-        .bind(t.cost_term)
-        .bind(t.deadline_term)
-        .bind(t.risk_term)
-        .bind(t.note)
-        .run();
-  });
+  return write("save_offer " + o.offer_id, [&] { return insert_offer(job_id, o, t, verdict, at); });
 }
 
 bool journal::save_rejected_offer(const std::string& job_id, const offer& o,
@@ -831,25 +790,22 @@ bool journal::save_rejected_offer(const std::string& job_id, const offer& o,
   });
 }
 
+bool journal::upsert_negotiation_row(const negotiation_record& n) const {
+  return prepare(upsert_negotiation)
+    .bind(n.auction_id)
+    .bind(n.job_id)
+    .bind(n.protocol)
+    .bind(n.rounds)
+    .bind_blob(pack(n.declines))
+    .bind_blob(pack(n.rejected))
+    .bind(n.outcome)
+    .bind(n.at)
+    .run();
+}
+
 bool journal::save_negotiation(const negotiation_record& n) {
   std::lock_guard lock(mu_);
-  return write("save_negotiation " + n.auction_id, [&] {
-    return prepare("INSERT INTO negotiations (auction_id, job_id, protocol, rounds, declines, "
-                   "rejected, outcome, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT(auction_id) DO UPDATE SET job_id = excluded.job_id, "
-                   "protocol = excluded.protocol, rounds = excluded.rounds, "
-                   "declines = excluded.declines, rejected = excluded.rejected, "
-                   "outcome = excluded.outcome, at = excluded.at")
-        .bind(n.auction_id)
-        .bind(n.job_id)
-        .bind(n.protocol)
-        .bind(n.rounds)
-        .bind_blob(pack(n.declines))
-        .bind_blob(pack(n.rejected))
-        .bind(n.outcome)
-        .bind(n.at)
-        .run();
-  });
+  return write("save_negotiation " + n.auction_id, [&] { return upsert_negotiation_row(n); });
 }
 
 bool journal::save_scaling(const scaling_decision& d) {

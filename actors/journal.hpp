@@ -233,6 +233,11 @@ private:
   bool write_scaling(const scaling_decision& d);       ///< caller holds `mu_`
 
   query prepare(const char* sql) const;
+  /// One offer row with its score terms (insert or replace); the caller holds the lock.
+  bool insert_offer(const std::string& job_id, const offer& o, const score_terms& t,
+                    const std::string& verdict, usec at) const;
+  /// The negotiation's row (insert or replace); the caller holds the lock.
+  bool upsert_negotiation_row(const negotiation_record& n) const;
   bool exec(const char* sql) const;
   bool fail(const std::string& what) const;
   template <class Body> bool write(const std::string& what, Body&& body);
