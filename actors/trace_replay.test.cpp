@@ -149,8 +149,9 @@ TEST(trace_replay, no_policy_sees_a_run_time_before_the_job_ends) {
     peeking_guard g(std::move(std::get<std::unique_ptr<replay_policy>>(p)));
     auto r = std::get<replay_result>(replay_jobs(jobs, 100, g, o));
     EXPECT_EQ(g.finished_.size(), r.jobs) << name << ": every job finishes once";
-    if (name == "tender")
+    if (name == "tender") {
       EXPECT_GE(r.trainings, 2u);
+    }
   }
 }
 

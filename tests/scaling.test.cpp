@@ -329,9 +329,11 @@ TEST(scaling, a_job_ending_during_its_moves_auction_releases_what_the_auction_co
     },
     60s))
     << ::testing::PrintToString(rel) << "\n" << b.err();
-  for (auto& [alloc, reason] : rel)
-    if (alloc.rfind(id + "/local-b/", 0) == 0)
+  for (auto& [alloc, reason] : rel) {
+    if (alloc.rfind(id + "/local-b/", 0) == 0) {
       EXPECT_NE(reason.find("before its auction did"), std::string::npos) << reason;
+    }
+  }
   EXPECT_EQ(j->negotiations(id).size(), 2u) << "the first placement and the move";
   // It ran once: one `running`, and the job's allocation is still local-a's.
   auto states = states_of(*j, id);
