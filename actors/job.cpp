@@ -267,6 +267,13 @@ std::string change_text(const resources& from, const resources& to) {
   if (from.cpu != to.cpu)
     out += (out.empty() ? "" : ", ") + std::string("CPU ") + cores_text(from.cpu) + " -> " +
            cores_text(to.cpu);
+  if (from.gpu_memory != to.gpu_memory || from.gpu_type != to.gpu_type) {
+    auto gpu = [](const resources& r) {
+      return (r.gpu_type.empty() ? std::string("any GPU") : r.gpu_type) + " " +
+             mib_text(r.gpu_memory);
+    };
+    out += (out.empty() ? "" : ", ") + std::string("GPU ") + gpu(from) + " -> " + gpu(to);
+  }
   return out.empty() ? "no change" : out;
 }
 
@@ -366,14 +373,15 @@ void on_move_round(job_actor* self, round_result& r) {
                  change_text(st.plan->held, st.plan->wanted));
 }
 
-/// Negotiates a new allocation with every provider but the current one.
-void start_move(job_actor* self) {
+/// Negotiates a new allocation with every provider but the current one. `old_end` is
+/// how the current run ended when it already has (a move after the fact), else empty.
+void start_move(job_actor* self, const std::string& old_end = {}) {
   auto& st = self->state;
   st.moving = true;
   st.move_from = st.rec.alloc->allocation_id;
   st.old_provider = st.provider;
-  st.old_ended = false;
-  st.old_end.clear();
+  st.old_ended = !old_end.empty();
+  st.old_end = old_end;
   st.move_alloc.reset();
   st.offers_before_move = st.rec.status.offers;
   self->request(st.intake, std::chrono::seconds(5), providers_atom::value)
@@ -492,6 +500,23 @@ void watch(job_actor* self, const usage_report& r) {
     act_on(self, std::move(*p));
 }
 
+/// The run ended out of GPU memory: moves the job to a GPU with more memory (a
+/// restart), if the scaler allows one now. False: the job ends as its run did.
+bool move_for_gpu_memory(job_actor* self, const usage_report& r) {
+  auto& st = self->state;
+  const auto now = st.ctx->now();
+  scaling_plan p = st.scale->gpu_memory_short(r.gpu_memory_needed, r.reason, now);
+  if (p.action != scaling_action::move) {
+    journal_decision(self, st.scale->not_acted(p, now));
+    return false;
+  }
+  st.plan = p;
+  move_to(self, job_state::rescaling,
+          std::string(to_string(p.need.kind)) + ": " + p.need.reason);
+  start_move(self, r.reason.empty() ? "exit " + std::to_string(r.exit_code) : r.reason);
+  return true;
+}
+
 void on_usage(job_actor* self, usage_report& r) {
   auto& st = self->state;
   auto& s = st.rec.status;
@@ -552,6 +577,9 @@ void on_usage(job_actor* self, usage_report& r) {
     publish(self);
   }
   watch(self, r);
+  if (r.final && r.exit_code != 0 && r.gpu_memory_needed > 0 && !st.cancel_requested &&
+      !st.moving && st.scale && move_for_gpu_memory(self, r))
+    return;
   if (r.final) {
     s.exit_code = r.exit_code;
     if (r.finished_at > 0)

@@ -127,6 +127,40 @@ std::optional<scaling_plan> scaler::check(usec now) {
   return p;
 }
 
+scaling_plan scaler::gpu_memory_short(bytes_t needed, const std::string& line,
+                                      usec now) const {
+  constexpr bytes_t mib = bytes_t{1} << 20;
+  scaling_plan p;
+  p.held = held_;
+  p.wanted = held_;
+  const bytes_t with_margin =
+    needed + std::llround(static_cast<double>(needed) * std::max(0.0, cfg_.memory_margin));
+  const bytes_t want = std::max(with_margin, held_.gpu_memory + 1);
+  p.wanted.gpu_memory = (want + mib - 1) / mib * mib;
+  p.wanted.gpu_type.clear(); // any GPU with the memory
+  p.wanted.gpus = std::max<std::int32_t>(1, held_.gpus);
+  p.need.kind = scaling_kind::grow_gpu_memory;
+  p.need.cpu = held_.cpu;
+  p.need.memory = held_.memory;
+  p.need.runtime_hi = detector_.holding().runtime_hi;
+  p.need.disruptive = true;
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                "the run ended out of GPU memory on %s with %lld MiB per GPU; it needs %lld MiB "
+                "(+%.0f %%): ",
+                held_.gpu_type.empty() ? "its GPU" : held_.gpu_type.c_str(),
+                static_cast<long long>(held_.gpu_memory / mib),
+                static_cast<long long>((needed + mib - 1) / mib), cfg_.memory_margin * 100.0);
+  p.need.reason = buf + line;
+  if (!cfg_.move)
+    p.action = scaling_action::none;
+  else if (last_move_ >= 0 && now - last_move_ < cfg_.disruptive_gap)
+    p.action = scaling_action::none;
+  else
+    p.action = scaling_action::move;
+  return p;
+}
+
 scale_request scaler::request(const scaling_plan& p) const {
   scale_request r;
   r.job_id = job_id_;
@@ -175,6 +209,15 @@ scaling_answer scaler::answered(const scaling_plan& p, const scale_offer& o, use
     held_ = got;
     scaling_need done = p.need;
     done.disruptive = false;
+    if (o.delay > 0) {
+      // The provider restarts the job to apply it (a market changing the instance's
+      // type): a disruptive action, and so will the next change on this allocation be.
+      done.disruptive = true;
+      a.decision.disruptive = true;
+      h.cpu_in_place = false;
+      h.memory_in_place = false;
+      last_move_ = now;
+    }
     detector_.applied(done, h, now);
     return a;
   }
@@ -232,10 +275,17 @@ scaling_decision scaler::not_acted(const scaling_plan& p, usec now) {
   scaling_decision d = decision(p, now);
   d.outcome = "refused";
   d.by = "tender";
-  d.detail = p.need.kind == scaling_kind::grow_memory
-               ? "the provider cannot change it in place and moves are disabled ([scaling] move)"
-               : "the provider cannot change it in place, and a restart elsewhere would lose "
-                 "the job's work for a job that is not at risk of being killed";
+  if (p.need.kind == scaling_kind::grow_gpu_memory)
+    d.detail = !cfg_.move ? "moves are disabled ([scaling] move)"
+                          : "the last move was under " +
+                              std::to_string(cfg_.disruptive_gap / (60 * sec_us)) +
+                              " min ago (at most one disruptive action per [scaling] "
+                              "disruptive_gap)";
+  else
+    d.detail = p.need.kind == scaling_kind::grow_memory
+                 ? "the provider cannot change it in place and moves are disabled ([scaling] move)"
+                 : "the provider cannot change it in place, and a restart elsewhere would lose "
+                   "the job's work for a job that is not at risk of being killed";
   quiet(p.need.kind, now);
   return d;
 }

@@ -20,6 +20,10 @@
 ///                                              the job restarted on it
 ///            otherwise --> none (journaled once, then quiet for this kind)
 ///
+/// A provider that applies a change by restarting the job (a market changing the
+/// instance's type answers with a `delay`) spent the hour's disruptive budget, and later
+/// changes on that allocation count as disruptive.
+///
 /// Only memory growth moves a job: without more memory it is killed, while a job short
 /// of CPU only runs slower and a job holding too much only costs more — neither is worth
 /// losing the work done so far (the job spec has no checkpoint/restart commands, so a
@@ -82,6 +86,11 @@ public:
   scaling_decision extended(const scaling_plan& p, usec now);
   /// A `none` plan: journaled once, then quiet for this kind.
   scaling_decision not_acted(const scaling_plan& p, usec now);
+  /// The run ended because its GPU ran out of memory (its stderr said so: `line`; it
+  /// needs `needed` bytes per GPU at least): a move to a GPU with that much memory plus
+  /// `memory_margin`, of any type (the job restarts on it), when moves are allowed and
+  /// none was made in the last `disruptive_gap`; otherwise a `none` plan.
+  scaling_plan gpu_memory_short(bytes_t needed, const std::string& line, usec now) const;
   /// What a move asks the other providers for.
   resources move_target(const scaling_plan& p) const { return p.wanted; }
   /// The job moved to `to` (the old run ended, the new one was launched at `now`):

@@ -176,6 +176,94 @@ TEST(scaler, refused_memory_growth_moves_the_job_and_the_next_need_is_held_back)
   EXPECT_NE(s.held_back().find("disruptive"), std::string::npos) << s.held_back();
 }
 
+// A market applies a larger size by changing the instance's type: the job restarts
+// after the answer's delay. That spends the hour's disruptive budget, and later changes
+// on the allocation are disruptive.
+TEST(scaler, a_resize_that_restarts_the_job_is_disruptive) {
+  scaler s("j1", alloc_of("cloud-a", 2000, 200 * MiB), 0, 0, fast_config());
+  int at = 0;
+  auto p = feed_until_plan(s, 0, 200, &at);
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->action, scaling_action::in_place);
+  scale_offer o;
+  o.provider = "cloud-a";
+  o.applied = true;
+  o.granted = p->wanted;
+  o.granted.memory = 1024 * MiB; // the next instance type up
+  o.delay = 2 * sec_us;
+  o.price_delta = 5'000;
+  o.reason = "resized c5.large -> m5.large: the instance stopped, changed type and starts "
+             "again in 2 s; the job restarts";
+  auto a = s.answered(*p, o, growing(at).at);
+  EXPECT_FALSE(a.move);
+  EXPECT_EQ(a.decision.outcome, "granted");
+  EXPECT_TRUE(a.decision.disruptive);
+  EXPECT_EQ(a.decision.granted.memory, 1024 * MiB);
+  EXPECT_EQ(a.decision.price_delta, 5'000);
+  EXPECT_NE(a.decision.detail.find("the job restarts"), std::string::npos) << a.decision.detail;
+  EXPECT_FALSE(s.holding().memory_in_place);
+  EXPECT_FALSE(s.holding().cpu_in_place);
+  // Within the hour, a GPU-memory move after the restart is held back too.
+  auto g = s.gpu_memory_short(20LL << 30, "CUDA out of memory", growing(at + 10).at);
+  EXPECT_EQ(g.action, scaling_action::none);
+  EXPECT_NE(s.not_acted(g, growing(at + 10).at).detail.find("disruptive"), std::string::npos);
+
+  // An in-place answer without a delay is not disruptive (the cgroup case).
+  scaler l("j2", alloc_of("local", 1000, 200 * MiB), 0, 0, fast_config());
+  auto q = feed_until_plan(l, 0, 200, &at);
+  ASSERT_TRUE(q);
+  scale_offer fine;
+  fine.provider = "local";
+  fine.applied = true;
+  fine.granted = q->wanted;
+  auto b = l.answered(*q, fine, growing(at).at);
+  EXPECT_FALSE(b.decision.disruptive);
+  EXPECT_TRUE(l.holding().memory_in_place);
+}
+
+// A run that ended out of GPU memory plans a move to any GPU type with the memory it
+// needs plus the margin; the held GPU is what it ran out on.
+TEST(scaler, out_of_gpu_memory_plans_a_move_to_a_gpu_with_more_memory) {
+  allocation a = alloc_of("gpu-vendor", 4000, 16384 * MiB);
+  a.granted.gpus = 1;
+  a.granted.gpu_type = "T4";
+  a.granted.gpu_memory = 16384 * MiB;
+  scaling_config c = fast_config();
+  c.memory_margin = 0.10;
+  scaler s("j1", a, 0, 0, c);
+  auto p = s.gpu_memory_short(18000 * MiB, "CUDA out of memory. Tried to allocate 2.00 GiB", sec_us);
+  EXPECT_EQ(p.action, scaling_action::move);
+  EXPECT_EQ(p.need.kind, scaling_kind::grow_gpu_memory);
+  EXPECT_TRUE(p.need.disruptive);
+  EXPECT_EQ(p.held, a.granted);
+  EXPECT_EQ(p.wanted.gpu_memory, 19800 * MiB);
+  EXPECT_EQ(p.wanted.gpu_type, "");
+  EXPECT_EQ(p.wanted.gpus, 1);
+  EXPECT_EQ(p.wanted.cpu, 4000);
+  EXPECT_EQ(p.wanted.memory, 16384 * MiB);
+  EXPECT_NE(p.need.reason.find("on T4 with 16384 MiB per GPU; it needs 18000 MiB"),
+            std::string::npos)
+    << p.need.reason;
+  EXPECT_NE(p.need.reason.find("CUDA out of memory"), std::string::npos);
+  // Less than held (fragmentation): still more than the GPU it ran out on.
+  EXPECT_GT(s.gpu_memory_short(1000 * MiB, "x", sec_us).wanted.gpu_memory, 16384 * MiB);
+  // After the move the budget holds back another within the hour.
+  allocation to = a;
+  to.allocation_id = "cloud/a2";
+  to.provider = "cloud";
+  to.granted.gpu_type = "A10G";
+  to.granted.gpu_memory = 24576 * MiB;
+  s.moved(p, to, "restarted", 2 * sec_us);
+  EXPECT_EQ(s.gpu_memory_short(26000 * MiB, "x", 3 * sec_us).action, scaling_action::none);
+  EXPECT_EQ(s.gpu_memory_short(26000 * MiB, "x", 2 * sec_us + c.disruptive_gap).action,
+            scaling_action::move);
+  c.move = false;
+  scaler off("j3", a, 0, 0, c);
+  auto n = off.gpu_memory_short(18000 * MiB, "x", sec_us);
+  EXPECT_EQ(n.action, scaling_action::none);
+  EXPECT_NE(off.not_acted(n, sec_us).detail.find("moves are disabled"), std::string::npos);
+}
+
 TEST(scaler, a_disruptive_memory_need_plans_a_move_straight_away) {
   scaling_config c = fast_config();
   c.disruptive_gap = 30 * sec_us; // quiet lasts the gap, at least a minute

@@ -64,6 +64,7 @@ catalogue = "embedded:cloud-a"
 offer_spot = true
 offer_on_demand = true
 provisioning_delay = "2s"
+resize_delay = "2s"     # a running instance changes type: stop, change, start
 preemption_per_hour = 0.05
 availability = 0.995
 latency = "20ms"
@@ -79,6 +80,7 @@ catalogue = "embedded:cloud-b"
 offer_spot = false
 offer_on_demand = true
 provisioning_delay = "4s"
+resize_delay = "4s"
 availability = 0.999
 latency = "30ms"
 seed = 2
@@ -93,6 +95,7 @@ catalogue = "embedded:gpu-vendor"
 offer_spot = true
 offer_on_demand = true
 provisioning_delay = "5s"
+resize_delay = "5s"
 preemption_per_hour = 0.10
 availability = 0.99
 latency = "40ms"
@@ -252,7 +255,8 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
                 "refuse_probability", "preemption_per_hour", "availability", "seed", "latency",
                 "hold_ttl", "software", "cpu_features", "max_instances", "slurm_conf",
                 "partition", "account", "reservation_user", "slurm_bin_dir", "command_timeout",
-                "poll_interval", "plan_horizon", "spot_follow", "spot_follow_speed"});
+                "poll_interval", "plan_horizon", "spot_follow", "spot_follow_speed",
+                "resize_delay"});
   provider_config p;
   auto name = t.nonempty_string("name");
   if (!name) t.fail("name", "missing (every provider needs a unique name)");
@@ -265,7 +269,7 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
 
   // Keys that only mean something for the other kind are refused, not ignored.
   for (auto key : {"catalogue", "offer_spot", "offer_on_demand", "max_instances", "spot_follow",
-                   "spot_follow_speed"})
+                   "spot_follow_speed", "resize_delay"})
     if (p.kind != "market" && t.has(key)) t.fail(key, "only applies to market providers");
   for (auto key : {"slurm_conf", "partition", "account", "reservation_user", "slurm_bin_dir",
                    "command_timeout", "poll_interval"})
@@ -300,6 +304,7 @@ provider_config read_provider(const table_reader& t, const std::string& base_dir
   if (p.kind == "market" && !p.offer_spot && !p.offer_on_demand)
     t.fail("offer_on_demand", "offer_spot and offer_on_demand are both false: the market would offer nothing");
   if (auto v = t.duration("provisioning_delay")) p.provisioning_delay = *v;
+  if (auto v = t.duration("resize_delay")) p.resize_delay = *v;
   if (auto v = t.duration("plan_horizon")) p.plan_horizon = *v;
   if (auto v = t.number_in("refuse_probability", 0, 1)) p.refuse_probability = *v;
   if (auto v = t.number_in("preemption_per_hour", 0, 1e6)) p.preemption_per_hour = *v;

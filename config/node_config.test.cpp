@@ -83,6 +83,7 @@ TEST(node_config, dev_config_has_a_local_and_three_markets) {
   EXPECT_EQ(a.catalogue, "embedded:cloud-a");
   EXPECT_TRUE(a.offer_spot);
   EXPECT_EQ(a.provisioning_delay, 2'000'000);
+  EXPECT_EQ(a.resize_delay, 2'000'000);
   EXPECT_EQ(a.preemption_per_hour, 0.05);
   EXPECT_EQ(a.types.size(), embedded_types("cloud-a").size());
 
@@ -211,6 +212,7 @@ TEST(node_config, market_reads_its_embedded_catalogue) {
   EXPECT_EQ(p.catalogue, "embedded:cloud-a");
   EXPECT_FALSE(p.offer_spot);
   EXPECT_EQ(p.provisioning_delay, 3'000'000);
+  EXPECT_EQ(p.resize_delay, -1); // not set: no resizes
   EXPECT_EQ(p.max_instances, 5);
   EXPECT_EQ(p.capacity, resources{}); // bounded by max_instances only
   auto want = embedded_types("cloud-a");
@@ -230,6 +232,10 @@ TEST(node_config, market_spot_following) {
                "only applies to market providers");
   EXPECT_ERROR(market_provider + "spot_follow_speed = 0\n", "providers[0].spot_follow_speed",
                "out of range (1..1000), got 0");
+  EXPECT_EQ(ok(market_provider + "resize_delay = \"90s\"\n").providers[0].resize_delay,
+            90 * sec_us);
+  EXPECT_ERROR(local_provider + "resize_delay = \"90s\"\n", "providers[0].resize_delay",
+               "only applies to market providers");
 }
 
 TEST(node_config, unknown_provider_kind_names_its_index) {

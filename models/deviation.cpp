@@ -56,6 +56,8 @@ const char* to_string(scaling_kind k) {
     return "shrink";
   case scaling_kind::overrun_runtime:
     return "overrun_runtime";
+  case scaling_kind::grow_gpu_memory:
+    return "grow_gpu_memory";
   }
   return "?";
 }

@@ -56,7 +56,8 @@
 namespace tender {
 
 /// What a scaling need asks for.
-enum class scaling_kind { grow_memory, grow_cpu, shrink, overrun_runtime };
+/// `grow_gpu_memory` is not the detector's: a job's run reports it ran out of GPU memory.
+enum class scaling_kind { grow_memory, grow_cpu, shrink, overrun_runtime, grow_gpu_memory };
 
 const char* to_string(scaling_kind k);
 

@@ -231,6 +231,7 @@ std::vector<envelope> golden_examples() {
     u.reason = "exited";
     u.started_at = fixed_sent_at - 5 * 60 * sec_us;
     u.finished_at = fixed_sent_at + 5 * sec_us;
+    u.gpu_memory_needed = 18LL << 30;
     bodies.emplace_back(u);
   }
   bodies.emplace_back(scale_request{"job-0001", "alloc-0001", example_resources(),

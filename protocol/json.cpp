@@ -187,7 +187,8 @@ nlohmann::json to_json_value(const usage_report& u) {
           {"exit_code", u.exit_code == -1 ? nlohmann::json(nullptr) : nlohmann::json(u.exit_code)},
           {"reason", u.reason},
           {"started_at", time_json(u.started_at)},
-          {"finished_at", time_json(u.finished_at)}};
+          {"finished_at", time_json(u.finished_at)},
+          {"gpu_memory_needed", u.gpu_memory_needed}};
 }
 
 nlohmann::json to_json_value(const error& e) {

@@ -36,8 +36,11 @@ struct usage_report {
   std::string reason; ///< how it ended, when final
   usec started_at = 0;
   usec finished_at = 0;
+  /// When final: the job ran out of GPU memory (its stderr said so) and needs at least
+  /// this much per GPU; 0 otherwise. Added with GPU moves (additive).
+  bytes_t gpu_memory_needed = 0;
   MSGPACK_DEFINE_MAP(job_id, allocation_id, provider, samples, final, exit_code, reason,
-                     started_at, finished_at)
+                     started_at, finished_at, gpu_memory_needed)
 };
 
 } // namespace tender

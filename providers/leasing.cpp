@@ -1,6 +1,9 @@
 #include "providers/leasing.hpp"
 
+#include "providers/gpu_oom.hpp"
+
 #include <algorithm>
+#include <fstream>
 
 namespace tender {
 
@@ -454,6 +457,26 @@ std::optional<error> leasing_provider::start(const launch& l, usec now) {
   return std::nullopt;
 }
 
+namespace {
+
+/// The last `max` bytes of a file ("" when it cannot be read).
+std::string read_tail(const std::string& path, std::size_t max) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in)
+    return {};
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = size > static_cast<std::streamoff>(max)
+                                ? size - static_cast<std::streamoff>(max)
+                                : 0;
+  in.seekg(from);
+  std::string out(static_cast<std::size_t>(size - from), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<std::size_t>(in.gcount()));
+  return out;
+}
+
+} // namespace
+
 exec_limits leasing_provider::limits_for(const alloc_record& rec) const {
   exec_limits lim;
   lim.cpu = rec.alloc.granted.cpu;
@@ -468,6 +491,12 @@ std::optional<std::string> leasing_provider::launch_now(alloc_record& rec, const
   req.argv = l.spec.command;
   req.workdir = l.spec.workdir;
   req.env = l.spec.env;
+  // The instance's GPUs as the job sees them (on real hardware the driver says so too).
+  if (const resources& g = rec.alloc.granted; g.gpus > 0) {
+    req.env["TENDER_GPUS"] = std::to_string(g.gpus);
+    req.env["TENDER_GPU_TYPE"] = g.gpu_type;
+    req.env["TENDER_GPU_MEMORY_MIB"] = std::to_string(g.gpu_memory >> 20);
+  }
   req.limits = limits_for(rec);
   auto result = exec_->launch(req, now);
   if (auto* msg = std::get_if<std::string>(&result))
@@ -475,8 +504,30 @@ std::optional<std::string> leasing_provider::launch_now(alloc_record& rec, const
   const auto& st = std::get<exec_state>(result);
   rec.state = phase::running;
   rec.started_at = st.started_at != 0 ? st.started_at : now;
+  rec.launched = l;
   rec.pending_launch = launch{};
   return std::nullopt;
+}
+
+std::string leasing_provider::resize_by_restart(alloc_record& rec, const resources& to,
+                                                usec delay, const std::string& why, usec now) {
+  if (rec.state == phase::waiting)
+    return "the job waits in the plan; it can be resized once it starts";
+  if (rec.killing)
+    return "the job is being stopped";
+  const std::string ledger_id =
+    rec.state == phase::leased ? rec.alloc.offer_id : rec.alloc.allocation_id;
+  std::string err;
+  if (!book_.resize(ledger_id, to, &err))
+    return err;
+  rec.alloc.granted = to;
+  if (rec.state == phase::running) {
+    rec.killing = true;
+    rec.restart_at = now + std::max<usec>(0, delay);
+    rec.end_reason = why;
+    exec_->kill(rec.alloc.job_id, why, kill_grace, now);
+  }
+  return {};
 }
 
 usage_report leasing_provider::final_report(const alloc_record& rec, std::int32_t exit_code,
@@ -490,6 +541,14 @@ usage_report leasing_provider::final_report(const alloc_record& rec, std::int32_
   r.reason = reason;
   r.started_at = rec.started_at;
   r.finished_at = finished_at;
+  // A GPU job that failed may have said it ran out of GPU memory: the owner can then
+  // move it to a larger GPU instead of failing it.
+  if (exit_code != 0 && rec.alloc.granted.gpus > 0 && rec.started_at > 0) {
+    if (auto oom = find_gpu_oom(read_tail(exec_->stderr_path(rec.alloc.job_id), 64 << 10))) {
+      r.gpu_memory_needed = oom->needed(rec.alloc.granted.gpu_memory);
+      r.reason += (r.reason.empty() ? "" : "; ") + std::string("out of GPU memory: ") + oom->line;
+    }
+  }
   return r;
 }
 
@@ -544,6 +603,17 @@ std::vector<usage_report> leasing_provider::poll(usec now) {
         r.started_at = rec.started_at;
       }
       r.samples.push_back(*ev.sample);
+    }
+    if (ev.exited && rec.restart_at >= 0) {
+      // Stopped for a resize: the instance starts again on its new type after the delay
+      // (the pending launches above, at a later poll). Its samples still go out.
+      rec.state = phase::pending;
+      rec.alloc.start_at = std::max(rec.restart_at, now);
+      rec.pending_launch = rec.launched;
+      rec.killing = false;
+      rec.end_reason.clear();
+      rec.restart_at = -1;
+      continue;
     }
     if (ev.exited) {
       std::string reason = ev.exited->reason;

@@ -114,6 +114,8 @@ protected:
     bool killing = false;       ///< a kill was sent (release, stop or preemption)
     std::string end_reason;     ///< why we killed it, for the final report
     bool release_on_exit = true;
+    launch launched;            ///< what runs (kept for a restart in place)
+    usec restart_at = -1;       ///< >= 0: killed for a resize, started again at this time
   };
 
   /// Fills the fields every offer shares (ids, validity) and remembers it for hold().
@@ -139,6 +141,12 @@ protected:
   virtual micros hourly_rate(const resources& r) const = 0;
   /// Limits the executor enforces for an allocation.
   virtual exec_limits limits_for(const alloc_record& rec) const;
+  /// A resize that restarts the job, as a cloud changes an instance's type (stop, change,
+  /// start): the allocation becomes `to` where the ledger allows it, and a running job's
+  /// process is stopped (`why`) and launched again on `to` at `now + delay`; its exit
+  /// is no final report. Returns why not, or "" when done.
+  std::string resize_by_restart(alloc_record& rec, const resources& to, usec delay,
+                                const std::string& why, usec now);
 
   std::map<std::string, alloc_record> allocs_; // by allocation id
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <optional>
 
@@ -258,7 +259,7 @@ std::string market_provider::interrupt(const alloc_record& rec, usec last_poll, 
   return {};
 }
 
-scale_offer market_provider::scale(const scale_request& r, usec) {
+scale_offer market_provider::scale(const scale_request& r, usec now) {
   scale_offer s;
   s.job_id = r.job_id;
   s.allocation_id = r.allocation_id;
@@ -268,16 +269,75 @@ scale_offer market_provider::scale(const scale_request& r, usec) {
     s.reason = "no allocation " + r.allocation_id;
     return s;
   }
-  const resources& have = it->second.alloc.granted;
-  if (covers(have, r.wanted)) {
+  alloc_record& rec = it->second;
+  const resources have = rec.alloc.granted;
+  const auto& c = config();
+  resources want = r.wanted;
+  if (have.gpus > 0 && want.gpus == 0) {
+    // The GPU stays: a change of CPU or memory keeps the job's GPU type and memory.
+    want.gpus = have.gpus;
+    want.gpu_type = have.gpu_type;
+    want.gpu_memory = have.gpu_memory;
+  }
+  // The cheapest type that covers the request, at the allocation's purchase option.
+  const instance_type* best = nullptr;
+  micros best_rate = 0;
+  for (const auto& t : c.types) {
+    if (!covers_request(t, want))
+      continue;
+    const micros rate = rec.spot ? spot_price(t, c, now) : t.on_demand_per_hour;
+    if (rate <= 0)
+      continue;
+    if (!best || rate < best_rate) {
+      best = &t;
+      best_rate = rate;
+    }
+  }
+  // A request the instance covers is met (a smaller type would restart the job to save
+  // money: not worth the work lost).
+  if (covers(have, want)) {
     s.applied = true;
     s.granted = have;
-    s.reason = "the " + it->second.alloc.instance_type + " instance already covers it";
+    s.reason = "the " + rec.alloc.instance_type + " instance already covers it";
     return s;
   }
-  s.in_place = false;
-  s.reason = "needs a larger instance than " + it->second.alloc.instance_type +
-             ": a new allocation is needed";
+  if (c.resize_delay < 0) {
+    s.in_place = false;
+    s.reason = "instances are not resized here (resize_delay not set): a new allocation is "
+               "needed for more than " + rec.alloc.instance_type + " has";
+    return s;
+  }
+  if (!best) {
+    s.in_place = false;
+    s.reason = "no instance type " + std::string(rec.spot ? "(spot) " : "") + "covers it: a "
+               "new allocation is needed";
+    return s;
+  }
+  const micros old_rate = rec.alloc.rate_per_hour;
+  const std::string from = rec.alloc.instance_type;
+  const bool running = rec.state == phase::running;
+  const std::string why = "resizing " + from + " -> " + best->name;
+  if (auto e = resize_by_restart(rec, shape(*best), c.resize_delay, why, now); !e.empty()) {
+    s.reason = "cannot resize " + from + " to " + best->name + ": " + e;
+    return s;
+  }
+  rec.alloc.instance_type = best->name;
+  rec.alloc.rate_per_hour = best_rate;
+  // What the rest of the predicted run costs more (or less), billed per second.
+  const usec elapsed = running ? now - rec.started_at : 0;
+  const usec remaining = std::max<usec>(0, rec.runtime - elapsed);
+  const i128 delta = static_cast<i128>(best_rate - old_rate) * remaining;
+  s.price_delta = static_cast<micros>(delta / (3600 * sec_us));
+  rec.alloc.price += s.price_delta;
+  s.applied = true;
+  s.granted = rec.alloc.granted;
+  s.delay = running ? c.resize_delay : 0;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f s", static_cast<double>(c.resize_delay) / sec_us);
+  s.reason = "resized " + from + " -> " + best->name +
+             (running ? std::string(": the instance stopped, changed type and starts again in ") +
+                          buf + "; the job restarts"
+                      : std::string(" before the job started"));
   return s;
 }
 

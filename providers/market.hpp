@@ -33,7 +33,13 @@
 /// Provisioning: start() is accepted at once; the process starts at the first poll at
 /// or after earliest_start, and the usage report's started_at tells the real instant.
 /// scale(): the job already has the whole instance; a request it covers is applied at
-/// no charge, anything larger needs a new allocation (in_place = false).
+/// no charge. A larger one, with config.resize_delay >= 0, changes the instance's type
+/// as a cloud does (stop, change type, start): the cheapest type covering the request
+/// at the allocation's purchase option (a GPU job keeps its GPU unless the request
+/// names another), the ledger permitting; the job restarts after resize_delay
+/// (scale_offer.delay) and the rest of its predicted run is billed at the new rate
+/// (scale_offer.price_delta). Without resize_delay anything larger needs a new
+/// allocation (in_place = false).
 
 #include "providers/leasing.hpp"
 

@@ -10,7 +10,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -486,6 +488,137 @@ TEST_F(market_test, spot_following_can_replay_the_window_faster) {
   EXPECT_EQ(bid_ok(p, request("s2", res(2000, 4 * gib), hour), base + 17'499'999).price, 31'400);
   EXPECT_EQ(market_provider::spot_price(cfg.types[0], cfg, base + (3007 * sec_us + 59) / 60),
             28'700); // m5.large
+}
+
+} // namespace
+} // namespace tender
+
+namespace tender {
+namespace {
+
+// With resize_delay a market changes a running job's instance type as a cloud does:
+// stop, change type, start. The job restarts on the larger type after the delay (a
+// real process, relaunched with the new limits), the rest of its predicted run is billed
+// at the new rate, and the stop is no final report.
+TEST_F(market_test, a_resize_changes_the_instance_type_and_restarts_the_job_after_the_delay) {
+  auto cfg = market_config();
+  cfg.offer_spot = false;
+  cfg.provisioning_delay = 0;
+  cfg.resize_delay = 500'000; // 0.5 s
+  auto& p = make(cfg);
+  usec now = wall_now();
+  offer o = bid_ok(p, request("m-resize", res(1000, gib), hour), now);
+  auto v = award_of(p, o, now);
+  ASSERT_TRUE(std::holds_alternative<commit_confirm>(v));
+  allocation a = std::get<commit_confirm>(v).alloc;
+  ASSERT_EQ(a.instance_type, "c5.large");
+  launch l;
+  l.job_id = a.job_id;
+  l.allocation_id = a.allocation_id;
+  l.lease_token = a.lease_token;
+  // Counts its runs in a file in its workdir; the second run ends at once.
+  const std::string dir = (root_ / "work").string();
+  std::filesystem::create_directories(dir);
+  l.spec.workdir = dir;
+  l.spec.command = {"sh", "-c", "echo run >> runs; [ $(wc -l < runs) -ge 2 ] && exit 0; sleep 60"};
+  ASSERT_FALSE(p.start(l, wall_now()));
+
+  auto poll_until = [&](auto done, int seconds) {
+    std::vector<usage_report> seen;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (auto& r : p.poll(wall_now()))
+        seen.push_back(r);
+      if (done(seen))
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return seen;
+  };
+  auto started = [](const std::vector<usage_report>& s) {
+    return std::any_of(s.begin(), s.end(), [](auto& r) { return r.started_at > 0; });
+  };
+  auto first = poll_until(started, 20);
+  ASSERT_TRUE(started(first));
+  const usec first_start = first.front().started_at;
+
+  scale_request s;
+  s.job_id = a.job_id;
+  s.allocation_id = a.allocation_id;
+  s.wanted = res(2000, 6 * gib); // c5.large has 4 GiB: m5.large (8 GiB) is the cheapest
+  const usec asked = wall_now();
+  scale_offer so = p.scale(s, asked);
+  ASSERT_TRUE(so.applied) << so.reason;
+  EXPECT_TRUE(so.in_place);
+  EXPECT_EQ(so.granted, res(2000, 8 * gib));
+  EXPECT_EQ(so.delay, 500'000);
+  EXPECT_NE(so.reason.find("c5.large -> m5.large"), std::string::npos) << so.reason;
+  // 96,000 - 85,000 micro-dollars an hour over what remains of the predicted hour.
+  const usec remaining = hour - (asked - first_start);
+  EXPECT_EQ(so.price_delta, static_cast<micros>(__int128{11'000} * remaining / hour));
+  EXPECT_EQ(p.book().allocations(), 1u);
+
+  auto fin_seen = poll_until(
+    [](const std::vector<usage_report>& s) {
+      return std::any_of(s.begin(), s.end(), [](auto& r) { return r.final; });
+    },
+    30);
+  std::vector<usage_report> finals;
+  usec restarted_at = 0;
+  for (auto& r : fin_seen) {
+    if (r.final)
+      finals.push_back(r);
+    else if (r.started_at > first_start)
+      restarted_at = r.started_at;
+  }
+  ASSERT_EQ(finals.size(), 1u);
+  EXPECT_EQ(finals[0].exit_code, 0) << finals[0].reason;
+  EXPECT_GT(finals[0].started_at, first_start);
+  // Not before the delay was over.
+  EXPECT_GE(finals[0].started_at, asked + 500'000);
+  if (restarted_at)
+    EXPECT_EQ(restarted_at, finals[0].started_at);
+  std::ifstream runs(dir + "/runs");
+  std::string line;
+  int n = 0;
+  while (std::getline(runs, line))
+    ++n;
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(p.book().allocations(), 0u);
+}
+
+TEST_F(market_test, without_resize_delay_or_a_covering_type_a_resize_needs_a_new_allocation) {
+  auto cfg = market_config();
+  auto& p = make(cfg);
+  offer o = bid_ok(p, request("m-noresize", res(1000, gib), hour), t0);
+  auto v = award_of(p, o, t0 + 1);
+  allocation a = std::get<commit_confirm>(v).alloc;
+  scale_request s;
+  s.allocation_id = a.allocation_id;
+  s.wanted = res(4000, 3 * gib);
+  scale_offer so = p.scale(s, t0 + 2);
+  EXPECT_FALSE(so.applied);
+  EXPECT_FALSE(so.in_place);
+  EXPECT_NE(so.reason.find("resize_delay"), std::string::npos) << so.reason;
+
+  cfg.name = "cloud-r";
+  cfg.resize_delay = sec_us;
+  auto& q = make(cfg);
+  o = bid_ok(q, request("m-toobig", res(1000, gib), hour), t0);
+  a = std::get<commit_confirm>(award_of(q, o, t0 + 1)).alloc;
+  s.allocation_id = a.allocation_id;
+  s.wanted = res(64000, 3 * gib); // no type has 64 cores
+  so = q.scale(s, t0 + 2);
+  EXPECT_FALSE(so.applied);
+  EXPECT_FALSE(so.in_place);
+  EXPECT_NE(so.reason.find("no instance type"), std::string::npos) << so.reason;
+  // Before the job starts a resize restarts nothing.
+  s.wanted = res(4000, 3 * gib);
+  so = q.scale(s, t0 + 2);
+  EXPECT_TRUE(so.applied) << so.reason;
+  EXPECT_EQ(so.delay, 0);
+  EXPECT_EQ(so.granted.cpu, 4000);
+  EXPECT_NE(so.reason.find("before the job started"), std::string::npos) << so.reason;
 }
 
 } // namespace

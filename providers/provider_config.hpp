@@ -66,6 +66,11 @@ struct provider_config {
   /// (now * spot_follow_speed) mod spot_window.
   bool spot_follow = false;
   std::int32_t spot_follow_speed = 1;
+  /// market (added with market resizes): a running job's instance can change type in
+  /// place, as a cloud does it: the instance stops, changes type and starts again, so the
+  /// job restarts after this delay on the larger (or smaller) type and pays the new
+  /// type's price from then on. Negative: no resizes (a change needs a new allocation).
+  usec resize_delay = -1;
 
   // slurm (added with the slurm provider): where the cluster is and how to talk to it.
   // Pricing reuses price_per_core_hour, price_per_gib_hour and reserve_price; capacity,

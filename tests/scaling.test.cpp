@@ -15,6 +15,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cmath>
 #include <csignal>
 
 #include <cstdlib>
@@ -341,3 +343,118 @@ TEST(scaling, a_job_ending_during_its_moves_auction_releases_what_the_auction_co
   EXPECT_EQ(j->load_job(id)->alloc->provider, "local-a");
 }
 
+
+// A GPU job whose GPU memory proves too small moves to a larger GPU type from a
+// market. This machine has no GPU: the markets' instances are real processes, and a
+// job learns its GPU from TENDER_GPU_TYPE / TENDER_GPU_MEMORY_MIB as it would from the
+// driver. The job fails the way PyTorch does when its GPU holds less than 20,000 MiB.
+TEST(scaling, a_gpu_job_out_of_gpu_memory_moves_to_a_larger_gpu_type) {
+  temp_dir t;
+  std::string providers;
+  // Both vendors sell the embedded GPU catalogue (real AWS prices); the job asks for
+  // a T4 first, so its first run gets a 16 GiB GPU whichever vendor wins.
+  for (auto [name, seed] : {std::pair{"vendor-a", "1"}, std::pair{"vendor-b", "2"}})
+    providers += std::string("[[providers]]\nname = \"") + name +
+                 "\"\nkind = \"market\"\ncatalogue = \"embedded:gpu-vendor\"\n"
+                 "offer_spot = false\noffer_on_demand = true\nprovisioning_delay = \"0s\"\n"
+                 "refuse_probability = 0.0\nseed = " + seed + "\n\n";
+  auto cfg = t.file("node.toml", "[node]\nname = \"gpu-test\"\nsample_interval = \"100ms\"\n\n" +
+                                   providers);
+  auto job = t.file(
+    "train.toml",
+    "[job]\nname = \"trainer\"\nuser = \"tester\"\nwalltime = \"2m\"\n"
+    "command = [\"python3\", \"-c\", \"import os, sys\\n"
+    "mib = int(os.environ.get('TENDER_GPU_MEMORY_MIB', '0'))\\n"
+    "if mib < 20000:\\n"
+    "    sys.stderr.write('Traceback (most recent call last):\\\\n')\\n"
+    "    sys.stderr.write('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 4.00 GiB. "
+    "GPU 0 has a total capacity of 15.57 GiB of which 1.20 GiB is free. Including non-PyTorch "
+    "memory, this process has 14.37 GiB memory in use.\\\\n')\\n"
+    "    sys.exit(1)\\n"
+    "print('trained on', os.environ['TENDER_GPU_TYPE'], mib, 'MiB')\\n\"]\n"
+    "[job.hints]\ncpus = 1\nmemory = \"1GiB\"\ngpus = 1\ngpu = \"T4\"\n");
+  agent a(t.path + "/data", {"--config", cfg});
+  auto id = a.submit(job);
+  ASSERT_FALSE(id.empty());
+  auto s = a.wait_final(id, 120s);
+  auto j = open_journal(t.path + "/data/journal.db");
+  ASSERT_TRUE(j);
+  auto ds = j->scaling(id);
+  ASSERT_EQ(s.value("state", ""), "done") << s.dump(2) << "\n" << dump(ds);
+  EXPECT_EQ(s["exit_code"], 0);
+
+  ASSERT_EQ(ds.size(), 1u) << dump(ds);
+  const scaling_decision& d = ds[0];
+  EXPECT_EQ(d.need, "grow_gpu_memory");
+  EXPECT_EQ(d.action, "move");
+  EXPECT_EQ(d.outcome, "moved");
+  EXPECT_TRUE(d.disruptive);
+  EXPECT_EQ(d.held.gpu_type, "T4");
+  EXPECT_EQ(d.held.gpu_memory, 16LL << 30);
+  // 14.37 GiB in use + 4 GiB asked for, + the 10 % memory margin, any GPU type.
+  const bytes_t needed = static_cast<bytes_t>(std::ceil((14.37 + 4.0) * (1 << 30)));
+  EXPECT_GE(d.wanted.gpu_memory, needed + needed / 10) << dump(ds);
+  EXPECT_LT(d.wanted.gpu_memory, needed + needed / 10 + 2 * MiB) << dump(ds);
+  EXPECT_EQ(d.wanted.gpu_type, "");
+  EXPECT_GE(d.granted.gpu_memory, d.wanted.gpu_memory);
+  EXPECT_NE(d.granted.gpu_type, "T4");
+  EXPECT_NE(d.reason.find("CUDA out of memory"), std::string::npos) << d.reason;
+  // The job ended on the new allocation, with the larger GPU, on the other vendor.
+  EXPECT_EQ(s["allocation_id"], d.allocation_id);
+  EXPECT_EQ(s["provider"], d.by);
+  EXPECT_EQ(s["allocated"].value("gpu_type", ""), d.granted.gpu_type) << s["allocated"].dump();
+  auto states = states_of(*j, id);
+  auto at = std::find(states.begin(), states.end(), "rescaling");
+  ASSERT_NE(at, states.end()) << ::testing::PrintToString(states);
+  EXPECT_EQ(*std::prev(at), "running");
+  EXPECT_EQ(states.back(), "done");
+  EXPECT_EQ(std::count(states.begin(), states.end(), "failed"), 0);
+  // Two auctions: the first placement (a T4) and the move (any GPU with the memory).
+  auto negs = j->negotiations(id);
+  ASSERT_EQ(negs.size(), 2u);
+  // The move went to the other vendor (a move never asks the current provider).
+  EXPECT_EQ(negs[1].outcome.find("won by " + d.by), 0u) << negs[1].outcome;
+  EXPECT_EQ(negs[0].outcome.find("won by " + d.by), std::string::npos) << negs[0].outcome;
+  // `tender explain` shows the decision.
+  auto x = a.cli_json({"explain", id});
+  ASSERT_TRUE(x["scaling"].is_array()) << x.dump(2);
+  ASSERT_EQ(x["scaling"].size(), 1u);
+  EXPECT_EQ(x["scaling"][0].value("need", ""), "grow_gpu_memory");
+}
+
+// Without moves the same job fails, with the GPU's answer in its reason and the
+// decision not to move in the journal.
+TEST(scaling, without_moves_a_gpu_job_out_of_gpu_memory_fails_saying_why) {
+  temp_dir t;
+  auto cfg = t.file("node.toml", "[node]\nname = \"gpu-test\"\nsample_interval = \"100ms\"\n\n"
+                                 "[scaling]\nmove = false\n\n"
+                                 "[[providers]]\nname = \"vendor-a\"\nkind = \"market\"\n"
+                                 "catalogue = \"embedded:gpu-vendor\"\nprovisioning_delay = \"0s\"\n"
+                                 "refuse_probability = 0.0\noffer_spot = false\n");
+  auto job = t.file("train.toml",
+                    "[job]\nname = \"trainer\"\nuser = \"tester\"\nwalltime = \"1m\"\n"
+                    "command = [\"sh\", \"-c\", \"echo 'RuntimeError: CUDA error: out of memory' "
+                    ">&2; exit 3\"]\n"
+                    "[job.hints]\ncpus = 1\nmemory = \"1GiB\"\ngpus = 1\ngpu = \"T4\"\n");
+  agent a(t.path + "/data", {"--config", cfg});
+  auto id = a.submit(job);
+  ASSERT_FALSE(id.empty());
+  auto s = a.wait_final(id, 60s);
+  ASSERT_EQ(s.value("state", ""), "failed") << s.dump(2);
+  EXPECT_EQ(s["exit_code"], 3);
+  EXPECT_NE(s.value("reason", "").find("out of GPU memory: RuntimeError: CUDA error: out of memory"),
+            std::string::npos)
+    << s.dump(2);
+  auto j = open_journal(t.path + "/data/journal.db");
+  ASSERT_TRUE(j);
+  auto ds = j->scaling(id);
+  ASSERT_EQ(ds.size(), 1u) << dump(ds);
+  EXPECT_EQ(ds[0].need, "grow_gpu_memory");
+  EXPECT_EQ(ds[0].action, "none");
+  EXPECT_EQ(ds[0].outcome, "refused");
+  EXPECT_NE(ds[0].detail.find("moves are disabled"), std::string::npos) << ds[0].detail;
+  // No amounts in the line: more than the 16 GiB T4, plus the 10 % margin, in MiB.
+  const bytes_t needed = (16LL << 30) + 1;
+  const bytes_t with_margin = needed + std::llround(static_cast<double>(needed) * 0.10);
+  EXPECT_EQ(ds[0].wanted.gpu_memory, (with_margin + MiB - 1) / MiB * MiB);
+}
