@@ -26,8 +26,11 @@ struct allocation {
   usec lease_expires = 0; ///< launch must happen before this
   usec start_at = 0;      ///< reserved start
   std::string instance_type;
+  /// When the provider committed it: its place in the provider's queue, kept across a
+  /// restart (0: not known). Added with ordered re-adoption (additive).
+  usec committed_at = 0;
   MSGPACK_DEFINE_MAP(allocation_id, job_id, offer_id, provider, granted, price, rate_per_hour, terms,
-                     lease_token, lease_expires, start_at, instance_type)
+                     lease_token, lease_expires, start_at, instance_type, committed_at)
 };
 
 /// Ends an allocation or a hold (by allocation id or offer id).

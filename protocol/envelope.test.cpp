@@ -104,6 +104,7 @@ allocation example_allocation() {
   a.lease_expires = fixed_sent_at + 5 * 60 * sec_us;
   a.start_at = fixed_sent_at + 60 * sec_us;
   a.instance_type = "p4d.24xlarge";
+  a.committed_at = fixed_sent_at - sec_us;
   return a;
 }
 

@@ -23,7 +23,7 @@ std::string easy_scheduler::submit(const waiting_job& j) {
   waiting_job q = j;
   if (q.order_estimate <= 0)
     q.order_estimate = q.estimate;
-  const std::uint64_t seq = next_seq_++;
+  const place seq{q.submitted, next_seq_++};
   by_key_.emplace(q.key, seq);
   by_estimate_.emplace(q.order_estimate, seq);
   queue_.emplace(seq, q);
@@ -43,7 +43,7 @@ bool easy_scheduler::cancel(std::uint64_t key) {
   return true;
 }
 
-void easy_scheduler::start_job(std::uint64_t seq, usec now, bool backfilled,
+void easy_scheduler::start_job(place seq, usec now, bool backfilled,
                                std::vector<start>& out) {
   auto q = queue_.find(seq);
   const waiting_job& j = q->second;
@@ -82,7 +82,7 @@ std::vector<easy_scheduler::start> easy_scheduler::schedule(usec now) {
   plan_amount extra = f - head.amount;
   head_ = reservation{head.key, shadow, extra};
 
-  auto consider = [&](std::uint64_t seq) {
+  auto consider = [&](place seq) {
     const waiting_job& j = queue_.at(seq);
     if (!j.amount.fits_in(free_))
       return;
@@ -96,13 +96,13 @@ std::vector<easy_scheduler::start> easy_scheduler::schedule(usec now) {
   auto exhausted = [&] { return free_.cpu <= 0 && free_.memory <= 0 && free_.gpus <= 0; };
   if (order_ == backfill_order::fcfs) {
     for (auto it = std::next(queue_.begin()); it != queue_.end() && !exhausted();) {
-      const std::uint64_t seq = it->first;
+      const place seq = it->first;
       ++it; // `consider` may erase `seq`
       consider(seq);
     }
   } else {
     for (auto it = by_estimate_.begin(); it != by_estimate_.end() && !exhausted();) {
-      const std::uint64_t seq = it->second;
+      const place seq = it->second;
       ++it;
       if (seq != head_seq)
         consider(seq);

@@ -46,7 +46,7 @@ struct waiting_job {
   plan_amount amount;
   usec estimate = 0;       ///< planned run time (> 0)
   usec order_estimate = 0; ///< what shortest-first sorts by (0: `estimate`)
-  usec submitted = 0;
+  usec submitted = 0;      ///< its place in the queue (earlier first; ties by arrival)
 };
 
 class easy_scheduler {
@@ -126,15 +126,17 @@ private:
     usec start = 0;
     usec end = 0;
   };
-  void start_job(std::uint64_t seq, usec now, bool backfilled, std::vector<start>& out);
+  /// A waiting job's place: its `submitted` time, then its arrival (ties).
+  using place = std::pair<usec, std::uint64_t>;
+  void start_job(place at, usec now, bool backfilled, std::vector<start>& out);
 
   plan_amount capacity_;
   backfill_order order_;
   plan_amount free_;
   std::uint64_t next_seq_ = 0;
-  std::map<std::uint64_t, waiting_job> queue_;              // by arrival sequence
-  std::unordered_map<std::uint64_t, std::uint64_t> by_key_; // key -> sequence
-  std::set<std::pair<usec, std::uint64_t>> by_estimate_;    // (order estimate, sequence)
+  std::map<place, waiting_job> queue_;             // by (submitted, arrival)
+  std::unordered_map<std::uint64_t, place> by_key_; // key -> place
+  std::set<std::pair<usec, place>> by_estimate_;    // (order estimate, place)
   std::unordered_map<std::uint64_t, run_rec> running_;      // by key
   std::set<std::pair<usec, std::uint64_t>> by_end_;         // (planned end, key)
   std::optional<reservation> head_;

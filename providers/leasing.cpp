@@ -332,6 +332,7 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
   rec.alloc.lease_expires = now + lease_ttl_;
   rec.alloc.start_at = std::max(now, o.earliest_start);
   rec.alloc.instance_type = o.instance_type;
+  rec.alloc.committed_at = now;
   rec.spot = o.spot;
   rec.runtime = it->second.runtime;
   rec.runtime_hi = it->second.runtime_hi;
@@ -755,7 +756,8 @@ std::optional<usage_report> leasing_provider::adopt(const allocation& a, usec no
       w.key = rec.plan_key;
       w.amount = plan_amount::of(a.granted);
       w.estimate = default_runtime;
-      w.submitted = now;
+      // Its place in the queue is where it was (its commit), not where adoption puts it.
+      w.submitted = a.committed_at > 0 ? a.committed_at : now;
       if (auto e = plan_->submit(w); !e.empty())
         return final_report(rec, -1, "cannot re-adopt: " + e, now);
     } else {

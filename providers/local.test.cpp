@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 namespace tender {
@@ -766,4 +767,68 @@ TEST_F(local_test, an_orphaned_reservation_expires_and_its_capacity_returns) {
 
 } // namespace
 
+} // namespace tender
+
+namespace tender {
+namespace {
+
+// After a restart, waiting jobs keep their places in the queue whatever order their
+// owners re-adopt them in: the allocation carries when it was committed.
+TEST_F(local_test, re_adopted_waiting_jobs_keep_their_order_in_the_queue) {
+  make(planning_config());
+  const usec now = wall_now();
+  allocation a = win(bid_ok(request("order-a", res(4000, gib), 60 * sec_us), now), now);
+  ASSERT_FALSE(p_->start(launch_of(a, {"sleep", "30"}), now).has_value());
+  allocation b = win(bid_ok(request("order-b", res(4000, gib), 60 * sec_us), now + 1), now + 1);
+  allocation c = win(bid_ok(request("order-c", res(4000, gib), 60 * sec_us), now + 2), now + 2);
+  ASSERT_GT(b.start_at, now);
+  ASSERT_GT(c.start_at, b.start_at);
+  EXPECT_EQ(b.committed_at, now + 1);
+  EXPECT_EQ(c.committed_at, now + 2);
+  p_->poll(wall_now());
+
+  // `kill -9`; the owners come back in the wrong order: c, then a, then b.
+  auto exec2 = std::make_unique<executor>((root_ / "runs").string());
+  auto p2 = std::make_unique<local_provider>(planning_config(), *exec2, counting_tokens(), lease_ttl);
+  EXPECT_FALSE(p2->adopt(c, wall_now()));
+  EXPECT_FALSE(p2->adopt(a, wall_now()));
+  EXPECT_FALSE(p2->adopt(b, wall_now()));
+  ASSERT_EQ(p2->plan()->waiting(), 2u);
+  ASSERT_FALSE(p2->start(launch_of(c, {"sleep", "30"}), wall_now()).has_value());
+  ASSERT_FALSE(p2->start(launch_of(b, {"sleep", "30"}), wall_now()).has_value());
+  // When a ends, the job committed before the other starts: b, not c.
+  p2->stop("order-a", "test over", wall_now());
+  std::string first_started;
+  bool a_ended = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (first_started.empty() && std::chrono::steady_clock::now() < deadline) {
+    for (auto& r : p2->poll(wall_now())) {
+      if (r.job_id == "order-a" && r.final)
+        a_ended = true;
+      else if (r.job_id != "order-a" && r.started_at > 0 && first_started.empty())
+        first_started = r.job_id;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(a_ended);
+  EXPECT_EQ(first_started, "order-b");
+  EXPECT_EQ(p2->plan()->waiting(), 1u);
+  // Nothing leaks: both stopped, every final report seen.
+  p2->stop("order-b", "test over", wall_now());
+  p2->stop("order-c", "test over", wall_now());
+  std::set<std::string> finals;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (finals.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    for (auto& r : p2->poll(wall_now()))
+      if (r.final)
+        finals.insert(r.job_id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(finals, (std::set<std::string>{"order-b", "order-c"}));
+  EXPECT_EQ(p2->book().free(), local_config().capacity);
+  p2.reset();
+  exec2.reset();
+}
+
+} // namespace
 } // namespace tender
