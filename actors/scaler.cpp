@@ -50,6 +50,8 @@ deviation_options detector_options(const scaling_config& c) {
   o.shrink_window = c.shrink_window;
   o.min_gain = c.min_gain;
   o.disruptive_gap = c.disruptive_gap;
+  o.forecast.enabled = c.cpu_forecast;
+  o.forecast.short_cost = c.forecast_short_cost;
   return o;
 }
 

@@ -428,7 +428,12 @@ TEST(scaler, detector_options_come_from_the_config) {
   c.runtime_extension = 0.6;
   c.min_gain = 0.08;
   c.disruptive_gap = 11;
+  c.forecast_short_cost = 640;
   auto o = detector_options(c);
+  EXPECT_TRUE(o.forecast.enabled); // the agent sizes CPU by forecast by default
+  EXPECT_DOUBLE_EQ(o.forecast.short_cost, 640);
+  c.cpu_forecast = false;
+  EXPECT_FALSE(detector_options(c).forecast.enabled);
   EXPECT_EQ(o.memory_horizon, 7);
   EXPECT_EQ(o.memory_window, 8);
   EXPECT_DOUBLE_EQ(o.memory_margin, 0.3);

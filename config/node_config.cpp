@@ -156,7 +156,8 @@ void read_scoring(const table_reader& t, scoring_config& s) {
 void read_scaling(const table_reader& t, scaling_config& s) {
   t.allow_only({"enabled", "memory_horizon", "memory_window", "memory_margin", "throttle_window",
                 "throttle_share", "cpu_margin", "shrink_window", "runtime_extension", "min_gain",
-                "disruptive_gap", "max_step", "answer_timeout", "move"});
+                "disruptive_gap", "max_step", "answer_timeout", "move", "cpu_forecast",
+                "forecast_short_cost"});
   if (auto v = t.boolean("enabled")) s.enabled = *v;
   if (auto v = t.positive_duration("memory_horizon")) s.memory_horizon = *v;
   if (auto v = t.positive_duration("memory_window")) s.memory_window = *v;
@@ -180,6 +181,8 @@ void read_scaling(const table_reader& t, scaling_config& s) {
   }
   if (auto v = t.positive_duration("answer_timeout")) s.answer_timeout = *v;
   if (auto v = t.boolean("move")) s.move = *v;
+  if (auto v = t.boolean("cpu_forecast")) s.cpu_forecast = *v;
+  if (auto v = t.number_in("forecast_short_cost", 0, 1e9)) s.forecast_short_cost = *v;
   // The trend needs history reaching at least as far as the horizon it projects.
   if (s.memory_window < s.memory_horizon / 10)
     t.fail("memory_window", "is shorter than a tenth of memory_horizon: the trend would be "

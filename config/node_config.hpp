@@ -45,6 +45,11 @@ struct scaling_config {
   double max_step = 4.0;            ///< one change at most multiplies a resource by this
   usec answer_timeout = 5'000'000;  ///< a provider that does not answer a resize has refused
   bool move = true;                 ///< when in place is refused, move a job that would die
+  /// CPU sized by forecast (models/forecast_sizer.hpp: 5-minute buckets, recurring rises,
+  /// headroom priced at `forecast_short_cost` millicores per short bucket) once a job has
+  /// an hour of history; the reactive throttle/shrink rules before that, or when false.
+  bool cpu_forecast = true;
+  double forecast_short_cost = 1000;
 };
 
 /// `[bus]`: the message bus (protocol/bus.hpp). No `listen` = no bus.

@@ -416,12 +416,14 @@ TEST(node_config, scaling_defaults_and_every_key) {
   EXPECT_DOUBLE_EQ(d.min_gain, 0.05);
   EXPECT_DOUBLE_EQ(d.max_step, 4.0);
   EXPECT_TRUE(d.move);
+  EXPECT_TRUE(d.cpu_forecast);
 
   auto c = ok("[scaling]\nenabled = false\nmemory_horizon = \"5s\"\nmemory_window = \"2m\"\n"
               "memory_margin = 0.2\nthrottle_window = \"30s\"\nthrottle_share = 0.8\n"
               "cpu_margin = 0\nshrink_window = \"10s\"\nruntime_extension = 0.5\n"
               "min_gain = 0.1\ndisruptive_gap = \"0s\"\nmax_step = 2.5\n"
-              "answer_timeout = \"2s\"\nmove = false\n")
+              "answer_timeout = \"2s\"\nmove = false\ncpu_forecast = false\n"
+              "forecast_short_cost = 500\n")
             .scaling;
   EXPECT_FALSE(c.enabled);
   EXPECT_EQ(c.memory_horizon, 5 * sec_us);
@@ -437,13 +439,16 @@ TEST(node_config, scaling_defaults_and_every_key) {
   EXPECT_DOUBLE_EQ(c.max_step, 2.5);
   EXPECT_EQ(c.answer_timeout, 2 * sec_us);
   EXPECT_FALSE(c.move);
+  EXPECT_FALSE(c.cpu_forecast);
+  EXPECT_DOUBLE_EQ(c.forecast_short_cost, 500);
 }
 
 TEST(node_config, bad_scaling_values_name_the_key) {
   EXPECT_ERROR("[scaling]\nenable = true\n", "scaling.enable",
                "unknown key (expected one of: enabled, memory_horizon, memory_window, "
                "memory_margin, throttle_window, throttle_share, cpu_margin, shrink_window, "
-               "runtime_extension, min_gain, disruptive_gap, max_step, answer_timeout, move)");
+               "runtime_extension, min_gain, disruptive_gap, max_step, answer_timeout, move, "
+               "cpu_forecast, forecast_short_cost)");
   EXPECT_ERROR("[scaling]\nenabled = \"yes\"\n", "scaling.enabled",
                "expected a boolean (true or false), got string");
   EXPECT_ERROR("[scaling]\nmemory_horizon = \"0s\"\n", "scaling.memory_horizon",

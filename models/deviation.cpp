@@ -35,14 +35,24 @@ std::string fmt(const char* f, auto... args) {
   return buf;
 }
 
-double cores(millicores m) { return static_cast<double>(m) / 1000.0; }
-double mibs(bytes_t b) { return static_cast<double>(b) / static_cast<double>(mib); }
-double minutes(usec d) { return static_cast<double>(d) / (60.0 * sec_us); }
+double cores(millicores m) {
+  return static_cast<double>(m) / 1000.0;
+}
+double mibs(bytes_t b) {
+  return static_cast<double>(b) / static_cast<double>(mib);
+}
+double minutes(usec d) {
+  return static_cast<double>(d) / (60.0 * sec_us);
+}
 
 /// Rounds up, forgiving the last bits of a product (850 * 1.1 is 935, not 936).
-std::int64_t up(double x) { return static_cast<std::int64_t>(std::ceil(x - 1e-6)); }
+std::int64_t up(double x) {
+  return static_cast<std::int64_t>(std::ceil(x - 1e-6));
+}
 
-millicores peak_of(const usage_point& p) { return std::max(p.cpu_peak, p.cpu); }
+millicores peak_of(const usage_point& p) {
+  return std::max(p.cpu_peak, p.cpu);
+}
 
 } // namespace
 
@@ -63,14 +73,16 @@ const char* to_string(scaling_kind k) {
 }
 
 deviation_detector::deviation_detector(job_holding held, deviation_options o)
-    : held_(held), opt_(o) {}
+    : held_(held), opt_(o), sizer_(o.forecast) {}
 
 void deviation_detector::observe(const usage_point& p) {
   if (!samples_.empty() && p.at <= samples_.back().at)
     return; // out of order or repeated: the windows assume increasing times
   samples_.push_back(p);
-  const usec keep = std::max({opt_.memory_window, opt_.throttle_window, opt_.cpu_size_window,
-                              opt_.shrink_window});
+  if (opt_.forecast.enabled)
+    sizer_.observe(p.at, peak_of(p), p.throttled || (held_.cpu > 0 && peak_of(p) >= held_.cpu));
+  const usec keep = std::max(
+      {opt_.memory_window, opt_.throttle_window, opt_.cpu_size_window, opt_.shrink_window});
   while (samples_.size() > 1 && samples_.front().at < p.at - keep)
     samples_.pop_front();
 }
@@ -131,8 +143,8 @@ std::optional<scaling_need> deviation_detector::memory_need(usec now) const {
                        "%.1f min (horizon %.0f min); %.0f MiB covers the trend for %.0f min "
                        "plus %.0f %%",
                        mibs(samples_.back().memory), slope * 60 / mib, mibs(held_.memory),
-                       (limit - at_now) / slope / 60, minutes(opt_.memory_horizon),
-                       mibs(n.memory), cover_s / 60, opt_.memory_margin * 100)
+                       (limit - at_now) / slope / 60, minutes(opt_.memory_horizon), mibs(n.memory),
+                       cover_s / 60, opt_.memory_margin * 100)
                  : fmt("memory at %.0f MiB is at its %.0f MiB limit; %.0f MiB gives %.0f %% "
                        "headroom",
                        mibs(samples_.back().memory), mibs(held_.memory), mibs(n.memory),
@@ -150,8 +162,8 @@ std::optional<scaling_need> deviation_detector::runtime_need(usec now) const {
   n.kind = scaling_kind::overrun_runtime;
   n.cpu = held_.cpu;
   n.memory = held_.memory;
-  n.runtime_hi = static_cast<usec>(
-      std::ceil(static_cast<double>(elapsed) * (1 + opt_.runtime_extension)));
+  n.runtime_hi =
+      static_cast<usec>(std::ceil(static_cast<double>(elapsed) * (1 + opt_.runtime_extension)));
   n.reason = fmt("running for %.1f min, past the predicted upper end of %.1f min; "
                  "extending it to %.1f min (+%.0f %% of the elapsed time)",
                  minutes(elapsed), minutes(held_.runtime_hi), minutes(n.runtime_hi),
@@ -173,8 +185,8 @@ millicores deviation_detector::cpu_size(usec from) const {
     return 0;
   std::sort(peaks.begin(), peaks.end());
   // The smallest value with at least `cpu_quantile` of the peaks at or below it.
-  auto k = static_cast<std::size_t>(
-      std::ceil(opt_.cpu_quantile * static_cast<double>(peaks.size())));
+  auto k =
+      static_cast<std::size_t>(std::ceil(opt_.cpu_quantile * static_cast<double>(peaks.size())));
   const millicores q = peaks[std::clamp<std::size_t>(k, 1, peaks.size()) - 1];
   return up(static_cast<double>(q) * (1 + opt_.cpu_margin));
 }
@@ -188,8 +200,7 @@ std::optional<scaling_need> deviation_detector::cpu_grow_need(usec now) const {
       ++seen;
       throttled += s.throttled || peak_of(s) >= held_.cpu;
     }
-  if (seen == 0 ||
-      static_cast<double>(throttled) < opt_.throttle_share * static_cast<double>(seen))
+  if (seen == 0 || static_cast<double>(throttled) < opt_.throttle_share * static_cast<double>(seen))
     return std::nullopt;
   const millicores stepped = up(static_cast<double>(held_.cpu) * opt_.grow_step);
   scaling_need n;
@@ -202,6 +213,33 @@ std::optional<scaling_need> deviation_detector::cpu_grow_need(usec now) const {
                  "%.3f cores (recent peaks + %.0f %%, at least x%.2f)",
                  cores(held_.cpu), throttled, seen, minutes(opt_.throttle_window), cores(n.cpu),
                  opt_.cpu_margin * 100, opt_.grow_step);
+  return n;
+}
+
+std::optional<scaling_need> deviation_detector::cpu_forecast_need(const forecast_size& f) const {
+  if (held_.cpu <= 0)
+    return std::nullopt;
+  const millicores want = cap_cpu(f.cpu);
+  if (want == held_.cpu)
+    return std::nullopt;
+  scaling_need n;
+  n.kind = want > held_.cpu ? scaling_kind::grow_cpu : scaling_kind::shrink;
+  n.cpu = want;
+  n.memory = held_.memory;
+  n.runtime_hi = held_.runtime_hi;
+  n.disruptive = !held_.cpu_in_place;
+  const std::string basis = f.period > 0 ? fmt("a rise recurring every %.0f min (%.3f cores)",
+                                               minutes(f.period), cores(f.forecast))
+                                         : std::string("the recent level");
+  n.reason = fmt("forecast for the next %.0f min: %s, level %.3f cores, + %.3f cores of headroom "
+                 "(short in %.1f %% of the last %zu intervals)%s; %.3f cores",
+                 minutes(opt_.forecast.step), basis.c_str(), cores(f.level), cores(f.headroom),
+                 f.short_share * 100, opt_.forecast.residual_window,
+                 f.throttled ? fmt(", at least x%.2f after an interval at the limit",
+                                   opt_.forecast.throttled_step)
+                                   .c_str()
+                             : "",
+                 cores(n.cpu));
   return n;
 }
 
@@ -224,13 +262,12 @@ std::optional<scaling_need> deviation_detector::shrink_need(usec now) const {
   n.cpu = held_.cpu;
   n.memory = held_.memory;
   n.runtime_hi = held_.runtime_hi;
-  if (held_.cpu > 0)
+  if (held_.cpu > 0 && !forecast_) // with a forecast, the sizer alone sizes CPU
     n.cpu = std::min(held_.cpu, cap_cpu(cpu_size(from)));
   // Memory that is still rising is not low use, even under its limit: a shrink now
   // would be undone by a grow later.
   const double rise = memory_slope() * static_cast<double>(opt_.shrink_window) / sec_us;
-  if (held_.memory > 0 && mem_peak > 0 &&
-      rise < opt_.min_gain * static_cast<double>(held_.memory))
+  if (held_.memory > 0 && mem_peak > 0 && rise < opt_.min_gain * static_cast<double>(held_.memory))
     n.memory = std::min(held_.memory,
                         round_up_mib(static_cast<double>(mem_peak) * (1 + opt_.memory_margin)));
   n.disruptive = (n.cpu != held_.cpu && !held_.cpu_in_place) ||
@@ -282,15 +319,20 @@ bool deviation_detector::gate(scaling_need& n, usec now) {
 
 std::optional<scaling_need> deviation_detector::check(usec now) {
   held_back_.clear();
-  for (auto candidate : {memory_need(now), runtime_need(now), cpu_grow_need(now),
-                         shrink_need(now)})
+  forecast_.reset();
+  if (opt_.forecast.enabled) {
+    sizer_.advance(now);
+    forecast_ = sizer_.size();
+  }
+  for (auto candidate :
+       {memory_need(now), runtime_need(now),
+        forecast_ ? cpu_forecast_need(*forecast_) : cpu_grow_need(now), shrink_need(now)})
     if (candidate && gate(*candidate, now))
       return candidate;
   return std::nullopt;
 }
 
-void deviation_detector::applied(const scaling_need& need, const job_holding& granted,
-                                 usec now) {
+void deviation_detector::applied(const scaling_need& need, const job_holding& granted, usec now) {
   const bool resized = granted.cpu != held_.cpu || granted.memory != held_.memory;
   held_ = granted;
   if (resized)

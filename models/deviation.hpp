@@ -25,6 +25,10 @@
 ///        |-- yes --> grow_cpu (to max(q-quantile of peaks * (1 + cpu_margin),
 ///        |                        limit * grow_step))
 ///        v
+///   (with `forecast.enabled` and a sizer that has history, the two CPU rules are
+///    replaced: grow_cpu / shrink to the forecast sizer's size, models/forecast_sizer.hpp)
+///        |
+///        v
 ///   sustained low use: a whole `shrink_window` since the last change without
 ///     throttling, and the q-quantile of its peaks * (1 + cpu_margin) (memory: its
 ///     peak * (1 + memory_margin)) is below what is held ?
@@ -46,6 +50,7 @@
 /// slope (the median of pairwise slopes) ignores a few outliers where a least-squares
 /// slope would follow them, so a single spike does not look like a trend.
 
+#include "models/forecast_sizer.hpp"
 #include "protocol/amounts.hpp"
 
 #include <cstdint>
@@ -72,10 +77,10 @@ struct usage_point {
 
 /// What the job holds now, and what was predicted for it.
 struct job_holding {
-  millicores cpu = 0;   ///< CPU limit (0: not managed)
-  bytes_t memory = 0;   ///< memory limit (0: not managed)
+  millicores cpu = 0; ///< CPU limit (0: not managed)
+  bytes_t memory = 0; ///< memory limit (0: not managed)
   usec started_at = 0;
-  usec runtime_hi = 0;  ///< upper end of the predicted run-time interval (0: none)
+  usec runtime_hi = 0;    ///< upper end of the predicted run-time interval (0: none)
   millicores cpu_max = 0; ///< the most CPU any change may propose (0: no cap)
   /// Whether the current provider can change the resource without restarting the job
   /// (a cgroup limit, `scontrol update`); a change that cannot is disruptive.
@@ -87,9 +92,9 @@ struct job_holding {
 /// A need to change a running job's resources, with the proposed amounts.
 struct scaling_need {
   scaling_kind kind = scaling_kind::grow_cpu;
-  millicores cpu = 0;   ///< proposed CPU limit (the held one when unchanged)
-  bytes_t memory = 0;   ///< proposed memory limit (the held one when unchanged)
-  usec runtime_hi = 0;  ///< proposed upper end of the run time (the held one when unchanged)
+  millicores cpu = 0;      ///< proposed CPU limit (the held one when unchanged)
+  bytes_t memory = 0;      ///< proposed memory limit (the held one when unchanged)
+  usec runtime_hi = 0;     ///< proposed upper end of the run time (the held one when unchanged)
   bool disruptive = false; ///< needs a restart or a move: counts against the hourly budget
   std::string reason;      ///< for a person: what was seen and why this amount
   friend bool operator==(const scaling_need&, const scaling_need&) = default;
@@ -108,18 +113,21 @@ struct deviation_options {
   // run time
   double runtime_extension = 0.25; ///< new upper end = elapsed * (1 + this)
   // CPU
-  usec throttle_window = 5 * 60 * sec_us; ///< the window throttling must fill ...
-  double throttle_share = 0.5;            ///< ... at least this share of
-  double grow_step = 1.5;                 ///< a throttled job grows at least this much
-  double cpu_quantile = 1.0;              ///< the quantile of recent peaks a size covers
-  double cpu_margin = 0.10;               ///< headroom over that quantile
+  usec throttle_window = 5 * 60 * sec_us;  ///< the window throttling must fill ...
+  double throttle_share = 0.5;             ///< ... at least this share of
+  double grow_step = 1.5;                  ///< a throttled job grows at least this much
+  double cpu_quantile = 1.0;               ///< the quantile of recent peaks a size covers
+  double cpu_margin = 0.10;                ///< headroom over that quantile
   usec cpu_size_window = 60 * 60 * sec_us; ///< the peaks a grown size is drawn from
   // shrink
   usec shrink_window = 60 * 60 * sec_us; ///< sustained low use for this long
   // hysteresis
-  double min_gain = 0.05;                  ///< no change for less than 5 %
-  usec disruptive_gap = 60 * 60 * sec_us;  ///< at most one disruptive action per hour
-  usec in_place_gap = 0;                   ///< between two in-place changes
+  double min_gain = 0.05;                 ///< no change for less than 5 %
+  usec disruptive_gap = 60 * 60 * sec_us; ///< at most one disruptive action per hour
+  usec in_place_gap = 0;                  ///< between two in-place changes
+  /// CPU sized by forecast (models/forecast_sizer.hpp) instead of the reactive
+  /// grow-when-throttled / shrink-after-low-use rules, once the sizer has history.
+  forecast_options forecast;
 };
 
 /// Raises scaling needs for one running job. Feed it samples in time order with
@@ -140,6 +148,9 @@ public:
   const deviation_options& options() const { return opt_; }
   /// Why the last candidate the gate held back was held back ("" when none was).
   const std::string& held_back() const { return held_back_; }
+  /// The forecast sizer's proposal at the last check (none when it is off or has too
+  /// little history).
+  const std::optional<forecast_size>& forecast() const { return forecast_; }
   /// The Theil-Sen memory slope (bytes per second) over the memory window; 0 with
   /// fewer than `memory_min_samples` samples.
   double memory_slope() const;
@@ -148,6 +159,7 @@ private:
   std::optional<scaling_need> memory_need(usec now) const;
   std::optional<scaling_need> runtime_need(usec now) const;
   std::optional<scaling_need> cpu_grow_need(usec now) const;
+  std::optional<scaling_need> cpu_forecast_need(const forecast_size& s) const;
   std::optional<scaling_need> shrink_need(usec now) const;
   bool gate(scaling_need& n, usec now);
   millicores cpu_size(usec from) const;
@@ -156,9 +168,11 @@ private:
   job_holding held_;
   deviation_options opt_;
   std::deque<usage_point> samples_;
+  forecast_sizer sizer_;
   usec last_change_ = -1;
   usec last_disruptive_ = -1;
   std::string held_back_;
+  std::optional<forecast_size> forecast_;
 };
 
 } // namespace tender

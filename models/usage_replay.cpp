@@ -63,6 +63,7 @@ deviation_options replay_tuned_detector() {
   o.shrink_window = 10 * 60 * sec_us;
   o.throttle_window = 15 * 60 * sec_us;
   o.throttle_share = 1.0;
+  o.forecast.enabled = true;
   return o;
 }
 
@@ -99,8 +100,9 @@ bool read_usage_series(const std::string& path, usage_series& out, std::string& 
       continue;
     }
     if (f.size() != out.ids.size() + 1)
-      return fail("expected " + std::to_string(out.ids.size() + 1) + " fields (the reading index and " +
-                  std::to_string(out.ids.size()) + " VMs), found " + std::to_string(f.size()));
+      return fail("expected " + std::to_string(out.ids.size() + 1) +
+                  " fields (the reading index and " + std::to_string(out.ids.size()) +
+                  " VMs), found " + std::to_string(f.size()));
     const std::size_t expected_index = out.readings() + 1;
     std::size_t index = 0;
     auto [ip, iec] = std::from_chars(f[0].data(), f[0].data() + f[0].size(), index);
@@ -165,11 +167,11 @@ bool replay_allocations(const std::vector<millicores>& mean, const std::vector<m
       add(i, samples[i]);
     auto recommend = [&](std::size_t observed, millicores& target, millicores& lower,
                          millicores& upper) {
-      const double days = static_cast<double>(observed) * static_cast<double>(o.interval) /
-                          (86400.0 * sec_us);
+      const double days =
+          static_cast<double>(observed) * static_cast<double>(o.interval) / (86400.0 * sec_us);
       target = clamp(to_millicores(h.percentile(0.9) * (1 + vpa_margin)));
-      lower = clamp(to_millicores(h.percentile(0.5) * (1 + vpa_margin) *
-                                  std::pow(1 + 0.001 / days, -2.0)));
+      lower = clamp(
+          to_millicores(h.percentile(0.5) * (1 + vpa_margin) * std::pow(1 + 0.001 / days, -2.0)));
       upper = clamp(to_millicores(h.percentile(0.95) * (1 + vpa_margin) * (1 + 1 / days)));
     };
     millicores a = 0, lo = 0, hi = 0;
@@ -182,9 +184,9 @@ bool replay_allocations(const std::vector<millicores>& mean, const std::vector<m
       millicores target = 0;
       recommend(i + 1, target, lo, hi);
       const bool outside = a < lo || a > hi;
-      const bool stale = now - started >= vpa_min_lifetime &&
-                         std::abs(static_cast<double>(target - a)) >=
-                             vpa_min_change * static_cast<double>(a);
+      const bool stale =
+          now - started >= vpa_min_lifetime &&
+          std::abs(static_cast<double>(target - a)) >= vpa_min_change * static_cast<double>(a);
       if ((outside || stale) && target != a) {
         a = target;
         started = now;
@@ -225,8 +227,8 @@ bool replay_allocations(const std::vector<millicores>& mean, const std::vector<m
   return false;
 }
 
-bool replay_usage(const usage_series& mean, const usage_series* peak,
-                  const usage_replay_options& o, usage_replay_report& out, std::string& error) {
+bool replay_usage(const usage_series& mean, const usage_series* peak, const usage_replay_options& o,
+                  usage_replay_report& out, std::string& error) {
   if (peak && (peak->ids != mean.ids || peak->readings() != mean.readings())) {
     error = peak->path + ": not the same VMs and readings as " + mean.path + " (" +
             std::to_string(peak->ids.size()) + " VMs x " + std::to_string(peak->readings()) +

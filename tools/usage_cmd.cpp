@@ -19,9 +19,12 @@ struct usage_args {
   usage_replay_options opt;
   // The detector's windows, in minutes on the command line.
   double throttle_window_min = -1, size_window_min = -1, shrink_window_min = -1;
+  bool no_forecast = false;
 };
 
-usec minutes_to_us(double m) { return static_cast<usec>(std::llround(m * 60.0 * sec_us)); }
+usec minutes_to_us(double m) {
+  return static_cast<usec>(std::llround(m * 60.0 * sec_us));
+}
 
 int run_replay_usage(usage_args a) {
   if (a.throttle_window_min >= 0)
@@ -30,6 +33,8 @@ int run_replay_usage(usage_args a) {
     a.opt.tender.cpu_size_window = minutes_to_us(a.size_window_min);
   if (a.shrink_window_min >= 0)
     a.opt.tender.shrink_window = minutes_to_us(a.shrink_window_min);
+  if (a.no_forecast)
+    a.opt.tender.forecast.enabled = false;
   usage_series mean, peak;
   std::string err;
   if (!read_usage_series(a.usage, mean, err)) {
@@ -58,12 +63,12 @@ void add_usage_commands(CLI::App& app, std::function<int()>& action) {
   auto args = std::make_shared<usage_args>();
   auto& o = args->opt;
   auto& t = o.tender;
-  auto* c = app.add_subcommand(
-      "replay-usage", "Real usage series under static, VPA-style and tender's allocation");
-  c->add_option("--usage", args->usage, "Mean CPU % per reading (CSV, plain or gzip)")
-      ->required();
-  c->add_option("--max", args->max, "Peak CPU % per reading, same VMs (shortage is counted "
-                                    "against it)");
+  auto* c = app.add_subcommand("replay-usage",
+                               "Real usage series under static, VPA-style and tender's allocation");
+  c->add_option("--usage", args->usage, "Mean CPU % per reading (CSV, plain or gzip)")->required();
+  c->add_option("--max", args->max,
+                "Peak CPU % per reading, same VMs (shortage is counted "
+                "against it)");
   c->add_flag("--json", args->json, "Machine-readable output");
   c->add_option("--cores", o.vm_cores, "Cores of a VM: p % = p * cores * 10 millicores")
       ->check(CLI::PositiveNumber)
@@ -77,8 +82,8 @@ void add_usage_commands(CLI::App& app, std::function<int()>& action) {
   c->add_flag("--restarts", o.tender_restarts,
               "Count every tender resize as a restart (disruptive)");
   c->add_option("--throttle-window", args->throttle_window_min,
-                "tender: minutes of throttling looked at (default "
-                    + std::to_string(t.throttle_window / (60 * sec_us)) + ")");
+                "tender: minutes of throttling looked at (default " +
+                    std::to_string(t.throttle_window / (60 * sec_us)) + ")");
   c->add_option("--throttle-share", t.throttle_share, "tender: share throttled to grow")
       ->capture_default_str();
   c->add_option("--grow-step", t.grow_step, "tender: least growth factor when throttled")
@@ -88,12 +93,34 @@ void add_usage_commands(CLI::App& app, std::function<int()>& action) {
   c->add_option("--cpu-margin", t.cpu_margin, "tender: headroom over that quantile")
       ->capture_default_str();
   c->add_option("--size-window", args->size_window_min,
-                "tender: minutes of peaks a grown size covers (default "
-                    + std::to_string(t.cpu_size_window / (60 * sec_us)) + ")");
+                "tender: minutes of peaks a grown size covers (default " +
+                    std::to_string(t.cpu_size_window / (60 * sec_us)) + ")");
   c->add_option("--shrink-window", args->shrink_window_min,
-                "tender: minutes of low use before shrinking (default "
-                    + std::to_string(t.shrink_window / (60 * sec_us)) + ")");
+                "tender: minutes of low use before shrinking (default " +
+                    std::to_string(t.shrink_window / (60 * sec_us)) + ")");
   c->add_option("--min-gain", t.min_gain, "tender: no change for less than this share")
+      ->capture_default_str();
+  c->add_flag("--no-forecast", args->no_forecast,
+              "tender: the reactive rules only (no forecast sizer)");
+  c->add_option("--short-cost", t.forecast.short_cost,
+                "tender forecast: millicores of headroom one short interval is worth")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  c->add_option("--level-window", t.forecast.level_window,
+                "tender forecast: intervals the level is the median of")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--residual-window", t.forecast.residual_window,
+                "tender forecast: intervals of residuals the headroom is chosen on")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--repeats", t.forecast.repeats,
+                "tender forecast: periods a rise must have recurred in")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--throttled-step", t.forecast.throttled_step,
+                "tender forecast: least growth after an interval at the limit")
+      ->check(CLI::Range(1.0, 10.0))
       ->capture_default_str();
   c->callback([&action, args] { action = [args] { return run_replay_usage(*args); }; });
 }
