@@ -31,7 +31,10 @@ std::string node_context::new_id(const char* prefix) {
 
 prediction node_context::predict(const job_spec& spec, const resource_profile& measured) {
   std::lock_guard<std::mutex> g(mu_);
-  return predictor_->predict(spec, measured, clock());
+  const usec now = clock();
+  auto p = predictor_->predict(spec, measured, now);
+  predictor_->submitted(spec, now); // later jobs of the user see this one in flight
+  return p;
 }
 
 void node_context::observe(const finished_job& j) {

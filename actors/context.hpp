@@ -42,7 +42,8 @@ struct node_context {
   std::string new_id(const char* prefix);
 
   /// The predictor, behind a lock. Every finished job it observes is also kept as
-  /// training data for retraining.
+  /// training data for retraining. `predict` is called once per job, when it is
+  /// profiled after submission: the predictor then counts the job as submitted.
   prediction predict(const job_spec& spec, const resource_profile& measured);
   void observe(const finished_job& j);
   void set_predictor(std::unique_ptr<predictor> p);

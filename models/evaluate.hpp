@@ -32,7 +32,7 @@ struct eval_options {
   double train_frac = 0.7;
   model_config model;
   std::size_t recal_window = 2000; ///< finished jobs kept for online recalibration
-  /// Refit the point model on every job finished so far after this many test
+  /// Refit the boosters on every job finished so far after this many test
   /// submissions (0 = never), as the agent retrains on its finished jobs.
   std::size_t retrain_every = 4000;
   /// Refits use at most this many of the most recent finished jobs (0 = all).

@@ -6,6 +6,8 @@ namespace tender {
 
 predictor::~predictor() = default;
 
+void predictor::submitted(const job_spec&, usec) {}
+
 prediction baseline_predictor::predict(const job_spec& spec, const resource_profile& measured,
                                        usec) const {
   prediction p;

@@ -38,6 +38,10 @@ public:
   virtual prediction predict(const job_spec& spec, const resource_profile& measured,
                              usec now) const = 0;
   virtual void observe(const finished_job& job) = 0;
+  /// A job was accepted at `at`, before it runs: predictors with per-user state (jobs
+  /// of the user in flight, time since the last submission) learn of it now; the same
+  /// job's `observe` later carries `submitted_at == at`. The default ignores it.
+  virtual void submitted(const job_spec& spec, usec at);
   virtual std::string version() const = 0;
 };
 

@@ -15,10 +15,11 @@ namespace tender {
 namespace {
 
 constexpr const char* format_name = "tender-runtime-model";
-constexpr int format_version = 3;
+constexpr int format_version = 4;
 // Booster order inside the model and the file.
-constexpr std::array<const char*, 2> booster_names = {"point", "spread"};
-constexpr double min_spread = 0.05; // log units: keeps normalized scores finite
+constexpr std::array<const char*, 5> booster_names = {"point", "q05", "q95", "q10", "q90"};
+constexpr std::array<double, 4> quantile_levels = {0.05, 0.95, 0.10, 0.90};
+constexpr double min_width = 0.05; // log units: keeps scaled (CQR-r) scores finite
 
 using xgb::dmatrix;
 
@@ -107,8 +108,11 @@ nlohmann::json model_config::to_json() const {
           {"subsample", subsample},
           {"colsample", colsample},
           {"max_bin", max_bin},
-          {"spread_rounds", spread_rounds},
-          {"spread_max_depth", spread_max_depth},
+          {"quantile_rounds", quantile_rounds},
+          {"quantile_max_depth", quantile_max_depth},
+          {"quantile_eta", quantile_eta},
+          {"quantile_min_rows", quantile_min_rows},
+          {"conformal", conformal},
           {"recency_halflife", recency_halflife},
           {"calibration_frac", calibration_frac},
           {"seed", seed},
@@ -175,54 +179,82 @@ double sec(double l) {
 
 } // namespace
 
-runtime_estimate to_estimate(const raw_prediction& r, double add90, double add80, double req,
-                             bool cap_interval) {
-  runtime_estimate e;
-  e.median = sec(r.median);
-  e.lo90 = sec(r.q05 - add90);
-  e.hi90 = sec(r.q95 + add90);
-  e.lo80 = sec(r.q10 - add80);
-  e.hi80 = sec(r.q90 + add80);
-  return order_and_cap(e, req, cap_interval ? req : -1);
-}
-
 runtime_estimate to_estimate(const raw_prediction& r, const calibration& c, double req,
                              double cap_s) {
+  const double w90 = c.scaled ? std::max(min_width, r.q95 - r.q05) : 1.0;
+  const double w80 = c.scaled ? std::max(min_width, r.q90 - r.q10) : 1.0;
+  const double lo80 = r.q10 - c.lo80 * w80, hi80 = r.q90 + c.hi80 * w80;
   runtime_estimate e;
-  const double m = r.median, s = r.spread;
-  e.median = sec(m);
-  e.lo90 = sec(m - c.lo90 * s);
-  e.hi90 = sec(m + c.hi90 * s);
-  e.lo80 = sec(m - c.lo80 * s);
-  e.hi80 = sec(m + c.hi80 * s);
+  e.median = sec(r.median);
+  e.lo90 = sec(std::min(r.q05 - c.lo90 * w90, lo80));
+  e.hi90 = sec(std::max(r.q95 + c.hi90 * w90, hi80));
+  e.lo80 = sec(lo80);
+  e.hi80 = sec(hi80);
   return order_and_cap(e, req, cap_s);
 }
 
-calibration normalized_calibration(const std::vector<double>& lo, const std::vector<double>& hi) {
+std::string calibration::mode() const {
+  return std::string(symmetric ? "symmetric" : "asymmetric") + (scaled ? "-scaled" : "");
+}
+
+bool calibration::set_mode(const std::string& name) {
+  auto base = name;
+  bool sc = false;
+  const std::string suffix = "-scaled";
+  if (base.size() > suffix.size() &&
+      base.compare(base.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    sc = true;
+    base.resize(base.size() - suffix.size());
+  }
+  if (base != "symmetric" && base != "asymmetric")
+    return false;
+  symmetric = base == "symmetric";
+  scaled = sc;
+  return true;
+}
+
+calibration conformal_calibration(const std::vector<raw_prediction>& r,
+                                  const std::vector<double>& y, const calibration& mode) {
   calibration c;
-  c.lo90 = conformal_quantile(lo, 0.05);
-  c.hi90 = conformal_quantile(hi, 0.05);
-  c.lo80 = conformal_quantile(lo, 0.10);
-  c.hi80 = conformal_quantile(hi, 0.10);
-  c.n = lo.size();
+  c.symmetric = mode.symmetric;
+  c.scaled = mode.scaled;
+  c.n = std::min(r.size(), y.size());
+  // Scores of one interval [lo, hi]; each side misses alpha / 2 (or both together alpha).
+  auto side = [&](double raw_prediction::*lo, double raw_prediction::*hi, double alpha,
+                  double& out_lo, double& out_hi) {
+    std::vector<double> below(c.n), above(c.n);
+    for (std::size_t i = 0; i < c.n; ++i) {
+      const double w = c.scaled ? std::max(min_width, r[i].*hi - r[i].*lo) : 1.0;
+      below[i] = (r[i].*lo - y[i]) / w;
+      above[i] = (y[i] - r[i].*hi) / w;
+    }
+    if (c.symmetric) {
+      for (std::size_t i = 0; i < c.n; ++i)
+        below[i] = std::max(below[i], above[i]);
+      out_lo = out_hi = conformal_quantile(std::move(below), alpha);
+    } else {
+      out_lo = conformal_quantile(std::move(below), alpha / 2);
+      out_hi = conformal_quantile(std::move(above), alpha / 2);
+    }
+  };
+  side(&raw_prediction::q05, &raw_prediction::q95, 0.10, c.lo90, c.hi90);
+  side(&raw_prediction::q10, &raw_prediction::q90, 0.20, c.lo80, c.hi80);
   return c;
 }
 
 void conformal_window::add(const raw_prediction& r, double runtime_s) {
-  double y = std::log1p(std::max(0.0, runtime_s));
-  double s = std::max(min_spread, r.spread);
-  lo_.push_back((r.median - y) / s);
-  hi_.push_back((y - r.median) / s);
-  while (lo_.size() > size_) {
-    lo_.pop_front();
-    hi_.pop_front();
+  r_.push_back(r);
+  y_.push_back(std::log1p(std::max(0.0, runtime_s)));
+  while (r_.size() > size_) {
+    r_.pop_front();
+    y_.pop_front();
   }
 }
 
 calibration conformal_window::current(const calibration& fallback, std::size_t min_n) const {
-  if (lo_.size() < min_n)
+  if (r_.size() < min_n)
     return fallback;
-  return normalized_calibration({lo_.begin(), lo_.end()}, {hi_.begin(), hi_.end()});
+  return conformal_calibration({r_.begin(), r_.end()}, {y_.begin(), y_.end()}, fallback);
 }
 
 // ---- flat_forest ----------------------------------------------------------------
@@ -440,49 +472,126 @@ bool fit_point(const std::vector<feature_vector>& x, const std::vector<double>& 
   return fit_booster(d, label, w, cfg, "reg:absoluteerror", cfg.rounds, point, error, tick);
 }
 
-/// Trains the spread booster on the point booster's in-sample log residuals.
-bool fit_spread(const std::vector<feature_vector>& x, const std::vector<double>& y,
-                std::size_t from, std::size_t to, DMatrixHandle d, const model_config& cfg,
-                const booster& point, booster& spread, std::string& error,
-                const std::function<void()>& tick) {
+/// Trains the quantile boosters (q05, q95, q10, q90) on rows [from, to) of `x` (`d`
+/// holds those rows) with the pinball loss in log1p space, each starting from the
+/// point booster's prediction plus the residuals' overall quantile (see the header for
+/// the hessian).
+bool fit_quantiles(const std::vector<feature_vector>& x, const std::vector<double>& y,
+                   std::size_t from, std::size_t to, DMatrixHandle d, const model_config& cfg,
+                   const booster& point, std::array<booster, 4>& q, std::string& error,
+                   const std::function<void()>& tick) {
   const std::size_t n = to - from;
-  bst_ulong len = 0;
-  const float* res = nullptr;
-  if (XGBoosterPredict(point.h, d, 0, 0, 0, &len, &res) != 0 || len != n) {
-    error = xgb::error("predicting the training rows failed");
+  std::vector<float> m(n), ylog(n), w(n);
+  std::vector<double> resid(n);
+  {
+    bst_ulong len = 0;
+    const float* res = nullptr;
+    if (XGBoosterPredict(point.h, d, 0, 0, 0, &len, &res) != 0 || len != n) {
+      error = xgb::error("predicting the training rows failed");
+      return false;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      m[i] = static_cast<float>(std::log1p(point_seconds(res[i], x[from + i], cfg.point_target)));
+      ylog[i] = static_cast<float>(std::log1p(std::max(0.0, y[from + i])));
+      resid[i] = static_cast<double>(ylog[i]) - m[i];
+      w[i] = static_cast<float>(recency(cfg, i, n));
+    }
+  }
+  if (XGDMatrixSetFloatInfo(d, "label", ylog.data(), n) != 0 ||
+      XGDMatrixSetFloatInfo(d, "weight", w.data(), n) != 0) {
+    error = xgb::error("cannot set labels");
     return false;
   }
-  std::vector<float> label(n), w(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    double m = std::log1p(point_seconds(res[i], x[from + i], cfg.point_target));
-    label[i] = static_cast<float>(std::abs(std::log1p(std::max(0.0, y[from + i])) - m));
-    w[i] = static_cast<float>(recency(cfg, i, n));
+  std::vector<float> margin(n), grad(n), hess(n);
+  for (std::size_t k = 0; k < q.size(); ++k) {
+    const double tau = quantile_levels[k];
+    const double base = quantile_of(resid, tau);
+    // Mean excess beyond the quantile on its tail's side: an exponential tail's scale.
+    double excess = 0, n_tail = 0;
+    for (double r : resid)
+      if (tau > 0.5 ? r > base : r < base) {
+        excess += std::abs(r - base);
+        n_tail += 1;
+      }
+    const double b = std::max(0.05, n_tail > 0 ? excess / n_tail : 1.0);
+    const double h = std::min(tau, 1 - tau) / b;
+    for (std::size_t i = 0; i < n; ++i)
+      margin[i] = m[i] + static_cast<float>(base);
+    if (XGDMatrixSetFloatInfo(d, "base_margin", margin.data(), n) != 0) {
+      error = xgb::error("cannot set the base margin");
+      return false;
+    }
+    if (XGBoosterCreate(&d, 1, &q[k].h) != 0) {
+      error = xgb::error("cannot create booster");
+      return false;
+    }
+    auto qc = cfg;
+    qc.max_depth = cfg.quantile_max_depth;
+    qc.eta = cfg.quantile_eta;
+    qc.min_child_weight = cfg.quantile_min_rows * h;
+    if (!set_params(q[k].h, qc, "reg:squarederror", base, error))
+      return false;
+    char lambda[64];
+    std::snprintf(lambda, sizeof lambda, "%.9g", h);
+    if (XGBoosterSetParam(q[k].h, "reg_lambda", lambda) != 0 ||
+        XGBoosterSetParam(q[k].h, "max_delta_step", "1") != 0) {
+      error = xgb::error("cannot set the quantile parameters");
+      return false;
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      hess[i] = static_cast<float>(h) * w[i];
+    for (int it = 0; it < cfg.quantile_rounds; ++it) {
+      bst_ulong len = 0;
+      const float* pred = nullptr;
+      if (XGBoosterPredict(q[k].h, d, 1, 0, 1, &len, &pred) != 0 || len != n) {
+        error = xgb::error("predicting the training margins failed");
+        return false;
+      }
+      const auto t = static_cast<float>(tau);
+      for (std::size_t i = 0; i < n; ++i)
+        grad[i] = (ylog[i] < pred[i] ? 1.0f - t : -t) * w[i];
+      if (XGBoosterBoostOneIter(q[k].h, d, grad.data(), hess.data(), n) != 0) {
+        error = xgb::error(std::string("training the ") + booster_names[k + 1] +
+                           " quantile booster failed");
+        return false;
+      }
+      if (tick)
+        tick();
+    }
   }
-  auto sc = cfg;
-  sc.max_depth = cfg.spread_max_depth;
-  return fit_booster(d, label, w, sc, "reg:squarederror", cfg.spread_rounds, spread, error, tick);
+  return true;
 }
 
-/// Trains the point and spread boosters on rows [from, to).
-bool fit_pair(const std::vector<feature_vector>& x, const std::vector<double>& y, std::size_t from,
-              std::size_t to, const model_config& cfg, booster& point, booster& spread,
-              std::string& error, const std::function<void()>& tick) {
+/// Trains all boosters on rows [from, to).
+bool fit_all(const std::vector<feature_vector>& x, const std::vector<double>& y, std::size_t from,
+             std::size_t to, const model_config& cfg, booster& point, std::array<booster, 4>& q,
+             std::string& error, const std::function<void()>& tick) {
   dmatrix d;
   return make_dmatrix(x, from, to, d, error) &&
          fit_point(x, y, from, to, d.h, cfg, point, error, tick) &&
-         fit_spread(x, y, from, to, d.h, cfg, point, spread, error, tick);
+         fit_quantiles(x, y, from, to, d.h, cfg, point, q, error, tick);
+}
+
+std::array<BoosterHandle, booster_names.size()> release_all(booster& point,
+                                                            std::array<booster, 4>& q) {
+  return {point.release(), q[0].release(), q[1].release(), q[2].release(), q[3].release()};
 }
 
 } // namespace
 
-raw_prediction runtime_model::finish(const feature_vector& x, float point, float spread) const {
+raw_prediction runtime_model::finish(const feature_vector& x, const float* out) const {
   raw_prediction r;
-  r.median = std::log1p(point_seconds(point, x, point_target_));
-  r.spread = std::max(min_spread, static_cast<double>(spread));
-  r.q05 = r.median - cal_.lo90 * r.spread;
-  r.q95 = r.median + cal_.hi90 * r.spread;
-  r.q10 = r.median - cal_.lo80 * r.spread;
-  r.q90 = r.median + cal_.hi80 * r.spread;
+  r.median = std::log1p(point_seconds(out[0], x, point_target_));
+  // Quantiles in order (crossed ones rearranged, Chernozhukov et al. 2010).
+  std::array<double, 4> q = {r.median + out[1], r.median + out[3], r.median + out[4],
+                             r.median + out[2]};
+  std::sort(q.begin(), q.end());
+  // Each interval holds the point prediction (as the estimate will), so the conformal
+  // scores measure the intervals as they are given out.
+  r.q05 = std::min(q[0], r.median);
+  r.q10 = std::min(q[1], r.median);
+  r.q90 = std::max(q[2], r.median);
+  r.q95 = std::max(q[3], r.median);
   return r;
 }
 
@@ -498,13 +607,20 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
             "\" (auto, anchor, ratio, last2, seconds or log)";
     return false;
   }
+  calibration mode;
+  if (!mode.set_mode(cfg.conformal)) {
+    error = "unknown conformal mode \"" + cfg.conformal +
+            "\" (asymmetric, symmetric, asymmetric-scaled or symmetric-scaled)";
+    return false;
+  }
   const std::size_t n = x.size();
   const auto n_fit = std::clamp<std::size_t>(
       static_cast<std::size_t>(static_cast<double>(n) * (1 - cfg.calibration_frac)), 25, n - 25);
   std::vector<std::string> targets = {cfg.point_target};
   if (cfg.point_target == "auto")
     targets = {"ratio", "last2", "anchor"};
-  const int total = static_cast<int>(targets.size() + 1) * cfg.rounds + 2 * cfg.spread_rounds;
+  const int total =
+      static_cast<int>(targets.size() + 1) * cfg.rounds + 8 * std::max(0, cfg.quantile_rounds);
   int done = 0;
   std::function<void()> tick = [&] {
     ++done;
@@ -515,7 +631,8 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
   // Boosters fitted on the earlier rows, scored on the later ones: the point target
   // with the lower absolute error there (when "auto"), and the static calibration.
   runtime_model r;
-  std::vector<double> lo, hi;
+  std::vector<raw_prediction> cal_raw;
+  std::vector<double> cal_y;
   nlohmann::json selection = nlohmann::json::object();
   {
     dmatrix d;
@@ -548,34 +665,41 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
       }
     }
     c.point_target = r.point_target_;
-    booster s;
-    if (!fit_spread(x, y, 0, n_fit, d.h, c, best, s, error, tick))
+    std::array<booster, 4> q;
+    if (!fit_quantiles(x, y, 0, n_fit, d.h, c, best, q, error, tick))
       return false;
     runtime_model fit;
     fit.point_target_ = r.point_target_;
     fit.impl_ = std::make_unique<impl>();
-    fit.impl_->b = {best.release(), s.release()};
-    if (!fit.impl_->finish(0, error) || !fit.impl_->finish(1, error))
-      return false;
+    fit.impl_->b = release_all(best, q);
+    for (std::size_t k = 0; k < booster_names.size(); ++k)
+      if (!fit.impl_->finish(k, error))
+        return false;
     for (std::size_t i = n_fit; i < n; ++i) {
-      auto rp = fit.predict_one(x[i]);
-      double yl = std::log1p(std::max(0.0, y[i]));
-      lo.push_back((rp.median - yl) / rp.spread);
-      hi.push_back((yl - rp.median) / rp.spread);
+      cal_raw.push_back(fit.predict_one(x[i]));
+      cal_y.push_back(std::log1p(std::max(0.0, y[i])));
     }
   }
-  r.cal_ = normalized_calibration(lo, hi);
-  double raw_cov = 0;
-  for (std::size_t i = 0; i < lo.size(); ++i)
-    raw_cov += lo[i] <= r.cal_.lo90 && hi[i] <= r.cal_.hi90 ? 1 : 0;
+  r.cal_ = conformal_calibration(cal_raw, cal_y, mode);
+  // Coverage of the raw quantiles and of the calibrated intervals on the later slice.
+  double raw_cov = 0, cal_cov = 0;
+  for (std::size_t i = 0; i < cal_raw.size(); ++i) {
+    const double yl = cal_y[i];
+    raw_cov += cal_raw[i].q05 <= yl && yl <= cal_raw[i].q95 ? 1 : 0;
+    auto e = to_estimate(cal_raw[i], r.cal_, -1, -1);
+    const double ys = std::expm1(yl);
+    cal_cov += e.lo90 <= ys && ys <= e.hi90 ? 1 : 0;
+  }
+  const double n_cal = std::max<double>(1, static_cast<double>(cal_raw.size()));
 
   auto chosen = cfg;
   chosen.point_target = r.point_target_;
-  booster p, s;
-  if (!fit_pair(x, y, 0, n, chosen, p, s, error, tick))
+  booster p;
+  std::array<booster, 4> q;
+  if (!fit_all(x, y, 0, n, chosen, p, q, error, tick))
     return false;
   auto m = std::make_unique<impl>();
-  m->b = {p.release(), s.release()};
+  m->b = release_all(p, q);
   for (std::size_t k = 0; k < booster_names.size(); ++k)
     if (!m->finish(k, error))
       return false;
@@ -586,20 +710,22 @@ bool runtime_model::train(const std::vector<feature_vector>& x, const std::vecto
       {"xgboost_version", library_version()},
       {"features", feature_names()},
       {"target", "point: run time / scale (" + r.point_target_ +
-                     "), absolute error in seconds; spread: |log1p(run) - log1p(point)|"},
+                     "), absolute error in seconds; q05, q95, q10, q90: pinball loss on "
+                     "log1p(run time) from log1p(point)"},
       {"point_target_selection", selection},
       {"train_digest", digest_rows(x, y)},
       {"n_train", n},
-      {"n_calibration", lo.size()},
+      {"n_calibration", cal_raw.size()},
       {"config", chosen.to_json()},
       {"calibration",
-       {{"lo90", r.cal_.lo90},
+       {{"mode", r.cal_.mode()},
+        {"lo90", r.cal_.lo90},
         {"hi90", r.cal_.hi90},
         {"lo80", r.cal_.lo80},
         {"hi80", r.cal_.hi80}}},
       {"metrics",
-       {{"calibration_coverage90", lo.empty() ? 0.0 : raw_cov / static_cast<double>(lo.size())},
-        {"calibration_score_median", quantile_of(hi, 0.5)}}},
+       {{"calibration_coverage90", cal_cov / n_cal},
+        {"calibration_raw_quantile_coverage90", raw_cov / n_cal}}},
       {"model_digest", m->digest()},
   };
   r.impl_ = std::move(m);
@@ -619,11 +745,12 @@ bool runtime_model::refit(const std::vector<feature_vector>& x, const std::vecto
   }
   auto c = cfg;
   c.point_target = point_target_;
-  booster p, s;
-  if (!fit_pair(x, y, 0, x.size(), c, p, s, error, {}))
+  booster p;
+  std::array<booster, 4> q;
+  if (!fit_all(x, y, 0, x.size(), c, p, q, error, {}))
     return false;
   auto m = std::make_unique<impl>();
-  m->b = {p.release(), s.release()};
+  m->b = release_all(p, q);
   for (std::size_t k = 0; k < booster_names.size(); ++k)
     if (!m->finish(k, error))
       return false;
@@ -634,7 +761,10 @@ bool runtime_model::refit(const std::vector<feature_vector>& x, const std::vecto
 }
 
 raw_prediction runtime_model::predict_one(const feature_vector& x) const {
-  return finish(x, impl_->flat[0].predict(x.data()), impl_->flat[1].predict(x.data()));
+  std::array<float, booster_names.size()> out;
+  for (std::size_t k = 0; k < out.size(); ++k)
+    out[k] = impl_->flat[k].predict(x.data());
+  return finish(x, out.data());
 }
 
 bool runtime_model::predict_raw(const std::vector<feature_vector>& x,
@@ -672,8 +802,12 @@ bool runtime_model::predict_raw_reference(const std::vector<feature_vector>& x,
     }
     p[k].assign(res, res + len);
   }
-  for (std::size_t i = 0; i < x.size(); ++i)
-    out[i] = finish(x[i], p[0][i], p[1][i]);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    std::array<float, booster_names.size()> o;
+    for (std::size_t k = 0; k < o.size(); ++k)
+      o[k] = p[k][i];
+    out[i] = finish(x[i], o.data());
+  }
   return true;
 }
 
@@ -765,6 +899,8 @@ bool runtime_model::load(const std::string& path, runtime_model& out, std::strin
   runtime_model r;
   try {
     const auto& c = j.at("calibration");
+    if (!r.cal_.set_mode(c.at("mode").get<std::string>()))
+      return bad("unknown calibration mode " + c.at("mode").dump());
     r.cal_.lo90 = c.at("lo90").get<double>();
     r.cal_.hi90 = c.at("hi90").get<double>();
     r.cal_.lo80 = c.at("lo80").get<double>();

@@ -26,6 +26,10 @@ trace_job xgb_predictor::to_record(const job_spec& spec, usec now) {
   return r;
 }
 
+feature_vector xgb_predictor::features(const job_spec& spec, usec now) const {
+  return history_.features(to_record(spec, now));
+}
+
 prediction xgb_predictor::predict(const job_spec& spec, const resource_profile& measured,
                                   usec now) const {
   if (!model_.usable())
@@ -46,8 +50,8 @@ prediction xgb_predictor::predict(const job_spec& spec, const resource_profile& 
   char buf[256];
   std::snprintf(buf, sizeof buf,
                 "XGBoost median run time (absolute error) from requested time %s, %lld procs "
-                "and %zu finished jobs of history; 90%% interval by normalized conformal "
-                "prediction (%s calibration, %zu jobs)",
+                "and %zu finished jobs of history; 90%% interval by conformalized "
+                "quantile regression (%s calibration, %zu jobs)",
                 rec.req_time > 0 ? format_duration(spec.walltime).c_str() : "unknown",
                 static_cast<long long>(rec.procs), history_.n_finished(),
                 cal.n == model_.static_calibration().n ? "training" : "online", cal.n);
@@ -66,8 +70,19 @@ void xgb_predictor::observe(const finished_job& job) {
     at_submit.runtime = at_submit.end = -1;
     window_.add(model_.predict_one(history_.features(at_submit)), rec.runtime);
   }
-  history_.submitted(rec);
+  // A job whose submission was recorded already is not counted twice.
+  auto it = in_flight_.find(rec.user);
+  if (it != in_flight_.end() && it->second > 0)
+    --it->second;
+  else
+    history_.submitted(rec);
   history_.finished(rec);
+}
+
+void xgb_predictor::submitted(const job_spec& spec, usec at) {
+  auto rec = to_record(spec, at);
+  history_.submitted(rec);
+  ++in_flight_[rec.user];
 }
 
 std::string xgb_predictor::version() const {

@@ -1,8 +1,11 @@
+#include "models/xgb_predictor.hpp"
 #include "models/evaluate.hpp"
 #include "models/test_data.hpp"
-#include "models/xgb_predictor.hpp"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
 
 using namespace tender;
 
@@ -69,5 +72,35 @@ TEST(xgb_predictor, predicts_with_an_interval_from_a_trained_model) {
   EXPECT_LE(got.runtime, got.runtime_hi);
   EXPECT_LE(got.runtime_hi, s.walltime);
   EXPECT_GT(got.runtime_hi, got.runtime_lo);
-  EXPECT_NE(got.basis.find("normalized conformal"), std::string::npos);
+  EXPECT_NE(got.basis.find("conformalized quantile regression"), std::string::npos);
+}
+
+// The replay counts a job as in flight from its submission; the live predictor must
+// too, not only once the job has finished (then `user_running` was always 0).
+TEST(xgb_predictor, counts_a_users_jobs_in_flight_from_their_submission) {
+  const auto& names = feature_names();
+  auto at = [&](const char* name) {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  };
+  const auto running = at("user_running"), since_submit = at("since_user_submit_log");
+  xgb_predictor p("/nonexistent/model.json"); // the history is kept without a model too
+  auto s = spec("cy", 3600 * sec_us, 4000);
+  auto other = spec("di", 3600 * sec_us, 4000);
+  const usec t0 = 100000 * sec_us;
+  EXPECT_EQ(p.features(s, t0)[running], 0);
+  p.submitted(s, t0);
+  p.submitted(s, t0 + 10 * sec_us);
+  EXPECT_EQ(p.features(s, t0 + 20 * sec_us)[running], 2);
+  EXPECT_EQ(p.features(other, t0 + 20 * sec_us)[running], 0);
+  // Time since the user's last submission: 10 s (log1p), not since a finish.
+  EXPECT_FLOAT_EQ(p.features(s, t0 + 20 * sec_us)[since_submit],
+                  static_cast<float>(std::log1p(10.0)));
+  // The first finishes: one left in flight, and its submission is not counted twice.
+  p.observe(finished_job{s, t0, 600 * sec_us, t0 + 600 * sec_us, 0, 0});
+  EXPECT_EQ(p.features(s, t0 + 700 * sec_us)[running], 1);
+  p.observe(finished_job{s, t0 + 10 * sec_us, 600 * sec_us, t0 + 610 * sec_us, 0, 0});
+  EXPECT_EQ(p.features(s, t0 + 700 * sec_us)[running], 0);
+  // A finished job never announced (history replayed into a new predictor) counts once.
+  p.observe(finished_job{other, t0, 60 * sec_us, t0 + 60 * sec_us, 0, 0});
+  EXPECT_EQ(p.features(other, t0 + 700 * sec_us)[running], 0);
 }

@@ -88,6 +88,20 @@ TEST(model, a_damaged_model_file_falls_back_to_the_baseline_with_its_reason) {
     << a.proc().err();
 }
 
+// A format-3 file (point and spread boosters) from before the quantile boosters.
+TEST(model, an_older_format_model_is_refused_with_its_reason) {
+  temp_dir t;
+  auto model = t.file("runtime.json", R"({"format": "tender-runtime-model", "format_version": 3,
+                                          "boosters": {"point": "{}", "spread": "{}"}})");
+  agent a(t.path + "/data", {"--config", node_config(t, model)});
+  auto m = a.cli_json({"model", "status"});
+  EXPECT_EQ(m.value("source", ""), "baseline") << m.dump(2);
+  EXPECT_EQ(m.value("load_error", ""),
+            model + ": format_version 3, this build reads 4 (retrain it with `tender model train`)")
+    << m.dump(2);
+  EXPECT_EQ(m.value("version", ""), "baseline:last2") << m.dump(2);
+}
+
 TEST(model, retraining_on_demand_says_what_it_did) {
   temp_dir t;
   agent a(t.path + "/data", {"--config", node_config(t, "", 20)});

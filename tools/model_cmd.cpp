@@ -37,6 +37,7 @@ struct model_args {
   model_config model;
   std::size_t retrain_every = eval_options{}.retrain_every;
   std::size_t max_train_rows = eval_options{}.max_train_rows;
+  std::size_t recal_window = eval_options{}.recal_window;
   std::string job_file;
   std::string model_file;
   std::vector<std::string> history; ///< node journals (journal.db or a data dir)
@@ -92,6 +93,7 @@ int run_eval(const model_args& a) {
   o.model = a.model;
   o.retrain_every = a.retrain_every;
   o.max_train_rows = a.max_train_rows;
+  o.recal_window = a.recal_window;
   eval_report r;
   r.trace = stem(a.swf.front());
   std::string err;
@@ -200,8 +202,9 @@ int run_train(const model_args& a) {
     return 1;
   }
   std::cout << "wrote " << a.out << " (" << m.version() << ", " << x.size()
-            << " jobs, 90% interval: median -" << m.static_calibration().lo90 << "/+"
-            << m.static_calibration().hi90 << " spreads)\n";
+            << " jobs, 90% interval: q05 -" << m.static_calibration().lo90 << ", q95 +"
+            << m.static_calibration().hi90 << " (" << m.static_calibration().mode()
+            << " conformal))\n";
   return 0;
 }
 
@@ -306,11 +309,23 @@ void add_model_commands(CLI::App& app, std::function<int()>& action) {
   eval->add_option("--point-target", args->model.point_target,
                    "What the point model fits: anchor, auto, ratio, last2, seconds or log")
       ->capture_default_str();
-  eval->add_option("--spread-max-depth", args->model.spread_max_depth,
-                   "Tree depth of the spread model")
+  eval->add_option("--quantile-max-depth", args->model.quantile_max_depth,
+                   "Tree depth of the quantile boosters")
       ->capture_default_str();
-  eval->add_option("--spread-rounds", args->model.spread_rounds,
-                   "Boosting rounds of the spread model")
+  eval->add_option("--quantile-rounds", args->model.quantile_rounds,
+                   "Boosting rounds of each quantile booster")
+      ->capture_default_str();
+  eval->add_option("--quantile-eta", args->model.quantile_eta,
+                   "Learning rate of the quantile boosters")
+      ->capture_default_str();
+  eval->add_option("--quantile-min-rows", args->model.quantile_min_rows,
+                   "Fewest rows in a quantile booster's leaf")
+      ->capture_default_str();
+  eval->add_option("--conformal", args->model.conformal,
+                   "Conformal scores: asymmetric, symmetric, asymmetric-scaled, symmetric-scaled")
+      ->capture_default_str();
+  eval->add_option("--recal-window", args->recal_window,
+                   "Finished jobs kept for the online recalibration")
       ->capture_default_str();
   eval->add_option("--min-child-weight", args->model.min_child_weight, "Minimum leaf weight")
       ->capture_default_str();
