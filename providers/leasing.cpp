@@ -11,6 +11,22 @@ namespace {
 
 constexpr std::size_t max_remembered_expiries = 4096;
 
+/// The last `max` bytes of a file ("" when it cannot be read).
+std::string read_tail(const std::string& path, std::size_t max) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in)
+    return {};
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = size > static_cast<std::streamoff>(max)
+                                ? size - static_cast<std::streamoff>(max)
+                                : 0;
+  in.seekg(from);
+  std::string out(static_cast<std::size_t>(size - from), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<std::size_t>(in.gcount()));
+  return out;
+}
+
 error lease_error(std::string message) {
   error e;
   e.code = "lease";
@@ -401,8 +417,10 @@ void leasing_provider::release(const tender::release& r, usec now) {
     return;
   }
   if (rec->state == phase::running) {
-    if (!rec->killing) {
+    if (!rec->killing || rec->restart_at >= 0) {
+      // (A resize's stop becomes the end: no restart.)
       rec->killing = true;
+      rec->restart_at = -1;
       rec->end_reason = "released" + (r.reason.empty() ? "" : ": " + r.reason);
       exec_->kill(rec->alloc.job_id, rec->end_reason, kill_grace, now);
     }
@@ -457,26 +475,6 @@ std::optional<error> leasing_provider::start(const launch& l, usec now) {
   }
   return std::nullopt;
 }
-
-namespace {
-
-/// The last `max` bytes of a file ("" when it cannot be read).
-std::string read_tail(const std::string& path, std::size_t max) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in)
-    return {};
-  const std::streamoff size = in.tellg();
-  const std::streamoff from = size > static_cast<std::streamoff>(max)
-                                ? size - static_cast<std::streamoff>(max)
-                                : 0;
-  in.seekg(from);
-  std::string out(static_cast<std::size_t>(size - from), '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<std::size_t>(in.gcount()));
-  return out;
-}
-
-} // namespace
 
 exec_limits leasing_provider::limits_for(const alloc_record& rec) const {
   exec_limits lim;
@@ -699,8 +697,10 @@ void leasing_provider::stop(const std::string& job_id, const std::string& reason
     return;
   alloc_record& rec = allocs_.at(j->second);
   if (rec.state == phase::running) {
-    if (!rec.killing) {
+    if (!rec.killing || rec.restart_at >= 0) {
+      // (A resize's stop becomes the end: no restart.)
       rec.killing = true;
+      rec.restart_at = -1;
       rec.end_reason = "stopped" + (reason.empty() ? "" : ": " + reason);
       exec_->kill(job_id, rec.end_reason, kill_grace, now);
     }

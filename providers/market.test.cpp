@@ -587,6 +587,54 @@ TEST_F(market_test, a_resize_changes_the_instance_type_and_restarts_the_job_afte
   EXPECT_EQ(p.book().allocations(), 0u);
 }
 
+// A job stopped while its instance is being resized ends: it is not started again.
+TEST_F(market_test, a_job_stopped_during_its_resize_is_not_restarted) {
+  auto cfg = market_config();
+  cfg.offer_spot = false;
+  cfg.provisioning_delay = 0;
+  cfg.resize_delay = 200'000;
+  auto& p = make(cfg);
+  const usec now = wall_now();
+  offer o = bid_ok(p, request("m-resize-stop", res(1000, gib), hour), now);
+  allocation a = std::get<commit_confirm>(award_of(p, o, now)).alloc;
+  launch l;
+  l.job_id = a.job_id;
+  l.allocation_id = a.allocation_id;
+  l.lease_token = a.lease_token;
+  l.spec.command = {"sleep", "60"};
+  ASSERT_FALSE(p.start(l, wall_now()));
+  bool started = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!started && std::chrono::steady_clock::now() < deadline) {
+    for (auto& r : p.poll(wall_now()))
+      started = started || r.started_at > 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(started);
+  scale_request s;
+  s.job_id = a.job_id;
+  s.allocation_id = a.allocation_id;
+  s.wanted = res(2000, 6 * gib);
+  ASSERT_TRUE(p.scale(s, wall_now()).applied);
+  p.stop(a.job_id, "cancelled by its owner", wall_now());
+  std::vector<usage_report> finals;
+  usec last_start = 0;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < deadline) { // well past the resize delay
+    for (auto& r : p.poll(wall_now())) {
+      if (r.final)
+        finals.push_back(r);
+      last_start = std::max(last_start, r.started_at);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(finals.size(), 1u);
+  EXPECT_NE(finals[0].reason.find("stopped: cancelled by its owner"), std::string::npos)
+    << finals[0].reason;
+  EXPECT_EQ(last_start, finals[0].started_at) << "no second run";
+  EXPECT_EQ(p.book().allocations(), 0u);
+}
+
 TEST_F(market_test, without_resize_delay_or_a_covering_type_a_resize_needs_a_new_allocation) {
   auto cfg = market_config();
   auto& p = make(cfg);
