@@ -156,7 +156,7 @@ scaling_plan scaler::gpu_memory_short(bytes_t needed, const std::string& line,
   p.need.reason = buf + line;
   if (!cfg_.move)
     p.action = scaling_action::none;
-  else if (last_move_ >= 0 && now - last_move_ < cfg_.disruptive_gap)
+  else if (last_disruptive_ >= 0 && now - last_disruptive_ < cfg_.disruptive_gap)
     p.action = scaling_action::none;
   else
     p.action = scaling_action::move;
@@ -218,7 +218,7 @@ scaling_answer scaler::answered(const scaling_plan& p, const scale_offer& o, use
       a.decision.disruptive = true;
       h.cpu_in_place = false;
       h.memory_in_place = false;
-      last_move_ = now;
+      last_disruptive_ = now;
     }
     detector_.applied(done, h, now);
     return a;
@@ -236,12 +236,12 @@ scaling_answer scaler::answered(const scaling_plan& p, const scale_offer& o, use
   none.disruptive = false;
   detector_.applied(none, h, now); // same amounts: no clock restarts
   a.move = p.need.kind == scaling_kind::grow_memory && cfg_.move;
-  if (a.move && last_move_ >= 0 && now - last_move_ < cfg_.disruptive_gap) {
+  if (a.move && last_disruptive_ >= 0 && now - last_disruptive_ < cfg_.disruptive_gap) {
     // A move is disruptive: the hourly budget applies to it as to any restart.
     char buf[160];
     std::snprintf(buf, sizeof buf,
                   "; no move: the last one was %.1f min ago (at most one per %.0f min)",
-                  static_cast<double>(now - last_move_) / (60.0 * sec_us),
+                  static_cast<double>(now - last_disruptive_) / (60.0 * sec_us),
                   static_cast<double>(cfg_.disruptive_gap) / (60.0 * sec_us));
     a.decision.detail += buf;
     a.move = false;
@@ -313,7 +313,7 @@ scaling_decision scaler::moved(const scaling_plan& p, const allocation& to,
   provider_ = to.provider;
   held_ = to.granted;
   quiet_until_.clear();
-  last_move_ = now;
+  last_disruptive_ = now;
   return d;
 }
 

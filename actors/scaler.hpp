@@ -118,7 +118,7 @@ private:
   scaling_config cfg_;
   deviation_detector detector_;
   std::map<scaling_kind, usec> quiet_until_;
-  usec last_move_ = -1;
+  usec last_disruptive_ = -1; ///< the last move or restarting resize
 };
 
 } // namespace tender

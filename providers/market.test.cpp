@@ -132,6 +132,30 @@ protected:
     return p.hold(a, now);
   }
 
+  static launch launch_of(const allocation& a, std::vector<std::string> argv) {
+    launch l;
+    l.job_id = a.job_id;
+    l.allocation_id = a.allocation_id;
+    l.lease_token = a.lease_token;
+    l.spec.command = std::move(argv);
+    return l;
+  }
+
+  /// Polls `p` on the wall clock until `done(every report so far)` or `seconds` pass.
+  template <class Done>
+  static std::vector<usage_report> poll_until(market_provider& p, Done done, int seconds) {
+    std::vector<usage_report> seen;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (auto& r : p.poll(wall_now()))
+        seen.push_back(r);
+      if (done(seen))
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return seen;
+  }
+
   std::filesystem::path root_;
   std::vector<std::unique_ptr<executor>> executors_;
   std::vector<std::unique_ptr<market_provider>> providers_;
@@ -355,11 +379,7 @@ TEST_F(market_test, launch_waits_for_provisioning_and_reports_the_real_start) {
   auto v = award_of(p, o, now);
   ASSERT_TRUE(std::holds_alternative<commit_confirm>(v));
   allocation a = std::get<commit_confirm>(v).alloc;
-  launch l;
-  l.job_id = a.job_id;
-  l.allocation_id = a.allocation_id;
-  l.lease_token = a.lease_token;
-  l.spec.command = {"sh", "-c", "exit 3"};
+  launch l = launch_of(a, {"sh", "-c", "exit 3"});
   ASSERT_FALSE(p.start(l, wall_now()));
   l.lease_token = "tok-wrong";
   auto err = p.start(l, wall_now());
@@ -390,11 +410,7 @@ TEST_F(market_test, spot_jobs_are_preempted_at_the_configured_rate) {
   offer o = bid_ok(p, request("m-spot", res(1000, gib), hour), now);
   ASSERT_TRUE(o.spot);
   allocation a = std::get<commit_confirm>(award_of(p, o, now)).alloc;
-  launch l;
-  l.job_id = a.job_id;
-  l.allocation_id = a.allocation_id;
-  l.lease_token = a.lease_token;
-  l.spec.command = {"sleep", "30"};
+  launch l = launch_of(a, {"sleep", "30"});
   ASSERT_FALSE(p.start(l, wall_now()));
   usage_report fin;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -512,33 +528,18 @@ TEST_F(market_test, a_resize_changes_the_instance_type_and_restarts_the_job_afte
   ASSERT_TRUE(std::holds_alternative<commit_confirm>(v));
   allocation a = std::get<commit_confirm>(v).alloc;
   ASSERT_EQ(a.instance_type, "c5.large");
-  launch l;
-  l.job_id = a.job_id;
-  l.allocation_id = a.allocation_id;
-  l.lease_token = a.lease_token;
   // Counts its runs in a file in its workdir; the second run ends at once.
+  launch l = launch_of(
+    a, {"sh", "-c", "echo run >> runs; [ $(wc -l < runs) -ge 2 ] && exit 0; sleep 60"});
   const std::string dir = (root_ / "work").string();
   std::filesystem::create_directories(dir);
   l.spec.workdir = dir;
-  l.spec.command = {"sh", "-c", "echo run >> runs; [ $(wc -l < runs) -ge 2 ] && exit 0; sleep 60"};
   ASSERT_FALSE(p.start(l, wall_now()));
 
-  auto poll_until = [&](auto done, int seconds) {
-    std::vector<usage_report> seen;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
-      for (auto& r : p.poll(wall_now()))
-        seen.push_back(r);
-      if (done(seen))
-        break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return seen;
-  };
   auto started = [](const std::vector<usage_report>& s) {
     return std::any_of(s.begin(), s.end(), [](auto& r) { return r.started_at > 0; });
   };
-  auto first = poll_until(started, 20);
+  auto first = poll_until(p, started, 20);
   ASSERT_TRUE(started(first));
   const usec first_start = first.front().started_at;
 
@@ -559,6 +560,7 @@ TEST_F(market_test, a_resize_changes_the_instance_type_and_restarts_the_job_afte
   EXPECT_EQ(p.book().allocations(), 1u);
 
   auto fin_seen = poll_until(
+    p,
     [](const std::vector<usage_report>& s) {
       return std::any_of(s.begin(), s.end(), [](auto& r) { return r.final; });
     },
@@ -597,20 +599,12 @@ TEST_F(market_test, a_job_stopped_during_its_resize_is_not_restarted) {
   const usec now = wall_now();
   offer o = bid_ok(p, request("m-resize-stop", res(1000, gib), hour), now);
   allocation a = std::get<commit_confirm>(award_of(p, o, now)).alloc;
-  launch l;
-  l.job_id = a.job_id;
-  l.allocation_id = a.allocation_id;
-  l.lease_token = a.lease_token;
-  l.spec.command = {"sleep", "60"};
+  launch l = launch_of(a, {"sleep", "60"});
   ASSERT_FALSE(p.start(l, wall_now()));
-  bool started = false;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!started && std::chrono::steady_clock::now() < deadline) {
-    for (auto& r : p.poll(wall_now()))
-      started = started || r.started_at > 0;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(started);
+  auto started = [](const std::vector<usage_report>& s) {
+    return std::any_of(s.begin(), s.end(), [](auto& r) { return r.started_at > 0; });
+  };
+  ASSERT_TRUE(started(poll_until(p, started, 20)));
   scale_request s;
   s.job_id = a.job_id;
   s.allocation_id = a.allocation_id;
@@ -619,14 +613,11 @@ TEST_F(market_test, a_job_stopped_during_its_resize_is_not_restarted) {
   p.stop(a.job_id, "cancelled by its owner", wall_now());
   std::vector<usage_report> finals;
   usec last_start = 0;
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (std::chrono::steady_clock::now() < deadline) { // well past the resize delay
-    for (auto& r : p.poll(wall_now())) {
-      if (r.final)
-        finals.push_back(r);
-      last_start = std::max(last_start, r.started_at);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Well past the resize delay.
+  for (auto& r : poll_until(p, [](const std::vector<usage_report>&) { return false; }, 3)) {
+    if (r.final)
+      finals.push_back(r);
+    last_start = std::max(last_start, r.started_at);
   }
   ASSERT_EQ(finals.size(), 1u);
   EXPECT_NE(finals[0].reason.find("stopped: cancelled by its owner"), std::string::npos)
