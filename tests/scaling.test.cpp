@@ -337,9 +337,16 @@ TEST(scaling, a_job_ending_during_its_moves_auction_releases_what_the_auction_co
     }
   }
   EXPECT_EQ(j->negotiations(id).size(), 2u) << "the first placement and the move";
-  // It ran once: one `running`, and the job's allocation is still local-a's.
+  // It ran once: started once (committed -> running; a refused resize also returns
+  // rescaling -> running, without a new run), never moved, and the job's allocation is
+  // still local-a's.
   auto states = states_of(*j, id);
-  EXPECT_EQ(std::count(states.begin(), states.end(), "running"), 1) << ::testing::PrintToString(states);
+  int starts = 0;
+  for (auto& [from, to] : j->transitions(id))
+    starts += from == job_state::committed && to == job_state::running;
+  EXPECT_EQ(starts, 1) << ::testing::PrintToString(states) << "\n" << dump(j->scaling(id));
+  for (auto& d : j->scaling(id))
+    EXPECT_NE(d.outcome, "moved") << dump(j->scaling(id));
   EXPECT_EQ(j->load_job(id)->alloc->provider, "local-a");
 }
 
