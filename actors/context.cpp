@@ -54,6 +54,17 @@ std::string current_model_pointer(const std::string& data_dir) {
 void node_context::load_model() {
   std::string path;
   std::string source;
+  if (cfg.models_runtime == "requested") {
+    // The operator's choice: no model, not even one this node retrained.
+    auto p = std::make_unique<requested_predictor>();
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& j : history_)
+      p->observe(j);
+    predictor_ = std::move(p);
+    model_.source = "requested";
+    model_.version = predictor_->version();
+    return;
+  }
   // A model this node retrained itself wins over the configured one.
   if (!data_dir.empty()) {
     std::ifstream f(current_model_pointer(data_dir));
@@ -103,6 +114,14 @@ model_status node_context::model_info() {
 
 model_status node_context::retrain() {
   std::lock_guard<std::mutex> one(retrain_mu_);
+  if (cfg.models_runtime == "requested") {
+    std::lock_guard<std::mutex> g(mu_);
+    auto m = model_;
+    m.last_retrain = "not retrained: [models] runtime = \"requested\" plans with requested times";
+    m.version = predictor_->version();
+    m.finished_jobs = static_cast<std::int64_t>(history_.size());
+    return m;
+  }
   std::vector<finished_job> jobs;
   runtime_model current;
   bool have_current = false;

@@ -96,3 +96,39 @@ TEST(node_context, a_damaged_retrained_model_falls_back_with_its_reason) {
   EXPECT_EQ(m.version, "baseline:last2");
   EXPECT_NE(m.load_error.find("runtime-x.json"), std::string::npos) << m.load_error;
 }
+
+TEST(context, requested_runtime_plans_with_the_users_requested_times_and_never_retrains) {
+  temp_data_dir d;
+  auto c = make_context(d.path, 20);
+  c->cfg.models_runtime = "requested";
+  c->load_model();
+  EXPECT_EQ(c->model_info().source, "requested");
+  job_spec spec;
+  spec.user = "alice";
+  spec.walltime = 7200 * sec_us;
+  auto p = c->predict(spec, resource_profile{});
+  EXPECT_EQ(p.runtime, 7200 * sec_us);
+  EXPECT_EQ(p.runtime_lo, p.runtime);
+  EXPECT_EQ(p.runtime_hi, p.runtime);
+  EXPECT_EQ(p.model_version, "requested");
+  // Without a requested time: an hour, then the median of the finished jobs.
+  spec.walltime = 0;
+  EXPECT_EQ(c->predict(spec, resource_profile{}).runtime, 3600 * sec_us);
+  for (usec s : {100, 300, 200, 900}) {
+    finished_job f;
+    f.spec = spec;
+    f.runtime = s * sec_us;
+    c->observe(f);
+  }
+  EXPECT_EQ(c->predict(spec, resource_profile{}).runtime, 250 * sec_us);
+  // Retraining leaves the operator's choice alone.
+  for (int i = 0; i < 40; ++i) {
+    finished_job f;
+    f.spec = spec;
+    f.runtime = (60 + i) * sec_us;
+    c->observe(f);
+  }
+  auto m = c->retrain();
+  EXPECT_NE(m.last_retrain.find("requested"), std::string::npos) << m.last_retrain;
+  EXPECT_EQ(c->predict(spec, resource_profile{}).model_version, "requested");
+}

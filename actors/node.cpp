@@ -103,7 +103,7 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
   if (auto err = prepare_dir(dir))
     return *err;
   ctx->data_dir = fs::absolute(dir).string();
-  ctx->clock = wall_clock;
+  ctx->clock = opt.clock ? opt.clock : std::function<usec()>(wall_clock);
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   ctx->log = std::make_shared<spdlog::logger>("tender-" + std::to_string(++logger_counter), sink);
   ctx->log->set_level(opt.quiet ? spdlog::level::warn : spdlog::level::from_str(opt.log_level));
@@ -118,7 +118,8 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
   // Providers first: a bad provider configuration stops the start.
   std::vector<std::unique_ptr<provider>> plain;
   for (auto& pc : ctx->cfg.providers) {
-    auto made = make_provider(pc, ctx->data_dir, random_token, ctx->cfg.auction.lease_ttl);
+    auto made = make_provider(pc, ctx->data_dir, random_token, ctx->cfg.auction.lease_ttl,
+                              opt.make_executor);
     if (auto* err = std::get_if<std::string>(&made))
       return *err;
     plain.push_back(std::move(std::get<0>(made)));

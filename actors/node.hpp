@@ -10,6 +10,7 @@
 ///                                                                            launch / usage)
 
 #include "config/node_config.hpp"
+#include "providers/factory.hpp"
 
 #include <functional>
 #include <memory>
@@ -32,6 +33,11 @@ struct node_options {
   std::string key;
   bool dev = false;
   bool insecure = false;
+  /// Virtual time (a replay through the agent): the node's clock, and the executors its
+  /// local and market providers run jobs with (providers/virtual_executor.hpp). Empty:
+  /// the wall clock and real processes. Timeouts still count wall time.
+  std::function<usec()> clock;
+  executor_maker make_executor;
 };
 
 class node {

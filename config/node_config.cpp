@@ -488,7 +488,9 @@ node_config read_config(const toml::table& root, const std::string& file_name,
   if (auto t = top.sub_table("models")) {
     t->allow_only({"runtime", "retrain_every", "retrain_min_jobs"});
     if (auto v = t->string("runtime"))
-      c.models_runtime = v->empty() ? std::string() : config_detail::resolve_path(base_dir, *v);
+      c.models_runtime = v->empty() || *v == "requested"
+                           ? *v
+                           : config_detail::resolve_path(base_dir, *v);
     if (auto v = t->duration("retrain_every")) c.models_retrain_every = *v;
     if (auto v = t->integer_in("retrain_min_jobs", 20, 100000000)) c.models_retrain_min_jobs = *v;
   }

@@ -118,7 +118,9 @@ struct node_config {
   /// `[intake] max_active_jobs`: jobs with an actor at once; later submissions wait,
   /// journaled as `submitted`, and start in order. 0 = start none (accept only).
   std::int32_t max_active_jobs = 64;
-  std::string models_runtime; ///< [models] runtime = "PATH" (may be empty)
+  /// [models] runtime = "PATH" (may be empty), or "requested": plan with the users'
+  /// requested times (models/predictor.hpp `requested_predictor`), as classic EASY.
+  std::string models_runtime;
   usec models_retrain_every = 0; ///< [models] retrain_every = "6h" (0 = only on demand)
   std::int64_t models_retrain_min_jobs = 200; ///< [models] retrain_min_jobs
   std::string source;         ///< file name, or "<embedded dev config>"

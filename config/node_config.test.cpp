@@ -197,6 +197,12 @@ cpu_features = ["avx2", "avx512f"]
   EXPECT_EQ(p.cpu_features, (std::vector<std::string>{"avx2", "avx512f"}));
 }
 
+TEST(node_config, models_runtime_requested_is_a_choice_not_a_path) {
+  EXPECT_EQ(ok("[models]\nruntime = \"requested\"\n").models_runtime, "requested");
+  EXPECT_EQ(ok("[models]\nruntime = \"requested.json\"\n").models_runtime,
+            "/etc/tender/requested.json");
+}
+
 TEST(node_config, local_capacity_defaults_to_this_machine) {
   auto c = ok(local_provider);
   EXPECT_EQ(c.providers[0].capacity.cpu, machine_cores());

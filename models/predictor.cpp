@@ -54,4 +54,29 @@ void baseline_predictor::observe(const finished_job& job) {
     h.pop_front();
 }
 
+prediction requested_predictor::predict(const job_spec& spec, const resource_profile&,
+                                        usec) const {
+  prediction p;
+  if (spec.walltime > 0) {
+    p.runtime = spec.walltime;
+    p.basis = "the user's requested time";
+  } else if (!finished_.empty()) {
+    // The median as `job_history::global_median` takes it (the replay's fallback).
+    const std::size_t n = finished_.size();
+    p.runtime = n % 2 == 1 ? finished_[n / 2] : (finished_[n / 2 - 1] + finished_[n / 2]) / 2;
+    p.basis = "no requested time: the median run time of finished jobs";
+  } else {
+    p.runtime = 3600 * sec_us;
+    p.basis = "no requested time and no finished job: an hour";
+  }
+  p.runtime_lo = p.runtime;
+  p.runtime_hi = p.runtime;
+  p.model_version = version();
+  return p;
+}
+
+void requested_predictor::observe(const finished_job& job) {
+  finished_.insert(std::upper_bound(finished_.begin(), finished_.end(), job.runtime), job.runtime);
+}
+
 } // namespace tender

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace tender {
 
@@ -58,6 +59,21 @@ public:
 
 private:
   std::map<std::string, std::deque<usec>> by_user_; ///< most recent last
+};
+
+/// The users' requested times, as classic EASY plans (`[models] runtime = "requested"`;
+/// `tender replay --policy easy` plans the same way): the walltime when the job has
+/// one, else the median run time of the jobs finished so far, else an hour. The
+/// interval is that one point: a job that outlives it is corrected by the plan.
+class requested_predictor final : public predictor {
+public:
+  prediction predict(const job_spec& spec, const resource_profile& measured,
+                     usec now) const override;
+  void observe(const finished_job& job) override;
+  std::string version() const override { return "requested"; }
+
+private:
+  std::vector<usec> finished_; ///< run times, sorted
 };
 
 } // namespace tender

@@ -1681,10 +1681,13 @@ executor::executor(std::string root) : impl_(std::make_unique<impl>()) {
   impl_->layout = detect_layout();
 }
 
+executor::executor() = default;
+
 executor::~executor() {
   // Jobs keep running (they must survive an agent crash); only finished jobs'
   // leftovers are tidied.
-  impl_->retry_pending();
+  if (impl_)
+    impl_->retry_pending();
 }
 
 std::string executor::mode() const {

@@ -137,6 +137,9 @@ struct exec_event {
   std::optional<exit_info> exited;
 };
 
+/// The real executor. Its operations are virtual so that a replay through a live
+/// agent can put jobs on virtual time instead (providers/virtual_executor.hpp); the
+/// providers hold an `executor&` either way.
 class executor {
 public:
   /// Time between SIGTERM and SIGKILL when a job exceeds its walltime.
@@ -144,21 +147,21 @@ public:
 
   /// `root` holds one run dir per job (`root/<job_id>`), created on demand.
   explicit executor(std::string root);
-  ~executor();
+  virtual ~executor();
   executor(const executor&) = delete;
   executor& operator=(const executor&) = delete;
 
   /// "cgroup-v1", "cgroup-v2" or "rlimit".
-  std::string mode() const;
+  virtual std::string mode() const;
 
   /// Starts the job. Errors (command not found, not executable, run dir not
   /// writable) come back as a message naming what failed.
-  std::variant<exec_state, std::string> launch(const exec_request& req, usec now);
+  virtual std::variant<exec_state, std::string> launch(const exec_request& req, usec now);
 
   /// Re-adopts a job launched by an earlier process from its run dir. Returns the
   /// state if the job is still running, or its exit_info if it ended meanwhile;
   /// a message when the run dir holds nothing usable.
-  std::variant<exec_state, exit_info, std::string> adopt(const std::string& job_id, usec now);
+  virtual std::variant<exec_state, exit_info, std::string> adopt(const std::string& job_id, usec now);
 
   /// Samples every running job and reaps finished ones. Call at >= 10 Hz.
   /// Also enforces walltime (SIGTERM, SIGKILL `walltime_grace` later) and due kills.
@@ -177,19 +180,23 @@ public:
   /// namespace (`exec_sandbox::own_network`), cumulative; 0 otherwise (jobs share the
   /// host network). With a measured link (`exec_sandbox::network_link`) it is the link's
   /// host end plus the job's `lo`.
-  std::vector<exec_event> poll(usec now);
+  virtual std::vector<exec_event> poll(usec now);
 
   /// Changes a running job's limits in place (cgroup); false with `why` if it cannot.
-  bool set_limits(const std::string& job_id, const exec_limits& limits, std::string& why);
+  virtual bool set_limits(const std::string& job_id, const exec_limits& limits, std::string& why);
 
   /// SIGTERM, then SIGKILL after `grace`; the exit shows up in a later poll().
-  void kill(const std::string& job_id, const std::string& reason, usec grace, usec now);
+  virtual void kill(const std::string& job_id, const std::string& reason, usec grace, usec now);
 
-  bool running(const std::string& job_id) const;
-  std::vector<std::string> running_jobs() const;
+  virtual bool running(const std::string& job_id) const;
+  virtual std::vector<std::string> running_jobs() const;
   /// Path of the job's captured stdout / stderr.
-  std::string stdout_path(const std::string& job_id) const;
-  std::string stderr_path(const std::string& job_id) const;
+  virtual std::string stdout_path(const std::string& job_id) const;
+  virtual std::string stderr_path(const std::string& job_id) const;
+
+protected:
+  /// For executors that run nothing real (no run dirs, no processes).
+  executor();
 
 private:
   struct impl;

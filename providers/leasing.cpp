@@ -68,6 +68,15 @@ leasing_provider::leasing_provider(provider_config cfg, const resources& capacit
     tokens_ = random_token;
 }
 
+leasing_provider::leasing_provider(provider_config cfg, const resources& capacity,
+                                   std::unique_ptr<executor> exec, token_source tokens,
+                                   usec lease_ttl)
+    : cfg_(std::move(cfg)), book_(capacity), owned_exec_(std::move(exec)),
+      exec_(owned_exec_.get()), tokens_(std::move(tokens)), lease_ttl_(lease_ttl) {
+  if (!tokens_)
+    tokens_ = random_token;
+}
+
 leasing_provider::~leasing_provider() = default;
 
 provider_info leasing_provider::info(usec now) const {

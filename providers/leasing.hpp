@@ -98,6 +98,9 @@ protected:
                    token_source tokens, usec lease_ttl);
   leasing_provider(provider_config cfg, const resources& capacity, std::string run_root,
                    token_source tokens, usec lease_ttl);
+  /// Owns `exec` (a virtual executor for a replay through the agent, for one).
+  leasing_provider(provider_config cfg, const resources& capacity, std::unique_ptr<executor> exec,
+                   token_source tokens, usec lease_ttl);
 
   enum class phase { leased, pending, running, waiting };
 

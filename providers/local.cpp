@@ -74,6 +74,13 @@ local_provider::local_provider(provider_config cfg, std::string run_root, token_
     plan_ahead(config().plan_horizon);
 }
 
+local_provider::local_provider(provider_config cfg, std::unique_ptr<executor> exec,
+                               token_source tokens, usec lease_ttl)
+    : leasing_provider(cfg, cfg.capacity, std::move(exec), std::move(tokens), lease_ttl) {
+  if (config().plan_horizon > 0)
+    plan_ahead(config().plan_horizon);
+}
+
 std::string local_provider::admit(const offer&, usec) {
   if (config().refuse_probability <= 0)
     return {};

@@ -33,6 +33,9 @@ public:
   /// Owns an executor whose run dirs live under `run_root`.
   local_provider(provider_config cfg, std::string run_root, token_source tokens = random_token,
                  usec lease_ttl = 600 * sec_us);
+  /// Owns `exec`.
+  local_provider(provider_config cfg, std::unique_ptr<executor> exec,
+                 token_source tokens = random_token, usec lease_ttl = 600 * sec_us);
 
   provider_hello describe() const override;
   std::variant<offer, decline> bid(const resource_request& req, usec now) override;

@@ -71,6 +71,11 @@ market_provider::market_provider(provider_config cfg, std::string run_root, toke
                        lease_ttl),
       refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {}
 
+market_provider::market_provider(provider_config cfg, std::unique_ptr<executor> exec,
+                                 token_source tokens, usec lease_ttl)
+    : leasing_provider(cfg, ledger_capacity(cfg), std::move(exec), std::move(tokens), lease_ttl),
+      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {}
+
 resources market_provider::shape(const instance_type& t) {
   resources r;
   r.cpu = t.cpu;

@@ -55,6 +55,9 @@ public:
   /// Owns an executor whose run dirs live under `run_root`.
   market_provider(provider_config cfg, std::string run_root, token_source tokens = random_token,
                   usec lease_ttl = 600 * sec_us);
+  /// Owns `exec`.
+  market_provider(provider_config cfg, std::unique_ptr<executor> exec,
+                  token_source tokens = random_token, usec lease_ttl = 600 * sec_us);
 
   provider_hello describe() const override;
   provider_info info(usec now) const override;
