@@ -7,7 +7,9 @@
 namespace tender {
 
 auction_book::auction_book(resource_request base, std::set<std::string> providers)
-    : base_(std::move(base)), providers_(std::move(providers)) {}
+    : base_(std::move(base)), providers_(std::move(providers)) {
+  entries_.reserve(2 * providers_.size());
+}
 
 resource_request auction_book::call_for(std::int32_t round, usec reply_by) const {
   auto r = base_;

@@ -158,6 +158,7 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
       return declined(req, "software " + s + " not available");
 
   std::vector<const instance_type*> covering;
+  covering.reserve(c.types.size());
   for (const auto& t : c.types)
     if (covers_request(t, want))
       covering.push_back(&t);
@@ -187,33 +188,29 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
 
   std::optional<choice> best;
   std::string first_shortfall;
+  // Ties: the earlier catalogue entry, then on-demand (no preemption risk).
+  auto consider = [&](const instance_type* t, bool spot, micros per_hour) {
+    const micros price = billed(per_hour, runtime);
+    if (!best || price < best->price ||
+        (price == best->price && best->spot && !spot && best->type == t))
+      best = choice{t, spot, per_hour, price};
+  };
   for (const instance_type* t : covering) {
-    if (auto s = shortfall(shape(*t), free); !s.empty()) {
+    // What `shortfall(shape(*t), free)` checks, without building the message for every type.
+    if (t->cpu > free.cpu || t->memory > free.memory || t->gpus > free.gpus) {
       if (first_shortfall.empty())
-        first_shortfall = s;
+        first_shortfall = shortfall(shape(*t), free);
       continue;
     }
     const micros spot = spot_price(*t, c, now);
     const bool has_spot = c.offer_spot && spot > 0;
     const bool has_od = c.offer_on_demand && t->on_demand_per_hour > 0;
-    std::vector<choice> options;
-    if (later_round) {
-      if (has_spot)
-        options.push_back({t, true, spot, 0});
-      if (has_od)
-        options.push_back({t, false, t->on_demand_per_hour, 0});
-    } else if (has_spot) {
-      options.push_back({t, true, spot, 0});
-    } else if (has_od) {
-      options.push_back({t, false, t->on_demand_per_hour, 0});
-    }
-    for (auto& o : options) {
-      o.price = billed(o.per_hour, runtime);
-      // Ties: the earlier catalogue entry, then on-demand (no preemption risk).
-      if (!best || o.price < best->price || (o.price == best->price && best->spot && !o.spot &&
-                                             best->type == o.type))
-        best = o;
-    }
+    if (has_spot)
+      consider(t, true, spot);
+    // The first round offers spot where there is spot; later rounds may fall back to
+    // on-demand when it beats the price to beat.
+    if (has_od && (later_round || !has_spot))
+      consider(t, false, t->on_demand_per_hour);
   }
   if (!best) {
     if (!first_shortfall.empty())
