@@ -147,7 +147,12 @@ struct remote_state {
   caf::actor gateway;
   std::string peer;
   provider_hello hello;
-  std::map<std::string, caf::actor> auctions; ///< auction id -> round actor (latest round)
+  /// Auction id -> round actor of its latest round. An auction leaves when the node
+  /// awards or declines this provider's offer in it; the oldest go beyond `max_auctions`
+  /// (a refused negotiation tells its providers nothing).
+  std::map<std::string, caf::actor> auctions;
+  std::deque<std::string> auction_order; ///< bounds `auctions` (an id may repeat)
+  static constexpr std::size_t max_auctions = 4096;
   std::map<std::string, caf::actor> awards;   ///< offer id -> round actor
   std::map<std::string, caf::actor> jobs;     ///< job id -> job actor
   std::set<std::string> confirmed;            ///< offer ids already confirmed once
@@ -239,13 +244,26 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
                 return;
               }
               st.auctions[r.auction_id] = sender_of(self);
+              st.auction_order.push_back(r.auction_id);
+              while (st.auction_order.size() > remote_state::max_auctions) {
+                // Only the oldest ids go; one still in the newest rounds comes back below.
+                st.auctions.erase(st.auction_order.front());
+                st.auction_order.pop_front();
+              }
+              if (!st.auctions.count(r.auction_id))
+                st.auctions[r.auction_id] = sender_of(self);
               forward(self, r);
             },
             [self](award& a) {
               self->state.awards[a.offer_id] = sender_of(self);
+              // The auction is decided for this provider: later offers in it are noise.
+              self->state.auctions.erase(a.auction_id);
               forward(self, a);
             },
-            [self](decline& d) { forward(self, d); },
+            [self](decline& d) {
+              self->state.auctions.erase(d.auction_id);
+              forward(self, d);
+            },
             [self](release& r) { forward(self, r); },
             [self](launch& l) {
               self->state.jobs[l.job_id] = sender_of(self);
