@@ -542,6 +542,16 @@ TEST_F(market_test, a_resize_changes_the_instance_type_and_restarts_the_job_afte
   auto first = poll_until(p, started, 20);
   ASSERT_TRUE(started(first));
   const usec first_start = first.front().started_at;
+  // The first run has counted itself (a stop before its `echo` would leave the second
+  // run counting one and sleeping).
+  auto counted = [&](const std::vector<usage_report>&) {
+    std::ifstream f(dir + "/runs");
+    std::string line;
+    return static_cast<bool>(std::getline(f, line));
+  };
+  for (auto& r : poll_until(p, counted, 20))
+    first.push_back(r);
+  ASSERT_TRUE(counted(first));
 
   scale_request s;
   s.job_id = a.job_id;
