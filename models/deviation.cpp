@@ -228,9 +228,14 @@ std::optional<scaling_need> deviation_detector::cpu_forecast_need(const forecast
   n.memory = held_.memory;
   n.runtime_hi = held_.runtime_hi;
   n.disruptive = !held_.cpu_in_place;
-  const std::string basis = f.period > 0 ? fmt("a rise recurring every %.0f min (%.3f cores)",
-                                               minutes(f.period), cores(f.forecast))
-                                         : std::string("the recent level");
+  const std::string basis =
+      f.forgetting > 0
+          ? fmt("a linear fit of the recent and same-time-yesterday buckets (forgetting %.3f; "
+                "%.3f cores)",
+                f.forgetting, cores(f.forecast))
+      : f.period > 0 ? fmt("a rise recurring every %.0f min (%.3f cores)", minutes(f.period),
+                           cores(f.forecast))
+                     : std::string("the recent level");
   n.reason = fmt("forecast for the next %.0f min: %s, level %.3f cores, + %.3f cores of headroom "
                  "(short in %.1f %% of the last %zu intervals)%s; %.3f cores",
                  minutes(opt_.forecast.step), basis.c_str(), cores(f.level), cores(f.headroom),

@@ -33,8 +33,16 @@ forecast_options costly_shortage() {
 
 } // namespace
 
+/// The recurring-rise forecasters alone: no linear forecaster, headroom in millicores.
+forecast_options rises_only() {
+  forecast_options o = costly_shortage();
+  o.linear_forgetting.clear();
+  o.scale_smoothing = 0;
+  return o;
+}
+
 TEST(forecast_sizer, a_daily_rise_is_covered_before_it_comes) {
-  forecast_sizer s(costly_shortage());
+  forecast_sizer s(rises_only());
   feed(s, 0, 4 * day + 99, daily);
   // The last complete bucket is 4 * day + 98, still at 200: the size is for bucket
   // 4 * day + 99, one before the rise (the phase window reaches one bucket either side).
@@ -62,6 +70,91 @@ TEST(forecast_sizer, the_daily_lookback_needs_two_days_of_history) {
   ASSERT_TRUE(z);
   EXPECT_LT(z->cpu, 1000);
   EXPECT_EQ(z->period, 0);
+}
+
+TEST(forecast_sizer, the_linear_forecaster_learns_a_daily_rise_to_the_bucket) {
+  // The same series with the default forecasters: the linear fit weighs the same time
+  // yesterday, so the rise is forecast for its first bucket and not one before.
+  forecast_sizer s(costly_shortage());
+  feed(s, 0, 4 * day + 99, daily);
+  auto z = s.size();
+  ASSERT_TRUE(z);
+  EXPECT_LT(z->cpu, 1000) << "bucket 99 of the day is still at 200";
+  feed(s, 4 * day + 99, 4 * day + 100, daily);
+  z = s.size();
+  ASSERT_TRUE(z);
+  EXPECT_GE(z->cpu, 1000) << "bucket 100 is the rise's first";
+  EXPECT_GT(z->forgetting, 0) << "chosen: a linear forecaster";
+  EXPECT_LE(z->cpu, 1100);
+  feed(s, 4 * day + 100, 4 * day + 112, daily);
+  z = s.size();
+  ASSERT_TRUE(z);
+  EXPECT_LT(z->cpu, 300) << "and back down for the bucket after the rise";
+}
+
+TEST(forecast_sizer, an_alternating_series_is_forecast_exactly) {
+  // 200, 800, 200, 800, ...: the median of the last three is wrong every other bucket;
+  // a linear fit (the value two buckets back) is exact, so no headroom is needed.
+  auto alternating = [](std::int64_t i) -> millicores { return i % 2 ? 800 : 200; };
+  forecast_sizer s(costly_shortage());
+  feed(s, 0, day, alternating);
+  for (std::int64_t i = day; i < day + 4; ++i) {
+    auto z = s.size();
+    ASSERT_TRUE(z);
+    EXPECT_GT(z->forgetting, 0) << i;
+    // What headroom there is covers the fit's first, learning buckets, still in the window.
+    EXPECT_LE(z->headroom, 20) << i;
+    EXPECT_GE(z->cpu, alternating(i)) << i;
+    EXPECT_LE(z->cpu, alternating(i) + 20) << i;
+    feed(s, i, i + 1, alternating);
+  }
+  forecast_sizer level(rises_only());
+  feed(level, 0, day, alternating);
+  EXPECT_GE(level.size()->cpu, 1400) << "without it: the level misses by 600 every other "
+                                        "bucket, and the headroom covers that";
+}
+
+TEST(forecast_sizer, the_headroom_follows_the_recent_error_scale) {
+  // Two days of +-400 around 1000, then six quiet hours (+-4): the headroom relative to
+  // the recent error scale shrinks with it; in millicores over the day's residuals it
+  // still covers the noisy part.
+  auto noisy_then_quiet = [](std::int64_t i) -> millicores {
+    const millicores amp = i < 2 * day ? 400 : 4;
+    return 1000 + (i * 7 % 5 - 2) * amp / 2;
+  };
+  forecast_options scaled = costly_shortage(), plain = rises_only();
+  scaled.linear_forgetting.clear(); // the level and the rises, scaled or not
+  forecast_sizer a(scaled), b(plain);
+  for (std::int64_t i = 0; i < 2 * day + 72; ++i)
+    for (auto* s : {&a, &b}) {
+      s->observe((i + 1) * step, noisy_then_quiet(i), false);
+      s->advance((i + 1) * step);
+    }
+  auto za = a.size(), zb = b.size();
+  ASSERT_TRUE(za && zb);
+  EXPECT_GE(zb->headroom, 200) << "the day's residuals reach 800 above the median";
+  EXPECT_LT(za->headroom, zb->headroom / 2);
+  EXPECT_GE(za->cpu, 1004) << "still covers the quiet noise";
+}
+
+TEST(forecast_sizer, a_flat_month_keeps_the_linear_fit_finite) {
+  // A flat series moves the features in one direction only; with forgetting, the fit's
+  // inverse covariance would grow without end in the others (0.97^-8640 overflows).
+  forecast_options o = costly_shortage();
+  o.linear_forgetting = {0.97};
+  forecast_sizer s(o);
+  auto flat = [](std::int64_t) -> millicores { return 500; };
+  feed(s, 0, 30 * day, flat);
+  auto z = s.size();
+  ASSERT_TRUE(z);
+  EXPECT_EQ(z->cpu, 500);
+  // A step after the month is followed as it would be by a fresh sizer.
+  auto step_up = [](std::int64_t i) -> millicores { return i < 30 * day ? 500 : 900; };
+  feed(s, 30 * day, 30 * day + 6, step_up);
+  z = s.size();
+  ASSERT_TRUE(z);
+  EXPECT_GE(z->cpu, 900);
+  EXPECT_LT(z->cpu, 4000);
 }
 
 TEST(forecast_sizer, sizes_from_the_past_only) {

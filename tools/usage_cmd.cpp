@@ -118,6 +118,19 @@ void add_usage_commands(CLI::App& app, std::function<int()>& action) {
                 "tender forecast: periods a rise must have recurred in")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  c->add_option("--linear-forgetting", t.forecast.linear_forgetting,
+                "tender forecast: one online linear forecaster per forgetting factor "
+                "(0 < f <= 1; --no-linear: none)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  c->add_flag_callback(
+      "--no-linear", [&t] { t.forecast.linear_forgetting.clear(); },
+      "tender forecast: no online linear forecaster");
+  c->add_option("--scale-smoothing", t.forecast.scale_smoothing,
+                "tender forecast: weight of the newest |residual| in the error scale the "
+                "headroom is relative to (0: headroom in millicores, unscaled)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   c->add_option("--throttled-step", t.forecast.throttled_step,
                 "tender forecast: least growth after an interval at the limit")
       ->check(CLI::Range(1.0, 10.0))
