@@ -358,9 +358,21 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
         launch_one();
       }
     }
+    // Every negotiation ends committed or refused (its rounds time out); none finishing for
+    // a minute is a stall, reported as an error rather than waited on for ever.
+    std::int64_t stalled_at = -1;
     {
       std::unique_lock<std::mutex> g(out->mu);
-      out->cv.wait(g, [&] { return out->done >= opt.jobs; });
+      std::int64_t seen = -1;
+      while (out->done < opt.jobs) {
+        if (out->done != seen) {
+          seen = out->done;
+          out->cv.wait_for(g, std::chrono::seconds(60), [&] { return out->done >= opt.jobs; });
+          continue;
+        }
+        stalled_at = seen;
+        break;
+      }
     }
     auto secs = std::chrono::duration<double>(steady::now() - t0).count();
     if (committer.joinable()) {
@@ -387,6 +399,11 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     if (wire)
       if (auto err = wire->finish(res, opt))
         return *err;
+    if (stalled_at >= 0) {
+      sys.await_actors_before_shutdown(false); // the stuck ones would hold the shutdown
+      return "stalled: " + std::to_string(opt.jobs - stalled_at) + " of " +
+             std::to_string(opt.jobs) + " negotiations had not finished after a minute without progress";
+    }
   }
   ctx->journal.reset();
   if (own_dir)
