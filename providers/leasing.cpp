@@ -61,12 +61,8 @@ leasing_provider::leasing_provider(provider_config cfg, const resources& capacit
 
 leasing_provider::leasing_provider(provider_config cfg, const resources& capacity,
                                    std::string run_root, token_source tokens, usec lease_ttl)
-    : cfg_(std::move(cfg)), book_(capacity),
-      owned_exec_(std::make_unique<executor>(std::move(run_root))), exec_(owned_exec_.get()),
-      tokens_(std::move(tokens)), lease_ttl_(lease_ttl) {
-  if (!tokens_)
-    tokens_ = random_token;
-}
+    : leasing_provider(std::move(cfg), capacity, std::make_unique<executor>(std::move(run_root)),
+                       std::move(tokens), lease_ttl) {}
 
 leasing_provider::leasing_provider(provider_config cfg, const resources& capacity,
                                    std::unique_ptr<executor> exec, token_source tokens,

@@ -69,10 +69,8 @@ local_provider::local_provider(provider_config cfg, executor& exec, token_source
 
 local_provider::local_provider(provider_config cfg, std::string run_root, token_source tokens,
                                usec lease_ttl)
-    : leasing_provider(cfg, cfg.capacity, std::move(run_root), std::move(tokens), lease_ttl) {
-  if (config().plan_horizon > 0)
-    plan_ahead(config().plan_horizon);
-}
+    : local_provider(std::move(cfg), std::make_unique<executor>(std::move(run_root)),
+                     std::move(tokens), lease_ttl) {}
 
 local_provider::local_provider(provider_config cfg, std::unique_ptr<executor> exec,
                                token_source tokens, usec lease_ttl)

@@ -67,9 +67,8 @@ market_provider::market_provider(provider_config cfg, executor& exec, token_sour
 
 market_provider::market_provider(provider_config cfg, std::string run_root, token_source tokens,
                                  usec lease_ttl)
-    : leasing_provider(cfg, ledger_capacity(cfg), std::move(run_root), std::move(tokens),
-                       lease_ttl),
-      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {}
+    : market_provider(std::move(cfg), std::make_unique<executor>(std::move(run_root)),
+                      std::move(tokens), lease_ttl) {}
 
 market_provider::market_provider(provider_config cfg, std::unique_ptr<executor> exec,
                                  token_source tokens, usec lease_ttl)
@@ -207,8 +206,8 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
     const bool has_od = c.offer_on_demand && t->on_demand_per_hour > 0;
     if (has_spot)
       consider(t, true, spot);
-    // The first round offers spot where there is spot; later rounds may fall back to
-    // on-demand when it beats the price to beat.
+    // The first round offers spot where there is spot; later rounds weigh on-demand too
+    // (the cheaper one is offered).
     if (has_od && (later_round || !has_spot))
       consider(t, false, t->on_demand_per_hour);
   }

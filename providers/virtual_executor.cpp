@@ -48,13 +48,8 @@ virtual_executor::virtual_executor(std::shared_ptr<board> shared) : board_(std::
 }
 
 virtual_executor::~virtual_executor() {
-  std::lock_guard<std::mutex> g(board_->mu_);
   for (auto& [id, j] : jobs_)
-    for (auto [it, last] = board_->ends_.equal_range(j.end); it != last; ++it)
-      if (it->second == id) {
-        board_->ends_.erase(it);
-        break;
-      }
+    unlist(id, j.end);
 }
 
 void virtual_executor::unlist(const std::string& job_id, usec end) {
