@@ -147,9 +147,9 @@ struct remote_state {
   caf::actor gateway;
   std::string peer;
   provider_hello hello;
-  /// Auction id -> round actor of its latest round. An auction leaves when the node
-  /// awards or declines this provider's offer in it; the oldest go beyond `max_auctions`
-  /// (a refused negotiation tells its providers nothing).
+  /// Auction id -> round actor of its latest round; the oldest go beyond `max_auctions`.
+  /// Kept after an award or a decline: a late or duplicate offer still reaches its round,
+  /// which rejects and counts it.
   std::map<std::string, caf::actor> auctions;
   std::deque<std::string> auction_order; ///< bounds `auctions` (an id may repeat)
   static constexpr std::size_t max_auctions = 4096;
@@ -256,14 +256,9 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::a
             },
             [self](award& a) {
               self->state.awards[a.offer_id] = sender_of(self);
-              // The auction is decided for this provider: later offers in it are noise.
-              self->state.auctions.erase(a.auction_id);
               forward(self, a);
             },
-            [self](decline& d) {
-              self->state.auctions.erase(d.auction_id);
-              forward(self, d);
-            },
+            [self](decline& d) { forward(self, d); },
             [self](release& r) { forward(self, r); },
             [self](launch& l) {
               self->state.jobs[l.job_id] = sender_of(self);
