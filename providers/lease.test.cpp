@@ -82,7 +82,9 @@ protected:
   }
 
   allocation win(const std::string& job, usec now) {
-    auto v = p_->bid(request(job, res(1000, gib), sec_us), now);
+    // Job ids are the executor's cgroup names, global on the machine: the local and the
+    // market instance of a test may run at the same time (ctest -j2), so they differ.
+    auto v = p_->bid(request(job + "-" + GetParam(), res(1000, gib), sec_us), now);
     if (auto* d = std::get_if<decline>(&v)) {
       ADD_FAILURE() << "declined: " << d->reason;
       return {};
