@@ -104,6 +104,12 @@ struct round_state {
   std::vector<std::string> refusals;
   bool evaluated = false; ///< collecting is over
   caf::actor timers;      ///< the shared round timer actor
+  /// The round keeps itself alive until it quits: the job drops the handle spawn_round
+  /// returns and the timer actor holds rounds weakly, so a round waiting only for its
+  /// alarm (providers silent, or their offers rejected as late) would otherwise be
+  /// destroyed as unreachable and its negotiation never hear back. Released with the
+  /// state when the round quits.
+  caf::actor keep_alive;
   static inline const char* name = "round";
 };
 
@@ -281,6 +287,7 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
   return sys.spawn(
       [moved](round_actor* self, context_ptr ctx) -> caf::behavior {
         auto& st = self->state;
+        st.keep_alive = caf::actor_cast<caf::actor>(self);
         st.ctx = ctx;
         st.args = std::move(*moved);
         st.opened_at = ctx->now();

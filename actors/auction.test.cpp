@@ -206,6 +206,23 @@ TEST_F(auction_fixture, a_silent_provider_cannot_stall_a_round) {
   EXPECT_EQ(seen->results[0].best_price, 500);
 }
 
+// Nobody but the round's own timer needs to know the round: the job and the bench drop
+// the handle spawn_round returns, and the shared timer actor holds rounds weakly. A
+// round waiting only for its timeout (its providers silent, or their offers rejected as
+// late) must still end and report, not vanish as an unreachable actor (it did: under
+// overload, negotiations hung for ever).
+TEST_F(auction_fixture, a_round_nobody_holds_still_ends_at_its_timeout) {
+  start_round({{"mute", 100, true}, {"mute2", 200, true}}, 1, 0);
+  round_actor = nullptr; // as the job actor does: it keeps no handle
+  sched->run();
+  EXPECT_TRUE(seen->results.empty());
+  ASSERT_TRUE(sched->trigger_timeout());
+  sched->run();
+  ASSERT_EQ(seen->results.size(), 1u);
+  EXPECT_FALSE(seen->results[0].next_round);
+  EXPECT_EQ(seen->results[0].reason, "no acceptable offer: no provider answered in time");
+}
+
 TEST_F(auction_fixture, iterated_rounds_end_when_no_offer_improves_and_commit_the_best) {
   std::vector<fake_spec> fakes{{"a", 700, false, on_award::confirm, 450}, {"b", 500}};
   start_round(fakes, 1, 0);
