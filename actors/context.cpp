@@ -37,6 +37,11 @@ prediction node_context::predict(const job_spec& spec, const resource_profile& m
   return p;
 }
 
+void node_context::withdraw(const job_spec& spec) {
+  std::lock_guard<std::mutex> g(mu_);
+  predictor_->withdrawn(spec);
+}
+
 void node_context::observe(const finished_job& j) {
   std::lock_guard<std::mutex> g(mu_);
   predictor_->observe(j);

@@ -46,6 +46,8 @@ struct node_context {
   /// profiled after submission: the predictor then counts the job as submitted.
   prediction predict(const job_spec& spec, const resource_profile& measured);
   void observe(const finished_job& j);
+  /// A job `predict` counted ended without running (no `observe` will follow).
+  void withdraw(const job_spec& spec);
   void set_predictor(std::unique_ptr<predictor> p);
 
   /// Loads the run-time model: the node's own retrained model (data_dir/models/current)

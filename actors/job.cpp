@@ -50,6 +50,10 @@ struct job_actor_state {
   bool round_open = false; ///< a round actor of this job's has not reported yet
   bool cancel_requested = false;
   std::string cancel_reason;
+  /// The profiler's prediction counted this job among its user's jobs in flight until
+  /// the predictor observes its run; a job that ends without one (refused, cancelled,
+  /// failed before it started, lost with its provider) is taken out when it ends.
+  bool counted_in_flight = false;
   // usage accumulation
   double cpu_sum = 0;
   std::int64_t cpu_n = 0;
@@ -110,6 +114,10 @@ void move_to(job_actor* self, job_state to, const std::string& reason) {
   auto now = st.ctx->now();
   if (is_final(to) && st.rec.status.finished_at == 0)
     st.rec.status.finished_at = now;
+  if (is_final(to) && st.counted_in_flight) {
+    st.ctx->withdraw(st.rec.spec);
+    st.counted_in_flight = false;
+  }
   st.ctx->journal->transition(st.rec.job_id, from, to, reason, now);
   st.ctx->journal->save_status(st.rec.status);
   st.ctx->log->info("job {}: {} -> {}{}{}", st.rec.job_id, to_string(from), to_string(to),
@@ -150,6 +158,7 @@ void start_profiling(job_actor* self) {
     .then(
       [self](resource_profile& p) {
         auto& st = self->state;
+        st.counted_in_flight = true; // the profiler's prediction announced the job
         if (st.cancel_requested)
           return move_to(self, job_state::cancelled, st.cancel_reason);
         st.rec.status.profile = p;
@@ -593,6 +602,7 @@ void on_usage(job_actor* self, usage_report& r) {
       f.cpu_mean = s.cpu_used_mean;
       f.mem_peak = s.mem_used_peak;
       st.ctx->observe(f);
+      st.counted_in_flight = false;
     }
     st.ctx->journal->save_release(
       release{st.rec.alloc ? st.rec.alloc->allocation_id : "", "", st.rec.job_id, r.reason},

@@ -131,6 +131,12 @@ void job_history::submitted(const trace_job& j) {
   ++u.submitted;
 }
 
+void job_history::withdrawn(const trace_job& j) {
+  auto& u = users_[j.user];
+  if (u.submitted > u.finished)
+    --u.submitted;
+}
+
 void job_history::finished(const trace_job& j) {
   auto& u = users_[j.user];
   double r = j.runtime;

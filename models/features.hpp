@@ -58,6 +58,9 @@ public:
   void submitted(const trace_job& j);
   /// A job finished; `j.runtime` and `j.end` must be set.
   void finished(const trace_job& j);
+  /// A submitted job that will never finish (it ended without running): it is no
+  /// longer counted among its user's jobs in flight.
+  void withdrawn(const trace_job& j);
 
   /// Features of `j` from what the history knows now. Reads only `j`'s submit-time
   /// fields (never `runtime` or `end`).

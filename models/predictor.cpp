@@ -8,6 +8,8 @@ predictor::~predictor() = default;
 
 void predictor::submitted(const job_spec&, usec) {}
 
+void predictor::withdrawn(const job_spec&) {}
+
 prediction baseline_predictor::predict(const job_spec& spec, const resource_profile& measured,
                                        usec) const {
   prediction p;

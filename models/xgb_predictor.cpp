@@ -85,6 +85,15 @@ void xgb_predictor::submitted(const job_spec& spec, usec at) {
   ++in_flight_[rec.user];
 }
 
+void xgb_predictor::withdrawn(const job_spec& spec) {
+  auto rec = to_record(spec, 0);
+  auto it = in_flight_.find(rec.user);
+  if (it == in_flight_.end() || it->second <= 0)
+    return; // never announced here (e.g. submitted before a restart)
+  --it->second;
+  history_.withdrawn(rec);
+}
+
 std::string xgb_predictor::version() const {
   return model_.usable() ? model_.version() : baseline_.version();
 }

@@ -31,6 +31,8 @@ public:
   /// their last submission), as the trace replay does at submit time. Call it after
   /// the job's own prediction: its features, as in the replay, do not include itself.
   void submitted(const job_spec& spec, usec at) override;
+  /// Takes a job announced by `submitted` out of its user's jobs in flight.
+  void withdrawn(const job_spec& spec) override;
   std::string version() const override;
 
   bool model_usable() const { return model_.usable(); }

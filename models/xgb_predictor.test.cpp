@@ -104,3 +104,27 @@ TEST(xgb_predictor, counts_a_users_jobs_in_flight_from_their_submission) {
   p.observe(finished_job{other, t0, 60 * sec_us, t0 + 60 * sec_us, 0, 0});
   EXPECT_EQ(p.features(other, t0 + 700 * sec_us)[running], 0);
 }
+
+// A job refused, cancelled or failed before it ran is never observed finishing; the
+// agent withdraws it, so it does not stay in its user's jobs in flight for ever.
+TEST(xgb_predictor, a_job_withdrawn_before_it_ran_leaves_the_users_jobs_in_flight) {
+  const auto& names = feature_names();
+  const auto running = static_cast<std::size_t>(
+      std::find(names.begin(), names.end(), "user_running") - names.begin());
+  xgb_predictor p("/nonexistent/model.json");
+  auto s = spec("ed", 3600 * sec_us, 4000);
+  auto other = spec("fa", 3600 * sec_us, 4000);
+  const usec t0 = 100000 * sec_us;
+  p.submitted(s, t0);
+  p.submitted(s, t0 + 10 * sec_us);
+  p.withdrawn(s); // the first was refused
+  EXPECT_EQ(p.features(s, t0 + 20 * sec_us)[running], 1);
+  // A withdrawal of a job never announced here (submitted before a restart) changes nothing.
+  p.withdrawn(other);
+  EXPECT_EQ(p.features(other, t0 + 20 * sec_us)[running], 0);
+  // The second runs and finishes: none left, and nothing goes below zero.
+  p.observe(finished_job{s, t0 + 10 * sec_us, 600 * sec_us, t0 + 610 * sec_us, 0, 0});
+  EXPECT_EQ(p.features(s, t0 + 700 * sec_us)[running], 0);
+  p.withdrawn(s);
+  EXPECT_EQ(p.features(s, t0 + 700 * sec_us)[running], 0);
+}
