@@ -549,14 +549,10 @@ void on_usage(link_actor* self, usage_report& u) {
 
 void on_inner_error(link_actor* self, error& err) {
   auto& st = self->state;
-  // A launch refusal: the local provider names the allocation in its message, a
-  // remote one names the job in `field`.
+  // A launch refusal names the job in `field` ("job:<id>"), from an in-process
+  // provider actor and from a provider process alike.
   for (auto& [id, r] : st.runs) {
-    bool ours = err.field == "job:" + r.rec.inner.job_id ||
-                err.message.find(r.rec.inner.allocation_id) != std::string::npos ||
-                err.message.find("'" + r.rec.inner.job_id + "'") != std::string::npos ||
-                err.message.find(r.rec.inner.job_id + ":") != std::string::npos;
-    if (!ours)
+    if (err.field != "job:" + r.rec.inner.job_id)
       continue;
     err.field = "job:" + r.rec.outer.job_id;
     send_peer(self, err);

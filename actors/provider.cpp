@@ -82,6 +82,8 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
               if (auto err = st.impl->start(l, st.ctx->now())) {
                 st.ctx->log->warn("provider {}: launch of {} refused: {}", st.impl->name(),
                                   l.job_id, err->message);
+                // As a provider process names it over the wire (tools/agent.cpp).
+                err->field = "job:" + l.job_id;
                 self->send(to, std::move(*err));
                 return;
               }
