@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -227,6 +228,15 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     return std::string("transport `" + opt.transport + "`: expected inproc or tcp");
   if (opt.providers < 1 || opt.rounds < 1 || opt.jobs < 1)
     return std::string("providers, rounds and jobs must be at least 1");
+  if (!(opt.rate >= 0) || !std::isfinite(opt.rate))
+    return "rate " + std::to_string(opt.rate) + ": expected negotiations per second >= 0 (0 = closed loop)";
+  if (opt.rate == 0 && opt.window < 1)
+    return "window " + std::to_string(opt.window) + ": the closed loop needs at least 1 negotiation in flight";
+  if (opt.group_commit < 1)
+    return std::string("group commit interval must be at least 1 us");
+  if (opt.transport == "tcp" && opt.raw_messages < 1000)
+    return "raw-messages " + std::to_string(opt.raw_messages) +
+           ": the raw ZeroMQ measurement needs at least 1000 messages";
   const auto config_text =
     opt.config_toml.empty() ? bench_config(opt.providers, opt.rounds) : opt.config_toml;
   auto parsed = parse_node_toml(config_text, "<bench config>", "");

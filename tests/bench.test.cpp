@@ -99,6 +99,47 @@ TEST(bench, provider_processes_die_with_a_killed_bench) {
   std::filesystem::remove_all(bench_dir, ec);
 }
 
+TEST(bench, out_of_range_options_are_refused_at_once_naming_the_option) {
+  struct bad {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<bad> cases{
+      {{"--rate", "-5"}, "rate -5"},
+      {{"--window", "0"}, "window 0"},
+      {{"--transport", "tcp", "--raw-messages", "0"}, "raw-messages 0"},
+  };
+  for (auto& c : cases) {
+    std::vector<std::string> argv{"bench", "negotiate", "--jobs", "1"};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    auto r = run(argv);
+    EXPECT_EQ(r.code, 2) << c.says;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+}
+
+// The other benches' sizes: a window of 0 would wait for ever, a batch of 0 would
+// not start the agent, 0 jobs would print a table of zeros.
+TEST(bench, bus_and_federation_refuse_zero_sizes_naming_the_option) {
+  struct bad {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  const std::vector<bad> cases{
+      {{"bench", "bus", "--window", "0"}, "--window: Value 0 not in range 1"},
+      {{"bench", "bus", "--batch", "0"}, "--batch: Value 0 not in range 1"},
+      {{"bench", "federation", "--jobs", "0"}, "--jobs: Value 0 not in range 1"},
+      {{"produce", "--bus", "tcp://127.0.0.1:1", "--window", "0"},
+       "--window: Value 0 not in range 1"},
+  };
+  for (auto& c : cases) {
+    auto r = run(c.argv);
+    EXPECT_NE(r.code, 0) << c.says;
+    const auto said = r.out + r.err; // CLI11 prints its validation errors on either
+    EXPECT_NE(said.find(c.says), std::string::npos) << said;
+  }
+}
+
 TEST(bench, an_unknown_transport_is_refused_with_the_choices) {
   auto r = run({"bench", "negotiate", "--transport", "udp", "--jobs", "1"});
   EXPECT_EQ(r.code, 2);

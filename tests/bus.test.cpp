@@ -228,6 +228,16 @@ TEST(bus, a_malformed_message_gets_an_error_ack_and_the_bus_serves_others) {
   EXPECT_EQ(jobs[0].client_key, "bus:good:1");
 }
 
+TEST(bus, a_producer_with_a_window_of_zero_is_refused_when_made) {
+  producer_options o;
+  o.endpoint = "tcp://127.0.0.1:1";
+  o.producer_id = "w0";
+  o.window = 0;
+  EXPECT_THROW(producer p(o), std::invalid_argument);
+  o.window = 1;
+  EXPECT_NO_THROW(producer p(o));
+}
+
 TEST(bus, a_subscriber_sees_a_job_through_to_done) {
   temp_dir t;
   auto cfg =

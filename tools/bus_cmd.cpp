@@ -436,7 +436,8 @@ void add_bus_commands(CLI::App& app, std::function<int()>& action) {
       ->required();
   produce->add_option("--jobs", pa->jobs, "How many jobs")->capture_default_str();
   produce->add_option("--window", pa->window, "Unacknowledged submissions at most")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
   produce->add_option("--first-seq", pa->first_seq, "Sequence number of the first job")
       ->capture_default_str();
   produce->add_option("--job", pa->job_file, "Job file (TOML); default: `true`");
@@ -465,8 +466,11 @@ void add_bus_commands(CLI::App& app, std::function<int()>& action) {
                  "SIGKILL the agent after this share is acked (0 = never)")
       ->capture_default_str();
   bb->add_option("--window", ba->window, "Unacknowledged submissions per producer")
-      ->capture_default_str();
-  bb->add_option("--batch", ba->batch, "The agent's [bus] batch")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
+  bb->add_option("--batch", ba->batch, "The agent's [bus] batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
   bb->add_option("--keep", ba->keep_dir,
                  "Use and keep this directory (config, journal, agent log)");
   bb->add_flag("--json", ba->json, "Machine-readable output");

@@ -251,7 +251,9 @@ void add_federation_commands(CLI::App& app, std::function<int()>& action) {
   auto* fed = bench->add_subcommand(
       "federation",
       "Submit-to-commit latency: placed by the site's own provider vs by a peer site");
-  fed->add_option("--jobs", args->jobs, "Jobs of each kind")->capture_default_str();
+  fed->add_option("--jobs", args->jobs, "Jobs of each kind")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
   fed->add_flag("--json", args->json, "Machine-readable output");
   fed->callback([args, &action] { action = [args] { return run_federation_bench(*args); }; });
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 #include <vector>
 
 namespace tender {
@@ -164,8 +165,19 @@ struct producer::impl {
   }
 };
 
+namespace {
+
+/// A window of 0 would make `submit` wait for ever: refused when the producer is made.
+producer_options checked(producer_options o) {
+  if (o.window < 1)
+    throw std::invalid_argument("producer: window must be at least 1");
+  return o;
+}
+
+} // namespace
+
 producer::producer(producer_options opt, zmq::context_t* shared)
-    : impl_(std::make_unique<impl>(std::move(opt), shared)) {}
+    : impl_(std::make_unique<impl>(checked(std::move(opt)), shared)) {}
 
 producer::~producer() = default;
 

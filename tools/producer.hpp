@@ -60,7 +60,8 @@ struct producer_refused : std::runtime_error {
 
 class producer {
 public:
-  /// `shared` may be null: the producer then has its own ZeroMQ context.
+  /// `shared` may be null: the producer then has its own ZeroMQ context. Throws
+  /// std::invalid_argument for a window of 0.
   producer(producer_options opt, zmq::context_t* shared = nullptr);
   ~producer();
   producer(const producer&) = delete;
