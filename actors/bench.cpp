@@ -4,6 +4,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/auction_book.hpp"
+#include "actors/scheduler.hpp"
 #include "providers/factory.hpp"
 
 #include <caf/all.hpp>
@@ -275,6 +276,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     // As the agent runs (node.cpp): one worker per core. CAF's default of at least
     // four workers would time-slice two cores between them.
     cfg.set("scheduler.max-threads", 2);
+    use_tender_scheduler(cfg); // as the agent: no clock wake-up per ending actor
     caf::actor_system sys{cfg};
     provider_directory dirs;
     std::vector<caf::actor> actors;

@@ -4,6 +4,7 @@
 #include "actors/federation.hpp"
 #include "actors/console.hpp"
 #include "actors/bus.hpp"
+#include "actors/scheduler.hpp"
 #include "protocol/curve.hpp"
 #include "providers/factory.hpp"
 
@@ -128,6 +129,7 @@ std::variant<std::unique_ptr<node>, std::string> node::start(node_config cfg, no
   p->caf_cfg = std::make_unique<caf::actor_system_config>();
   p->caf_cfg->set("scheduler.max-threads", 2);
   p->caf_cfg->set("logger.verbosity", caf::atom("quiet"));
+  use_tender_scheduler(*p->caf_cfg);
   p->sys = std::make_unique<caf::actor_system>(*p->caf_cfg);
   p->sys->await_actors_before_shutdown(false);
   p->ctx = ctx;
