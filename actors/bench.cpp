@@ -229,10 +229,15 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     return std::string("transport `" + opt.transport + "`: expected inproc or tcp");
   if (opt.providers < 1 || opt.rounds < 1 || opt.jobs < 1)
     return std::string("providers, rounds and jobs must be at least 1");
-  if (!(opt.rate >= 0) || !std::isfinite(opt.rate))
-    return "rate " + std::to_string(opt.rate) + ": expected negotiations per second >= 0 (0 = closed loop)";
+  if (!(opt.rate >= 0) || !std::isfinite(opt.rate)) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "rate %g: expected negotiations per second >= 0 (0 = closed loop)",
+                  opt.rate);
+    return std::string(buf);
+  }
   if (opt.rate == 0 && opt.window < 1)
-    return "window " + std::to_string(opt.window) + ": the closed loop needs at least 1 negotiation in flight";
+    return "window " + std::to_string(opt.window) +
+           ": the closed loop needs at least 1 negotiation in flight";
   if (opt.group_commit < 1)
     return std::string("group commit interval must be at least 1 us");
   if (opt.transport == "tcp" && opt.raw_messages < 1000)
