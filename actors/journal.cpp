@@ -678,23 +678,33 @@ bool journal::save_profile(const std::string& job_id, const resource_profile& p)
   });
 }
 
+namespace {
+
+/// The columns every offer row starts with: offer_id, job_id, auction_id, round,
+/// provider, price and the packed offer (`Query` is the journal's private query).
+template <class Query> Query& bind_offer_head(Query& q, const std::string& job_id, const offer& o) {
+  return q.bind(o.offer_id)
+      .bind(job_id)
+      .bind(o.auction_id)
+      .bind(o.round)
+      .bind(o.provider)
+      .bind(o.price)
+      .bind_blob(pack(o));
+}
+
+} // namespace
+
 bool journal::save_offer(const std::string& job_id, const offer& o, double score,
                          const std::string& verdict, usec at) {
   std::lock_guard lock(mu_);
   return write("save_offer " + o.offer_id, [&] {
-    return prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
-                   "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT(offer_id) DO UPDATE SET job_id = excluded.job_id, "
-                   "auction_id = excluded.auction_id, round = excluded.round, "
-                   "provider = excluded.provider, price = excluded.price, body = excluded.body, "
-                   "score = excluded.score, verdict = excluded.verdict, at = excluded.at")
-        .bind(o.offer_id)
-        .bind(job_id)
-        .bind(o.auction_id)
-        .bind(o.round)
-        .bind(o.provider)
-        .bind(o.price)
-        .bind_blob(pack(o))
+    auto q = prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
+                     "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                     "ON CONFLICT(offer_id) DO UPDATE SET job_id = excluded.job_id, "
+                     "auction_id = excluded.auction_id, round = excluded.round, "
+                     "provider = excluded.provider, price = excluded.price, body = excluded.body, "
+                     "score = excluded.score, verdict = excluded.verdict, at = excluded.at");
+    return bind_offer_head(q, job_id, o)
         .bind(score)
         .bind(verdict)
         .bind(at)
@@ -740,14 +750,8 @@ bool journal::save_outcome(const std::string& job_id, const std::vector<offer_ou
 
 bool journal::insert_offer(const std::string& job_id, const offer& o, const score_terms& t,
                            const std::string& verdict, usec at) const {
-  return prepare(insert_offer_terms)
-    .bind(o.offer_id)
-    .bind(job_id)
-    .bind(o.auction_id)
-    .bind(o.round)
-    .bind(o.provider)
-    .bind(o.price)
-    .bind_blob(pack(o))
+  auto q = prepare(insert_offer_terms);
+  return bind_offer_head(q, job_id, o)
     .bind(t.risk_adjusted)
     .bind(verdict)
     .bind(at)
@@ -774,16 +778,10 @@ bool journal::save_rejected_offer(const std::string& job_id, const offer& o,
                                   const std::string& verdict, usec at) {
   std::lock_guard lock(mu_);
   return write("save_rejected_offer " + o.offer_id, [&] {
-    return prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
-                   "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
-                   "ON CONFLICT(offer_id) DO NOTHING")
-        .bind(o.offer_id)
-        .bind(job_id)
-        .bind(o.auction_id)
-        .bind(o.round)
-        .bind(o.provider)
-        .bind(o.price)
-        .bind_blob(pack(o))
+    auto q = prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
+                     "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                     "ON CONFLICT(offer_id) DO NOTHING");
+    return bind_offer_head(q, job_id, o)
         .bind(verdict)
         .bind(at)
         .run();
