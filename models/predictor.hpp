@@ -43,9 +43,9 @@ public:
   /// of the user in flight, time since the last submission) learn of it now; the same
   /// job's `observe` later carries `submitted_at == at`. The default ignores it.
   virtual void submitted(const job_spec& spec, usec at);
-  /// A job announced by `submitted` ended without running (refused, cancelled or failed
-  /// before it started): it is no longer in flight, and no `observe` will follow. The
-  /// default ignores it.
+  /// A job announced by `submitted` ended without a run to `observe` (refused, cancelled
+  /// or failed before it started, or lost with its provider): it is no longer in flight.
+  /// The default ignores it.
   virtual void withdrawn(const job_spec& spec);
   virtual std::string version() const = 0;
 };
