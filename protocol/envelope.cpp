@@ -151,6 +151,98 @@ const msgpack::object* lookup(const msgpack::object& o, std::string_view key) {
   return nullptr;
 }
 
+/// Walks a MSGPACK_DEFINE_MAP struct's map: `find(key)` is the first value under
+/// `key`, like `lookup`, but costs one comparison per field while the keys arrive
+/// in the struct's own order (as tender writes them) instead of a scan each.
+class map_cursor {
+public:
+  explicit map_cursor(const msgpack::object& o) : o_(o) {}
+
+  const msgpack::object* find(std::string_view key) {
+    if (in_order_ && next_ < o_.via.map.size) {
+      // Entries before next_ hold the keys of earlier fields, none of which is
+      // `key`, so this one is its first occurrence.
+      const auto& k = o_.via.map.ptr[next_].key;
+      if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key)
+        return &o_.via.map.ptr[next_++].val;
+    }
+    const msgpack::object* v = lookup(o_, key);
+    if (v)
+      in_order_ = false; // found out of order: the argument above no longer holds
+    return v;
+  }
+
+private:
+  const msgpack::object& o_;
+  std::uint32_t next_ = 0;
+  bool in_order_ = true;
+};
+
+/// Like `field_visitor`, without copying the key: (key, field) of a
+/// MSGPACK_DEFINE_MAP struct go to `f` as a string_view and a const reference.
+template <class F> struct key_visitor {
+  F& f;
+  std::string_view key;
+
+  key_visitor& pack_map(std::uint32_t) { return *this; }
+  template <class T> key_visitor& pack(const T& v) {
+    if constexpr (std::is_array_v<T>)
+      key = std::string_view(v);
+    else
+      f(key, v);
+    return *this;
+  }
+};
+
+template <class T> struct vector_of_structs_or_strings : std::false_type {};
+template <class U, class A>
+struct vector_of_structs_or_strings<std::vector<U, A>>
+    : std::bool_constant<define_map_struct<U> || std::is_same_v<U, std::string>> {};
+template <class T> struct map_of_structs : std::false_type {};
+template <class K, class V, class C, class A>
+struct map_of_structs<std::map<K, V, C, A>> : std::bool_constant<define_map_struct<V>> {};
+
+/// The value of `o` into `t`, exactly as msgpack's own `o.convert(t)` (the same
+/// fields read, the same type_error for the same input; the first of duplicate keys
+/// wins in a struct, the last in a std::map), without the std::map of keys msgpack
+/// builds for every struct it converts: that map was most of a provider process's
+/// time on the mesh (its string compares and allocations).
+template <class T> void fast_convert(const msgpack::object& o, T& t) {
+  if constexpr (define_map_struct<T>) {
+    if (o.type != msgpack::type::MAP)
+      throw msgpack::type_error();
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i)
+      if (o.via.map.ptr[i].key.type != msgpack::type::STR)
+        throw msgpack::type_error();
+    map_cursor at(o);
+    auto on_field = [&](std::string_view key, const auto& field) {
+      if (const msgpack::object* v = at.find(key))
+        // `t` is not const: msgpack_pack only hands its fields out as const.
+        fast_convert(*v, const_cast<std::decay_t<decltype(field)>&>(field));
+    };
+    key_visitor<decltype(on_field)> fv{on_field, {}};
+    t.msgpack_pack(fv);
+  } else if constexpr (vector_of_structs_or_strings<T>::value) {
+    if (o.type != msgpack::type::ARRAY)
+      throw msgpack::type_error();
+    t.resize(o.via.array.size);
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+      fast_convert(o.via.array.ptr[i], t[i]);
+  } else if constexpr (map_of_structs<T>::value) {
+    if (o.type != msgpack::type::MAP)
+      throw msgpack::type_error();
+    T tmp;
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+      typename T::key_type key;
+      o.via.map.ptr[i].key.convert(key);
+      fast_convert(o.via.map.ptr[i].val, tmp[std::move(key)]);
+    }
+    t = std::move(tmp);
+  } else {
+    o.convert(t);
+  }
+}
+
 template <class T>
 std::optional<bad_field> find_bad_field(const msgpack::object& o, const std::string& path) {
   if (converts<T>(o))
@@ -230,12 +322,13 @@ template <class T> std::uint64_t footprint(const msgpack::object& o) {
       total += sizeof(std::string) + sizeof(void*) + tree_node_overhead +
                (k.type == msgpack::type::STR ? string_heap(k.via.str.size) : 0);
     }
-    auto on_field = [&](const std::string& key, const auto& field) {
-      if (const msgpack::object* v = lookup(o, key))
+    map_cursor at(o);
+    auto on_field = [&](std::string_view key, const auto& field) {
+      if (const msgpack::object* v = at.find(key))
         total += footprint<std::decay_t<decltype(field)>>(*v);
     };
-    const T probe{};
-    field_visitor<decltype(on_field)> fv{on_field, {}};
+    static const T probe{};
+    key_visitor<decltype(on_field)> fv{on_field, {}};
     probe.msgpack_pack(fv);
   } else if constexpr (is_vector<T>::value) {
     if (o.type != msgpack::type::ARRAY)
@@ -417,7 +510,7 @@ void fail(decoded& out, std::string code, std::string field, std::string message
 template <class T> bool decode_body(const msgpack::object& o, tender::body& b, decoded& out) {
   T t{};
   try {
-    o.convert(t);
+    fast_convert(o, t);
   } catch (const msgpack::type_error&) {
     auto bad = find_bad_field<T>(o, "");
     if (!bad)

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
 #include <random>
 #include <set>
@@ -1158,6 +1159,106 @@ TEST(decode_property, random_byte_flips_never_crash) {
   // Both outcomes occur: the flips reach values as well as structure.
   EXPECT_GT(decoded_ok, 0);
   EXPECT_GT(refused, 0);
+}
+
+/// Writes `o` again with every map's entries shuffled, some dropped and some
+/// repeated with another entry's value in their place (a duplicate key).
+void pack_mutated(packer& pk, const msgpack::object& o, std::mt19937& rng) {
+  if (o.type == msgpack::type::ARRAY) {
+    pk.pack_array(o.via.array.size);
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+      pack_mutated(pk, o.via.array.ptr[i], rng);
+    return;
+  }
+  if (o.type != msgpack::type::MAP) {
+    pk.pack(o);
+    return;
+  }
+  std::vector<std::pair<const msgpack::object*, const msgpack::object*>> kv;
+  std::uniform_int_distribution<int> die(0, 9);
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    const int roll = die(rng);
+    if (roll == 0)
+      continue; // dropped: the field keeps its default
+    kv.push_back({&o.via.map.ptr[i].key, &o.via.map.ptr[i].val});
+    if (roll == 1) // repeated with some other entry's value (maybe of another type)
+      kv.push_back({&o.via.map.ptr[i].key,
+                    &o.via.map.ptr[std::uniform_int_distribution<std::uint32_t>(
+                                       0, o.via.map.size - 1)(rng)]
+                         .val});
+  }
+  std::shuffle(kv.begin(), kv.end(), rng);
+  pk.pack_map(static_cast<std::uint32_t>(kv.size()));
+  for (auto [k, v] : kv) {
+    pk.pack(*k);
+    pack_mutated(pk, *v, rng);
+  }
+}
+
+TEST(decode_property, bodies_decode_as_msgpack_itself_converts_them) {
+  // decode() converts bodies with its own field matcher (envelope.cpp fast_convert),
+  // not msgpack's; both must agree on every body: keys in any order, missing keys,
+  // duplicate keys (the first wins in a struct, the last in a std::map), values of
+  // the wrong type.
+  std::mt19937 rng(20261204);
+  int agreed_ok = 0, agreed_refused = 0;
+  for (const auto& frame : golden_frames()) {
+    msgpack::object_handle h = msgpack::unpack(frame.data(), frame.size());
+    const msgpack::object& root = h.get();
+    const decoded original = decode(frame);
+    ASSERT_TRUE(original) << original.failure.message;
+    for (int round = 0; round < 200; ++round) {
+      frame_builder f;
+      f.pk.pack_map(root.via.map.size);
+      const msgpack::object* body_obj = nullptr;
+      for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
+        const auto& k = root.via.map.ptr[i].key;
+        f.pk.pack(k);
+        if (std::string_view(k.via.str.ptr, k.via.str.size) == "body") {
+          pack_mutated(f.pk, root.via.map.ptr[i].val, rng);
+        } else {
+          f.pk.pack(root.via.map.ptr[i].val);
+        }
+      }
+      const std::string bytes = f.bytes();
+      // The reference: msgpack's own conversion of the mutated body.
+      msgpack::object_handle mh = msgpack::unpack(bytes.data(), bytes.size());
+      for (std::uint32_t i = 0; i < mh.get().via.map.size; ++i)
+        if (std::string_view(mh.get().via.map.ptr[i].key.via.str.ptr,
+                             mh.get().via.map.ptr[i].key.via.str.size) == "body")
+          body_obj = &mh.get().via.map.ptr[i].val;
+      ASSERT_NE(body_obj, nullptr);
+      std::visit(
+          [&](const auto& sent) {
+            using T = std::decay_t<decltype(sent)>;
+            T reference{};
+            bool converts = true;
+            try {
+              body_obj->convert(reference);
+            } catch (const msgpack::type_error&) {
+              converts = false;
+            }
+            decoded d = decode(bytes);
+            if (!converts) {
+              EXPECT_FALSE(d) << type_name(sent) << ": msgpack refuses, decode accepted";
+              EXPECT_EQ(d.failure.code, "wrong_type") << d.failure.message;
+              ++agreed_refused;
+              return;
+            }
+            ASSERT_TRUE(d) << type_name(sent) << ": " << d.failure.message;
+            msgpack::sbuffer a, b;
+            msgpack::pack(a, reference);
+            msgpack::pack(b, std::get<T>(d.message->body));
+            EXPECT_EQ(std::string_view(a.data(), a.size()), std::string_view(b.data(), b.size()))
+                << type_name(sent) << " decoded differently from msgpack's conversion";
+            ++agreed_ok;
+          },
+          original.message->body);
+    }
+  }
+  // Both kinds of outcome were compared.
+  EXPECT_GT(agreed_ok, 1000);
+  EXPECT_GT(agreed_refused, 100);
 }
 
 TEST(decode_property, random_garbage_never_crashes) {
