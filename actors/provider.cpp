@@ -4,7 +4,6 @@
 // round actors, so an auction cannot tell them apart.
 
 #include "actors/actors.hpp"
-#include "providers/leasing.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -19,7 +18,6 @@ namespace {
 struct provider_state {
   context_ptr ctx;
   std::unique_ptr<provider> impl;
-  leasing_provider* leasing = nullptr;    ///< `impl`, when it is one (it remembers offers)
   std::map<std::string, caf::actor> jobs; ///< job id -> job actor (usage reports)
   bool drained = false;                   ///< an operator's drain: no offers; running jobs go on
   static inline const char* name = "provider";
@@ -40,7 +38,6 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
         auto& st = self->state;
         st.ctx = ctx;
         st.impl = std::move(*shared);
-        st.leasing = dynamic_cast<leasing_provider*>(st.impl.get());
         self->send(self, tick_atom::value);
         return {
             [self](const resource_request& r) {
@@ -68,9 +65,7 @@ caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_p
             [self](const decline& d) {
               // The auction tells us we lost; nothing is held for a lost offer, and the
               // offers made to that auction need not be remembered any longer.
-              auto& st = self->state;
-              if (st.leasing && !d.auction_id.empty())
-                st.leasing->forget_offers(d.auction_id);
+              self->state.impl->lost(d);
             },
             [self](release& r) {
               auto& st = self->state;

@@ -84,6 +84,10 @@ public:
   /// offers won): forgets its offers there that were never awarded. Awards and
   /// allocations are untouched.
   void forget_offers(const std::string& auction_id);
+  void lost(const decline& d) override {
+    if (!d.auction_id.empty())
+      forget_offers(d.auction_id);
+  }
 
   /// How long an offer stays valid after the request's reply_by (or now, if later).
   static constexpr usec offer_validity = 10 * sec_us;

@@ -303,6 +303,29 @@ TEST_F(local_test, hold_refuses_unknown_expired_and_overbooked_offers) {
   EXPECT_EQ(std::get<commit_refuse>(v).reason, "unknown or expired offer " + late.offer_id);
 }
 
+TEST_F(local_test, a_lost_auction_forgets_its_offers_and_no_other) {
+  // The auction's decline to a loser (and a provider process's, over the mesh)
+  // forgets the offers made there: they are no longer awardable, and under load
+  // they no longer pile up until they expire. Offers to other auctions stay.
+  make();
+  auto r1 = request("j1", res(500, gib), sec_us);
+  r1.auction_id = "a-1";
+  auto r2 = request("j2", res(500, gib), sec_us);
+  r2.auction_id = "a-2";
+  offer lost1 = bid_ok(r1, t0);
+  offer kept = bid_ok(r2, t0);
+  provider& base = *p_;
+  base.lost(decline{"j1", "a-1", lost1.offer_id, "auction", "another offer won"});
+  base.lost(decline{"j9", "", "", "auction", "no auction named"}); // nothing to forget
+  award a;
+  a.offer_id = lost1.offer_id;
+  a.job_id = "j1";
+  auto v = p_->hold(a, t0);
+  ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
+  EXPECT_EQ(std::get<commit_refuse>(v).reason, "unknown or expired offer " + lost1.offer_id);
+  EXPECT_EQ(win(kept, t0).job_id, "j2");
+}
+
 TEST_F(local_test, unused_lease_expires_and_returns_capacity) {
   make();
   allocation a = win(bid_ok(request("j1", res(4000, 8 * gib), sec_us), t0), t0);

@@ -49,6 +49,9 @@ public:
   virtual void stop(const std::string& job_id, const std::string& reason, usec now) = 0;
   /// After a restart: re-adopt a job this provider was running.
   virtual std::optional<usage_report> adopt(const allocation& a, usec now) = 0;
+  /// The auction says this provider lost (its `decline` to a loser): what it
+  /// remembers of the offers it made there may go. Awards and allocations stay.
+  virtual void lost(const decline& d) { (void)d; }
 };
 
 } // namespace tender

@@ -170,7 +170,9 @@ private:
         } else if constexpr (std::is_same_v<T, scale_request>) {
           send(p_->scale(b, now), e.id);
         } else if constexpr (std::is_same_v<T, decline>) {
-          // lost an auction: nothing is held for a lost offer
+          // Lost an auction: nothing is held for a lost offer, and the offers made
+          // there need not be remembered (they piled up until they expired).
+          p_->lost(b);
         } else if constexpr (std::is_same_v<T, error>) {
           if (b.code == "unknown_peer") {
             welcomed_ = false; // the node restarted: introduce ourselves again
