@@ -240,7 +240,8 @@ private:
   bool upsert_negotiation_row(const negotiation_record& n) const;
   bool exec(const char* sql) const;
   bool fail(const std::string& what) const;
-  template <class Body> bool write(const std::string& what, Body&& body);
+  template <class Body> bool write(const char* what, const std::string& id, Body&& body);
+  template <class Body> bool write_one(const char* what, const std::string& id, Body&& body);
   std::optional<job_record> read_job(query& row) const;
 };
 

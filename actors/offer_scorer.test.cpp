@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <random>
+
 using namespace tender;
 
 namespace {
@@ -92,4 +95,29 @@ TEST(offer_scorer, breach_posterior_is_the_beta_mean) {
   EXPECT_DOUBLE_EQ(breach_posterior(0, 0), 0.05);
   EXPECT_DOUBLE_EQ(breach_posterior(1, 3), 2.0 / 24.0);
   EXPECT_GT(breach_posterior(5, 0), breach_posterior(0, 5));
+}
+
+TEST(offer_scorer, the_account_of_a_feasible_offer_prints_as_printf_would) {
+  // The account is assembled with to_chars (every offer is scored); it must read
+  // exactly as "E[cost] $%.6f, P(on time) %.3f, P(breach) %.3f" from printf.
+  offer_scorer s{scoring_config{}};
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<micros> rate(0, 50'000'000);
+  std::uniform_int_distribution<usec> runtime(1, 48 * 3600);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  int compared = 0;
+  for (int i = 0; i < 2000; ++i) {
+    usec rt = runtime(rng) * sec_us;
+    auto r = request(rt, rt / 2, rt * 2, 0, 0);
+    auto o = make_offer(rate(rng), 0, unit(rng) * 0.2, 0.9 + unit(rng) * 0.1);
+    double breach = unit(rng) * (i % 3 == 0 ? 1e-4 : 1.0);
+    auto sc = s.score(o, r, breach, 0);
+    ASSERT_TRUE(sc.feasible) << sc.why;
+    char want[160];
+    std::snprintf(want, sizeof want, "E[cost] $%.6f, P(on time) %.3f, P(breach) %.3f",
+                  sc.expected_cost / 1e6, sc.p_deadline, breach);
+    EXPECT_EQ(sc.why, want);
+    ++compared;
+  }
+  EXPECT_EQ(compared, 2000);
 }
