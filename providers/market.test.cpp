@@ -167,6 +167,12 @@ TEST(market_billing, per_second_with_a_minute_minimum_rounded_up) {
   EXPECT_EQ(market_provider::billed(31'400, 90 * sec_us + 500'000), 794); // 91 s: 793.72
   EXPECT_EQ(market_provider::billed(3'600, 61 * sec_us), 61);
   EXPECT_EQ(market_provider::billed(32'772'600, 24 * hour), 786'542'400);
+  // Rate x seconds beyond 64 bits (1e20) is still exact: ceil(1e20 / 3600).
+  EXPECT_EQ(market_provider::billed(1'000'000'000'000'000, 100'000 * sec_us),
+            27'777'777'777'777'778);
+  // Near the 64-bit edge of the product: 9.2e18 / 3600, rounded up.
+  EXPECT_EQ(market_provider::billed(153'722'867'280'912'930, 60 * sec_us),
+            2'562'047'788'015'216);
 }
 
 TEST_F(market_test, offers_the_cheapest_covering_type_on_spot) {
