@@ -188,6 +188,7 @@ nlohmann::json negotiate_bench_result::to_json() const {
           {"committed", committed},
           {"refused", refused},
           {"journal_commits", journal_commits},
+          {"journal_errors", journal_errors},
           {"zmq_raw_msgs_per_s", opt(zmq_raw_msgs_per_s)},
           {"mesh_efficiency", opt(mesh_efficiency)},
           {"wire_mean_bytes", opt(wire_mean_bytes > 0 ? wire_mean_bytes : -1)},
@@ -204,14 +205,16 @@ std::string negotiate_bench_result::table() const {
                 "  messages/negotiation  %.1f\n"
                 "  rounds run (mean)     %.2f\n"
                 "  committed / refused   %lld / %lld\n"
-                "  journal commits       %lld (group commit)\n",
+                "  journal commits       %lld (group commit), %lld failed writes\n",
                 transport.c_str(), providers, rounds, jobs,
                 offered_rate > 0 ? (", offered " + std::to_string(static_cast<long long>(offered_rate)) + "/s").c_str()
                                  : " (closed loop)",
                 negotiations_per_s, p50_ms, p99_ms, max_ms, msgs_per_negotiation, rounds_mean,
                 static_cast<long long>(committed), static_cast<long long>(refused),
-                static_cast<long long>(journal_commits));
+                static_cast<long long>(journal_commits), static_cast<long long>(journal_errors));
   std::string s = buf;
+  if (journal_errors > 0)
+    s += "  first journal error   " + first_journal_error + "\n";
   if (zmq_raw_msgs_per_s >= 0) {
     std::snprintf(buf, sizeof buf,
                   "  wire frame (mean)     %.0f bytes\n  raw ZeroMQ msgs/s     %.0f\n"
@@ -269,6 +272,15 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
       return *err;
     ctx->journal = std::move(std::get<0>(j));
   }
+  // Every failed journal write is counted (a run that records nothing is no measurement).
+  auto journal_errors = std::make_shared<std::atomic<std::int64_t>>(0);
+  auto first_journal_error = std::make_shared<std::string>();
+  if (ctx->journal) {
+    ctx->journal->set_error_handler([journal_errors, first_journal_error](const std::string& e) {
+      if (journal_errors->fetch_add(1) == 0)
+        *first_journal_error = e; // the handler runs under the journal's lock
+    });
+  }
 
   negotiate_bench_result res;
   res.transport = opt.transport;
@@ -308,6 +320,25 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     auto out = std::make_shared<tally>();
     out->latency_ms.reserve(static_cast<std::size_t>(opt.jobs));
     out->expected = opt.jobs;
+    if (ctx->journal) {
+      // The jobs are known to the journal before they are negotiated, as intake records
+      // them at submission (offers, negotiations and awards refer to their job); in
+      // batches, before the clock starts: this measures negotiation, not intake.
+      const auto submitted = wall_now();
+      for (int from = 0; from < opt.jobs; from += 5000) {
+        std::vector<journal::job_insert> batch;
+        for (int i = from; i < std::min(opt.jobs, from + 5000); ++i) {
+          journal::job_insert ji;
+          ji.job_id = "bench-" + std::to_string(i);
+          ji.spec.name = ji.job_id;
+          ji.spec.command = {"true"};
+          ji.submitted_at = submitted;
+          batch.push_back(std::move(ji));
+        }
+        if (!ctx->journal->insert_jobs(batch))
+          return "journal: cannot record the benchmark's jobs: " + ctx->journal->last_error();
+      }
+    }
     std::atomic<bool> stop_commits{false};
     std::atomic<std::int64_t> commits{0};
     std::thread committer;
@@ -410,6 +441,8 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     res.committed = out->committed;
     res.refused = out->refused;
     res.journal_commits = commits.load();
+    res.journal_errors = journal_errors->load();
+    res.first_journal_error = *first_journal_error;
     res.allocations = std::move(out->kept);
     res.refusals = std::move(out->refusals);
     res.providers = static_cast<int>(dirs.names.size());

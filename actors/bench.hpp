@@ -59,6 +59,10 @@ struct negotiate_bench_result {
   double rounds_mean = 0;
   std::int64_t committed = 0, refused = 0;
   std::int64_t journal_commits = 0;
+  /// Journal writes that failed during the run (0 in a sound run: every offer,
+  /// negotiation, award and SLA event is recorded).
+  std::int64_t journal_errors = 0;
+  std::string first_journal_error;
   double zmq_raw_msgs_per_s = -1; ///< tcp only
   double mesh_efficiency = -1;    ///< tcp only
   double wire_mean_bytes = 0;     ///< tcp: mean payload of a frame on the wire

@@ -4,9 +4,14 @@
 // the agent's round actors, provider actors, ledgers and journal.
 
 #include "actors/bench.hpp"
+#include "actors/journal.hpp"
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -99,4 +104,43 @@ TEST(negotiation_property, a_thousand_concurrent_negotiations_never_double_book)
     EXPECT_LE(count["ondemand"], 1);
     EXPECT_LE(r.committed, 3 + 2 + 2 + 1);
   }
+}
+
+TEST(negotiation_bench, records_every_offer_negotiation_and_award_in_its_journal) {
+  // The benchmark's journal is the agent's: its rows must land (an offer row refers
+  // to its job, so the jobs are recorded first, as intake does), or the benchmark
+  // would time failed writes. Its own failures are counted and reported.
+  auto dir = std::filesystem::temp_directory_path() /
+             ("tender-bench-journal-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  negotiate_bench_options o;
+  o.jobs = 300;
+  o.window = 50;
+  o.data_dir = dir.string();
+  auto got = run_negotiate_bench(o);
+  ASSERT_TRUE(std::holds_alternative<negotiate_bench_result>(got)) << std::get<std::string>(got);
+  auto& r = std::get<negotiate_bench_result>(got);
+  EXPECT_EQ(r.journal_errors, 0) << r.first_journal_error;
+  EXPECT_EQ(r.committed, 300);
+  {
+    auto opened = journal::open((dir / "journal.db").string());
+    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<journal>>(opened))
+        << std::get<std::string>(opened);
+    auto& j = *std::get<std::unique_ptr<journal>>(opened);
+    for (int i : {0, 149, 299}) {
+      const std::string job = "bench-" + std::to_string(i);
+      auto n = j.negotiations(job);
+      ASSERT_EQ(n.size(), 1u) << job;
+      EXPECT_EQ(n[0].rounds, 2) << job;
+      auto offers = j.offer_explanations(job);
+      // Every provider that bids (the GPU vendors decline CPU-only calls) offers
+      // in every round, and exactly one offer won.
+      EXPECT_GE(offers.size(), 2u * 6u) << job;
+      EXPECT_EQ(std::count_if(offers.begin(), offers.end(),
+                              [](const offer_explanation& x) { return x.verdict == "won"; }),
+                1)
+          << job;
+    }
+  }
+  std::filesystem::remove_all(dir);
 }

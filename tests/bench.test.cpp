@@ -41,6 +41,7 @@ TEST(bench, negotiate_over_tcp_runs_every_negotiation_through_provider_processes
   EXPECT_EQ(j["providers"], 4);
   EXPECT_EQ(j["committed"], 200) << r.out;
   EXPECT_EQ(j["refused"], 0) << r.out;
+  EXPECT_EQ(j["journal_errors"], 0) << r.out; // every offer, negotiation and award recorded
   const double rounds = j["rounds_mean"].get<double>();
   EXPECT_GE(rounds, 1.0);
   EXPECT_LE(rounds, 2.0);
