@@ -3,9 +3,11 @@
 #include <sqlite3.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 namespace tender {
@@ -399,12 +401,85 @@ bool journal::write_one(const char* what, const std::string& id, Body&& body) {
   return true;
 }
 
+// --- checkpoints ---------------------------------------------------------------
+
+/// SQLite's own checkpoints run inside the commit that crosses 1,000 WAL pages, on
+/// the writer's connection and under the journal's lock: every other writer waited
+/// for the copy and its fsyncs (the longest waits of a busy agent). Here the commit
+/// only signals; a thread of ours runs PASSIVE checkpoints on a second connection,
+/// which never block writers (a page a reader still needs is left for next time).
+/// SQLite still checkpoints at the last close, as before.
+class journal::checkpointer {
+public:
+  static constexpr int wal_pages = 1000; ///< SQLite's default autocheckpoint threshold
+
+  explicit checkpointer(const std::string& path) : path_(path) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~checkpointer() {
+    {
+      std::lock_guard g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  /// The WAL hook: after each commit, with the WAL's size in pages.
+  static int on_commit(void* self, sqlite3*, const char*, int pages) {
+    if (pages >= wal_pages) {
+      auto* c = static_cast<checkpointer*>(self);
+      {
+        std::lock_guard g(c->mu_);
+        c->due_ = true;
+      }
+      c->cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+private:
+  void run() {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      sqlite3_close_v2(db); // the writers' connection works on: its WAL only grows
+      return;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    // A connection learns that the database is in WAL mode when it first reads it;
+    // before that, a checkpoint on it does nothing.
+    sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+    std::unique_lock g(mu_);
+    while (!stop_) {
+      cv_.wait(g, [&] { return stop_ || due_; });
+      if (stop_)
+        break;
+      due_ = false;
+      g.unlock();
+      int log = 0, copied = 0;
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+      g.lock();
+    }
+    g.unlock();
+    sqlite3_close_v2(db);
+  }
+
+  std::string path_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool due_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // --- opening ------------------------------------------------------------------
 
 journal::journal(sqlite3* db) : db_(db), stmts_(std::make_unique<statements>()) {}
 
 journal::~journal() {
   std::lock_guard lock(mu_);
+  sqlite3_wal_hook(db_, nullptr, nullptr);
+  checkpointer_.reset(); // its connection closes first: ours, the last, checkpoints
   stmts_.reset(); // finalize before close
   // An open batch is rolled back by the close.
   sqlite3_close_v2(db_);
@@ -456,7 +531,12 @@ std::variant<std::unique_ptr<journal>, std::string> journal::open(const std::str
   }
   if (!j->exec(options.sync == journal_sync::full ? "PRAGMA synchronous=FULL"
                                                   : "PRAGMA synchronous=NORMAL") ||
-      !j->exec("PRAGMA foreign_keys=ON"))
+      !j->exec("PRAGMA foreign_keys=ON") ||
+      // Statement and savepoint journals in memory: inside a group commit every write
+      // keeps one, and on disk (a temporary file, spilled past 64 KiB) they were most
+      // of the bytes the journal wrote under load. They hold the pages a failing
+      // statement must restore, never anything that has to survive a crash.
+      !j->exec("PRAGMA temp_store=MEMORY"))
     return prefix + j->step_error_;
 
   for (int target = version + 1; target <= current_schema_version; ++target) {
@@ -486,6 +566,10 @@ std::variant<std::unique_ptr<journal>, std::string> journal::open(const std::str
     }
   }
   j->version_ = current_schema_version;
+  // Checkpoints move off the writers' path (see `checkpointer`); the hook replaces
+  // SQLite's automatic checkpoint.
+  j->checkpointer_ = std::make_unique<checkpointer>(path);
+  sqlite3_wal_hook(db, &checkpointer::on_commit, j->checkpointer_.get());
   return j;
 }
 

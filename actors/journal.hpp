@@ -213,6 +213,7 @@ public:
 private:
   struct statements;
   class query;
+  class checkpointer;
 
   explicit journal(sqlite3* db);
   sqlite3* db_;
@@ -226,6 +227,9 @@ private:
   mutable std::string step_error_; ///< sqlite's message for the last failed step
   std::function<void(const std::string&)> on_error_;
   std::function<void(const job_event&)> observer_;
+  /// Copies the WAL into the database on its own thread and connection, so a writer
+  /// holding `mu_` never waits for a checkpoint's reads, writes and fsyncs.
+  std::unique_ptr<checkpointer> checkpointer_;
 
   bool transition_locked(const std::string& job_id, job_state from, job_state to,
                          const std::string& reason, usec at);

@@ -500,6 +500,37 @@ TEST_F(journal_test, wal_mode_is_on) {
   EXPECT_EQ(raw_text(path_, "PRAGMA journal_mode"), "wal");
 }
 
+TEST_F(journal_test, the_wal_is_checkpointed_off_the_writers_path_and_stays_bounded) {
+  // Checkpoints run on the journal's own thread and connection (the writers only
+  // signal when the WAL passes 1,000 pages). A writer that keeps writing, in batches
+  // as the agent and the benchmark do, writes ~40 MiB: the WAL must keep being
+  // copied back and reused, not grow with everything written.
+  auto j = open_ok(path_);
+  const std::string big(4000, 'x'); // a page-sized spec per job
+  std::uintmax_t wal_max = 0;
+  for (int b = 0; b < 100; ++b) {
+    ASSERT_TRUE(j->begin_batch());
+    for (int i = 0; i < 100; ++i) {
+      auto spec = sample_spec("w");
+      spec.name = big;
+      ASSERT_TRUE(j->insert_job("w" + std::to_string(b * 100 + i), "", spec, i));
+    }
+    ASSERT_TRUE(j->commit_batch());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2)); // let a checkpoint finish
+    std::error_code ec;
+    wal_max = std::max(wal_max, fs::file_size(path_ + "-wal", ec));
+  }
+  EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM jobs"), "10000");
+  // Unchecked, the WAL would hold every page written (> 40 MiB).
+  EXPECT_LT(wal_max, std::uintmax_t{16} << 20) << "the WAL grew to " << wal_max << " bytes";
+  EXPECT_GT(fs::file_size(path_), std::uintmax_t{30} << 20) << "pages reached the database";
+  j.reset();
+  // The last close checkpoints and removes the WAL, as SQLite always did.
+  EXPECT_FALSE(fs::exists(path_ + "-wal"));
+  auto again = open_ok(path_);
+  EXPECT_EQ(again->load_job("w9999")->spec.name, big);
+}
+
 TEST_F(journal_test, committed_writes_survive_kill_9) {
   pid_t child = fork();
   ASSERT_GE(child, 0);
