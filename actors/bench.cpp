@@ -71,6 +71,10 @@ std::string bench_config(int providers, int rounds) {
   return t.str();
 }
 
+std::string bench_job_id(int i) {
+  return "bench-" + std::to_string(i);
+}
+
 /// What the negotiations report to the bench's main thread.
 struct tally {
   std::mutex mu;
@@ -273,12 +277,17 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     ctx->journal = std::move(std::get<0>(j));
   }
   // Every failed journal write is counted (a run that records nothing is no measurement).
-  auto journal_errors = std::make_shared<std::atomic<std::int64_t>>(0);
-  auto first_journal_error = std::make_shared<std::string>();
+  struct failed_writes {
+    std::mutex mu;
+    std::int64_t count = 0;
+    std::string first;
+  };
+  auto journal_failures = std::make_shared<failed_writes>();
   if (ctx->journal) {
-    ctx->journal->set_error_handler([journal_errors, first_journal_error](const std::string& e) {
-      if (journal_errors->fetch_add(1) == 0)
-        *first_journal_error = e; // the handler runs under the journal's lock
+    ctx->journal->set_error_handler([journal_failures](const std::string& e) {
+      std::lock_guard<std::mutex> g(journal_failures->mu);
+      if (journal_failures->count++ == 0)
+        journal_failures->first = e;
     });
   }
 
@@ -329,7 +338,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
         std::vector<journal::job_insert> batch;
         for (int i = from; i < std::min(opt.jobs, from + 5000); ++i) {
           journal::job_insert ji;
-          ji.job_id = "bench-" + std::to_string(i);
+          ji.job_id = bench_job_id(i);
           ji.spec.name = ji.job_id;
           ji.spec.command = {"true"};
           ji.submitted_at = submitted;
@@ -359,7 +368,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     const usec now0 = wall_now();
     auto make_req = [&](int i) {
       resource_request r;
-      r.job_id = "bench-" + std::to_string(i);
+      r.job_id = bench_job_id(i);
       r.auction_id = "a-" + std::to_string(i);
       r.profile.job_id = r.job_id;
       r.profile.cpu_mean = 0.9;
@@ -441,8 +450,11 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     res.committed = out->committed;
     res.refused = out->refused;
     res.journal_commits = commits.load();
-    res.journal_errors = journal_errors->load();
-    res.first_journal_error = *first_journal_error;
+    {
+      std::lock_guard<std::mutex> g(journal_failures->mu);
+      res.journal_errors = journal_failures->count;
+      res.first_journal_error = journal_failures->first;
+    }
     res.allocations = std::move(out->kept);
     res.refusals = std::move(out->refusals);
     res.providers = static_cast<int>(dirs.names.size());

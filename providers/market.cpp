@@ -90,10 +90,10 @@ resources market_provider::shape(const instance_type& t) {
 micros market_provider::billed(micros per_hour, usec runtime) {
   // In 64 bits when nothing overflows (every bid prices every covering type twice,
   // and a 128-bit division is a library call); in 128 bits otherwise.
-  std::int64_t seconds64 = 0, num64 = 0;
   if (runtime >= 0 && runtime <= std::numeric_limits<std::int64_t>::max() - sec_us &&
       per_hour >= 0) {
-    seconds64 = std::max<std::int64_t>(60, (runtime + sec_us - 1) / sec_us);
+    const std::int64_t seconds64 = std::max<std::int64_t>(60, (runtime + sec_us - 1) / sec_us);
+    std::int64_t num64 = 0;
     if (!__builtin_mul_overflow(per_hour, seconds64, &num64) &&
         num64 <= std::numeric_limits<std::int64_t>::max() - 3599)
       return (num64 + 3599) / 3600;
