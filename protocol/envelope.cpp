@@ -38,16 +38,17 @@ void pack_str(msgpack::packer<msgpack::sbuffer>& pk, std::string_view s) {
 // typed reference to each field, and the walk recurses into nested structs,
 // vectors and maps until it reaches a value that does not convert.
 
-/// A "packer" that hands each (key, field) pair of a MSGPACK_DEFINE_MAP struct to `f`.
-/// Keys arrive as string literals (`const char[N]`), fields never are C arrays.
+/// A "packer" that hands each (key, field) pair of a MSGPACK_DEFINE_MAP struct to `f`
+/// as a string_view and a const reference. Keys arrive as string literals
+/// (`const char[N]`, viewed, not copied), fields never are C arrays.
 template <class F> struct field_visitor {
   F& f;
-  std::string key;
+  std::string_view key;
 
   field_visitor& pack_map(std::uint32_t) { return *this; }
   template <class T> field_visitor& pack(const T& v) {
     if constexpr (std::is_array_v<T>)
-      key = v;
+      key = std::string_view(v);
     else
       f(key, v);
     return *this;
@@ -127,8 +128,8 @@ struct bad_field {
   std::string got;
 };
 
-std::string join(const std::string& path, const std::string& key) {
-  return path.empty() ? key : path + "." + key;
+std::string join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
 }
 
 template <class T> bool converts(const msgpack::object& o) {
@@ -178,22 +179,6 @@ private:
   bool in_order_ = true;
 };
 
-/// Like `field_visitor`, without copying the key: (key, field) of a
-/// MSGPACK_DEFINE_MAP struct go to `f` as a string_view and a const reference.
-template <class F> struct key_visitor {
-  F& f;
-  std::string_view key;
-
-  key_visitor& pack_map(std::uint32_t) { return *this; }
-  template <class T> key_visitor& pack(const T& v) {
-    if constexpr (std::is_array_v<T>)
-      key = std::string_view(v);
-    else
-      f(key, v);
-    return *this;
-  }
-};
-
 template <class T> struct vector_of_structs_or_strings : std::false_type {};
 template <class U, class A>
 struct vector_of_structs_or_strings<std::vector<U, A>>
@@ -220,7 +205,7 @@ template <class T> void fast_convert(const msgpack::object& o, T& t) {
         // `t` is not const: msgpack_pack only hands its fields out as const.
         fast_convert(*v, const_cast<std::decay_t<decltype(field)>&>(field));
     };
-    key_visitor<decltype(on_field)> fv{on_field, {}};
+    field_visitor<decltype(on_field)> fv{on_field, {}};
     t.msgpack_pack(fv);
   } else if constexpr (vector_of_structs_or_strings<T>::value) {
     if (o.type != msgpack::type::ARRAY)
@@ -256,7 +241,7 @@ std::optional<bad_field> find_bad_field(const msgpack::object& o, const std::str
         return bad_field{path, "map with string keys",
                          "a key of type " + describe(o.via.map.ptr[i].key)};
     std::optional<bad_field> found;
-    auto on_field = [&](const std::string& key, const auto& field) {
+    auto on_field = [&](std::string_view key, const auto& field) {
       if (found)
         return;
       if (const msgpack::object* v = lookup(o, key))
@@ -328,7 +313,7 @@ template <class T> std::uint64_t footprint(const msgpack::object& o) {
         total += footprint<std::decay_t<decltype(field)>>(*v);
     };
     static const T probe{};
-    key_visitor<decltype(on_field)> fv{on_field, {}};
+    field_visitor<decltype(on_field)> fv{on_field, {}};
     probe.msgpack_pack(fv);
   } else if constexpr (is_vector<T>::value) {
     if (o.type != msgpack::type::ARRAY)
@@ -461,7 +446,7 @@ std::optional<bad_string> find_bad_string(const msgpack::object& o, const std::s
   if constexpr (define_map_struct<T>) {
     if (o.type != msgpack::type::MAP)
       return std::nullopt;
-    auto on_field = [&](const std::string& key, const auto& field) {
+    auto on_field = [&](std::string_view key, const auto& field) {
       if (found)
         return;
       if (const msgpack::object* v = lookup(o, key))
