@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -369,6 +370,7 @@ template <class Body>
 bool journal::write(const char* what_, const std::string& id, Body&& body) {
   auto what = [&] { return std::string(what_) + " " + id; };
   const bool own = batch_depth_ == 0;
+  before_begin();
   if (!exec(own ? "BEGIN IMMEDIATE" : "SAVEPOINT write"))
     return fail(what() + ": " + step_error_);
   if (!body()) {
@@ -396,6 +398,7 @@ bool journal::write(const char* what_, const std::string& id, Body&& body) {
 /// award and SLA event under load). Caller holds `mu_`.
 template <class Body>
 bool journal::write_one(const char* what, const std::string& id, Body&& body) {
+  before_begin();
   if (!body())
     return fail(std::string(what) + " " + id + ": " + step_error_);
   return true;
@@ -409,9 +412,19 @@ bool journal::write_one(const char* what, const std::string& id, Body&& body) {
 /// only signals; a thread of ours runs PASSIVE checkpoints on a second connection,
 /// which never block writers (a page a reader still needs is left for next time).
 /// SQLite still checkpoints at the last close, as before.
+///
+/// A copied WAL is started over at its beginning only by a writer whose transaction
+/// began after the copy finished. Writers that keep beginning while a copy is under
+/// way (a disk whose fsyncs outlast the pause between batches) never do, and the WAL
+/// grew with everything written although every frame had been copied. So once the
+/// WAL is past `restart_pages`, a writer about to begin waits for the copy in flight
+/// (`before_begin`): the WAL stays bounded, and the wait, one copy at most, comes only
+/// when the copies fall behind.
 class journal::checkpointer {
 public:
   static constexpr int wal_pages = 1000; ///< SQLite's default autocheckpoint threshold
+  /// Past this many pages (~8 MiB) writers wait for the copy in flight before beginning.
+  static constexpr int restart_pages = 2 * wal_pages;
 
   explicit checkpointer(const std::string& path) : path_(path) {
     thread_ = std::thread([this] { run(); });
@@ -421,20 +434,29 @@ public:
       std::lock_guard g(mu_);
       stop_ = true;
     }
-    cv_.notify_one();
+    cv_.notify_all();
     thread_.join();
   }
   /// The WAL hook: after each commit, with the WAL's size in pages.
   static int on_commit(void* self, sqlite3*, const char*, int pages) {
+    auto* c = static_cast<checkpointer*>(self);
+    c->long_.store(pages >= restart_pages, std::memory_order_relaxed);
     if (pages >= wal_pages) {
-      auto* c = static_cast<checkpointer*>(self);
       {
         std::lock_guard g(c->mu_);
         c->due_ = true;
       }
-      c->cv_.notify_one();
+      c->cv_.notify_all();
     }
     return SQLITE_OK;
+  }
+  /// Called by a writer (no transaction open) before it begins one: when the WAL is
+  /// long, waits until no copy is due or under way, so that this writer starts it over.
+  void before_begin() {
+    if (!long_.load(std::memory_order_relaxed))
+      return;
+    std::unique_lock g(mu_);
+    cv_.wait(g, [&] { return stop_ || gone_ || (!due_ && !copying_); });
   }
 
 private:
@@ -443,6 +465,9 @@ private:
     if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
       sqlite3_close_v2(db); // the writers' connection works on: its WAL only grows
+      std::lock_guard g(mu_);
+      gone_ = true; // nobody waits for copies that never come
+      cv_.notify_all();
       return;
     }
     sqlite3_busy_timeout(db, 1000);
@@ -455,11 +480,16 @@ private:
       if (stop_)
         break;
       due_ = false;
+      copying_ = true;
       g.unlock();
       int log = 0, copied = 0;
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       g.lock();
+      copying_ = false;
+      cv_.notify_all();
     }
+    gone_ = true;
+    cv_.notify_all();
     g.unlock();
     sqlite3_close_v2(db);
   }
@@ -467,10 +497,18 @@ private:
   std::string path_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::atomic<bool> long_{false};
   bool due_ = false;
+  bool copying_ = false;
+  bool gone_ = false;
   bool stop_ = false;
   std::thread thread_;
 };
+
+void journal::before_begin() const {
+  if (batch_depth_ == 0 && checkpointer_)
+    checkpointer_->before_begin();
+}
 
 // --- opening ------------------------------------------------------------------
 
@@ -591,6 +629,7 @@ void journal::set_error_handler(std::function<void(const std::string&)> handler)
 
 bool journal::begin_batch() {
   std::lock_guard lock(mu_);
+  before_begin();
   if (batch_depth_ == 0 && !exec("BEGIN IMMEDIATE"))
     return fail("begin_batch: " + step_error_);
   ++batch_depth_;

@@ -240,6 +240,9 @@ private:
   /// One offer row with its score terms (insert or replace); the caller holds the lock.
   bool insert_offer(const std::string& job_id, const offer& o, const score_terms& t,
                     const std::string& verdict, usec at) const;
+  /// Before a writer begins a transaction (none open): waits for a checkpoint in
+  /// flight when the WAL is long (see `checkpointer`). The caller holds the lock.
+  void before_begin() const;
   /// The negotiation's row (insert or replace); the caller holds the lock.
   bool upsert_negotiation_row(const negotiation_record& n) const;
   bool exec(const char* sql) const;
