@@ -167,7 +167,7 @@ void finish(round_actor* self, round_result r) {
     n.rejected = book.rejections_by_reason();
     n.outcome = r.reason;
     n.at = now;
-    st.ctx->journal->save_outcome(book.request().job_id, offers, n);
+    st.ctx->journal->save_outcome(offers, n);
   }
   self->send(st.args.job, std::move(r));
   // Stay a little to release confirmations that arrive after we moved on.

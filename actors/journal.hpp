@@ -82,7 +82,7 @@ struct journal_options {
 class journal {
 public:
   /// The schema version this code writes (the number of migrations).
-  static constexpr int current_schema_version = 4;
+  static constexpr int current_schema_version = 5;
 
   /// Opens (creating or migrating) `path`. Error message names the path and cause.
   static std::variant<std::unique_ptr<journal>, std::string> open(const std::string& path);
@@ -152,11 +152,13 @@ public:
     score_terms terms;
     std::string verdict;
   };
-  /// A negotiation's outcome in one write (one lock, one transaction or savepoint): every
-  /// offer as `save_offer(job_id, *o, terms, verdict, n.at)` does, then `save_negotiation(n)`.
-  /// All or nothing. Added for the auction's hot path.
-  bool save_outcome(const std::string& job_id, const std::vector<offer_outcome>& offers,
-                    const negotiation_record& n);
+  /// A negotiation's outcome in one row (one statement): `save_negotiation(n)` with every
+  /// offer, its score terms and final verdict, filed under `n.job_id` at `n.at`. Read back
+  /// by `offer_explanations`, `load_job` and `totals` as offers saved one by one are; an
+  /// offer here supersedes a row of the same `offer_id` from `save_rejected_offer` (the
+  /// negotiation's last word). Saving the same `auction_id` again replaces its offers.
+  /// Added for the auction's hot path (schema version 5: one row per negotiation, not per offer).
+  bool save_outcome(const std::vector<offer_outcome>& offers, const negotiation_record& n);
   bool save_award(const award& a, usec at);
   /// Saving the same `allocation_id` again replaces its body (e.g. a renewed lease).
   bool save_allocation(const allocation& a, usec at);
@@ -240,6 +242,9 @@ private:
   /// One offer row with its score terms (insert or replace); the caller holds the lock.
   bool insert_offer(const std::string& job_id, const offer& o, const score_terms& t,
                     const std::string& verdict, usec at) const;
+  /// Every offer of the job, as `offer_explanations` returns them; false when a query
+  /// failed (`step_error_` says why). The caller holds the lock.
+  bool read_offers(const std::string& job_id, std::vector<offer_explanation>& out) const;
   /// Before a writer begins a transaction (none open): waits for a checkpoint in
   /// flight when the WAL is long (see `checkpointer`). The caller holds the lock.
   void before_begin() const;

@@ -340,6 +340,155 @@ TEST_F(journal_test, score_breakdowns_and_negotiations_survive_a_reopen) {
   EXPECT_TRUE(j->negotiations("nope").empty());
 }
 
+TEST_F(journal_test, a_negotiation_is_one_row_read_back_like_offers_saved_one_by_one) {
+  const score_terms won{true, 1'050'000.5, 1'400'000, 0.97, 0.05, 0.0595, 1'050'000.5,
+                        31'500.25, 62'475.0, 1'143'975.75, "E[cost] $1.050001"};
+  const score_terms lost{true, 2'050'000.5, 2'400'000, 0.9, 0.2, 0.208, 2'050'000.5,
+                         31'500.25, 218'400.0, 2'299'900.75, "E[cost] $2.050001"};
+  negotiation_record n;
+  n.job_id = "j1";
+  n.auction_id = "auc-j1";
+  n.protocol = "iterated";
+  n.rounds = 2;
+  n.rejected = {{"duplicate", 1}};
+  n.outcome = "won by a";
+  n.at = 40;
+  const offer o1 = sample_offer("o1", "j1", 1, "a", 1'000'000);
+  const offer o2 = sample_offer("o2", "j1", 2, "b", 2'000'000);
+  offer o3 = sample_offer("o3", "j1", 1, "c", 3'000'000);
+  o3.auction_id = "auc-j1-r1"; // a round's own id is kept
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    // A duplicate of o1 was rejected first; the negotiation has the last word on o1.
+    ASSERT_TRUE(j->save_rejected_offer("j1", sample_offer("o1", "j1", 1, "a", 1),
+                                       "rejected: duplicate offer o1", 12));
+    ASSERT_TRUE(j->save_rejected_offer("j1", sample_offer("o4", "j1", 2, "d", 5),
+                                       "rejected: late: arrived after the round closed", 41));
+    std::vector<journal::offer_outcome> outcome = {
+        {&o2, lost, "lost"}, {&o1, won, "won"}, {&o3, lost, "lost: costlier"}};
+    ASSERT_TRUE(j->save_outcome(outcome, n));
+    // Saving the negotiation again replaces its offers instead of adding to them.
+    ASSERT_TRUE(j->save_outcome(outcome, n));
+  }
+  // One negotiation row; the offers table holds only the rejected offers.
+  EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM negotiations"), "1");
+  EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM offers"), "2");
+  auto j = open_ok(path_);
+  auto xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), 4u);
+  // By round, then when recorded.
+  EXPECT_EQ(xs[0].offer_id, "o1");
+  EXPECT_EQ(xs[0].auction_id, "auc-j1");
+  EXPECT_EQ(xs[0].verdict, "won");
+  EXPECT_EQ(xs[0].price, 1'000'000);
+  EXPECT_EQ(xs[0].rate_per_hour, 2'000'000);
+  EXPECT_EQ(xs[0].earliest_start, 1'001);
+  EXPECT_EQ(bytes(xs[0].terms), bytes(o1.terms));
+  EXPECT_EQ(xs[0].instance_type, "p4d");
+  EXPECT_EQ(bytes(xs[0].score), bytes(won));
+  EXPECT_EQ(xs[1].offer_id, "o3");
+  EXPECT_EQ(xs[1].auction_id, "auc-j1-r1");
+  EXPECT_EQ(xs[1].provider, "c");
+  EXPECT_EQ(xs[1].verdict, "lost: costlier");
+  EXPECT_EQ(xs[2].offer_id, "o2");
+  EXPECT_EQ(xs[2].round, 2);
+  EXPECT_EQ(bytes(xs[2].score), bytes(lost));
+  EXPECT_EQ(xs[3].offer_id, "o4");
+  EXPECT_FALSE(xs[3].score.scored);
+  EXPECT_EQ(xs[3].verdict, "rejected: late: arrived after the round closed");
+
+  const std::vector<offer_summary> summary = {
+      {"o1", "a", 1, 1'000'000, 1'001, won.risk_adjusted, "won"},
+      {"o3", "c", 1, 3'000'000, 1'001, lost.risk_adjusted, "lost: costlier"},
+      {"o2", "b", 2, 2'000'000, 1'002, lost.risk_adjusted, "lost"},
+      {"o4", "d", 2, 5, 1'002, 0.0, "rejected: late: arrived after the round closed"}};
+  EXPECT_EQ(bytes(j->load_job("j1")->status.offers), bytes(summary));
+
+  auto ns = j->negotiations("j1");
+  ASSERT_EQ(ns.size(), 1u);
+  EXPECT_EQ(ns[0].rounds, 2);
+  EXPECT_EQ(ns[0].rejected, n.rejected);
+  EXPECT_EQ(ns[0].outcome, n.outcome);
+
+  // The console counts what was received: the rejected duplicate and the negotiation's o1.
+  auto t = j->totals();
+  EXPECT_EQ(t.negotiations, 1);
+  EXPECT_EQ(t.offers_by_verdict,
+            (std::map<std::string, std::int64_t>{{"won", 1}, {"lost", 2}, {"rejected", 2}}));
+}
+
+TEST_F(journal_test, a_negotiation_whose_offers_do_not_decode_is_named_and_the_rest_still_read) {
+  negotiation_record n;
+  n.job_id = "j1";
+  n.auction_id = "auc-j1";
+  n.at = 40;
+  const offer o1 = sample_offer("o1", "j1", 1, "a", 1'000);
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    ASSERT_TRUE(j->save_rejected_offer("j1", sample_offer("o9", "j1", 1, "z", 5),
+                                       "rejected: foreign", 12));
+    ASSERT_TRUE(j->save_outcome({{&o1, {}, "won"}}, n));
+  }
+  // A torn or hand-edited row: 0xc1 is never valid MessagePack.
+  raw_exec(path_, "UPDATE negotiations SET offers = x'c1', verdicts = x'93c1' "
+                  "WHERE auction_id = 'auc-j1'");
+  auto j = open_ok(path_);
+  std::vector<std::string> errors;
+  j->set_error_handler([&](const std::string& e) { errors.push_back(e); });
+  auto xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), 1u);
+  EXPECT_EQ(xs[0].offer_id, "o9");
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].find("negotiation auc-j1 of j1"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find(path_), std::string::npos) << errors[0];
+  auto job = j->load_job("j1");
+  ASSERT_TRUE(job);
+  ASSERT_EQ(job->status.offers.size(), 1u);
+  errors.clear();
+  auto t = j->totals();
+  EXPECT_EQ(t.offers_by_verdict, (std::map<std::string, std::int64_t>{{"rejected", 1}}));
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].find("negotiation auc-j1"), std::string::npos) << errors[0];
+  // The journal keeps serving: a new negotiation is written and read.
+  n.auction_id = "auc-j1-b";
+  n.at = 50;
+  const offer o2 = sample_offer("o2", "j1", 2, "b", 2'000);
+  ASSERT_TRUE(j->save_outcome({{&o2, {}, "won"}}, n));
+  EXPECT_EQ(j->offer_explanations("j1").size(), 2u);
+}
+
+TEST_F(journal_test, a_version_4_database_keeps_its_offer_rows_and_gains_negotiation_offers) {
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    ASSERT_TRUE(j->save_offer("j1", sample_offer("o1", "j1", 1, "a", 1000), 1100.0, "lost", 10));
+    ASSERT_TRUE(j->save_offer("j1", sample_offer("o2", "j1", 1, "b", 900), 950.0, "won", 11));
+  }
+  // Back to version 4, as tender wrote every offer before this version.
+  raw_exec(path_, "ALTER TABLE negotiations DROP COLUMN offers; "
+                  "ALTER TABLE negotiations DROP COLUMN verdicts; PRAGMA user_version = 4;");
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->schema_version(), journal::current_schema_version);
+  auto xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), 2u);
+  EXPECT_EQ(xs[0].verdict, "lost");
+  EXPECT_EQ(xs[1].verdict, "won");
+  negotiation_record n;
+  n.job_id = "j1";
+  n.auction_id = "auc-j1-again";
+  n.at = 60;
+  const offer o3 = sample_offer("o3", "j1", 1, "c", 800);
+  ASSERT_TRUE(j->save_outcome({{&o3, {}, "won"}}, n));
+  xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), 3u);
+  EXPECT_EQ(xs[2].offer_id, "o3");
+  EXPECT_EQ(j->totals().offers_by_verdict,
+            (std::map<std::string, std::int64_t>{{"won", 2}, {"lost", 1}}));
+}
+
 TEST_F(journal_test, scaling_decisions_survive_a_reopen_in_order) {
   scaling_decision grown;
   grown.job_id = "j1";
@@ -382,9 +531,10 @@ TEST_F(journal_test, a_version_3_database_gains_the_scaling_table) {
     ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
   }
   // Back to version 3 as a tender before the scaling issue left it.
-  raw_exec(path_, "DROP TABLE scaling; PRAGMA user_version = 3;");
+  raw_exec(path_, "DROP TABLE scaling; ALTER TABLE negotiations DROP COLUMN offers; "
+                  "ALTER TABLE negotiations DROP COLUMN verdicts; PRAGMA user_version = 3;");
   auto j = open_ok(path_);
-  EXPECT_EQ(j->schema_version(), 4);
+  EXPECT_EQ(j->schema_version(), journal::current_schema_version);
   EXPECT_EQ(raw_text(path_, "SELECT name FROM sqlite_master WHERE name = 'scaling_job'"),
             "scaling_job");
   scaling_decision d;
