@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace tender {
@@ -77,7 +78,7 @@ private:
   resource_request base_;
   std::set<std::string> providers_;
   std::vector<book_entry> entries_;
-  std::set<std::string> seen_ids_;
+  std::unordered_set<std::string> seen_ids_; ///< offer ids share long prefixes: hashed, not compared
   std::map<std::string, std::string> declines_; ///< provider -> reason
   std::vector<decline_note> decline_notes_;
   std::int64_t rejected_ = 0;
