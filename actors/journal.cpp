@@ -1352,8 +1352,10 @@ std::optional<job_record> journal::read_job(query& row) const {
   decode(18, s.offers, "offers");
 
   std::vector<offer_explanation> explained;
-  if (!read_offers(r.job_id, explained))
+  if (!read_offers(r.job_id, explained)) {
+    fail("load job " + r.job_id + " offers: " + step_error_);
     return std::nullopt;
+  }
   std::vector<offer_summary> offers;
   offers.reserve(explained.size());
   for (auto& x : explained)

@@ -183,9 +183,10 @@ public:
   bool begin_batch();
   bool commit_batch();
 
-  /// The job with its status and committed allocation. `status.offers` comes from
-  /// the offers table when it has rows for the job (it holds the latest verdicts),
-  /// otherwise from the list last given to `save_status`.
+  /// The job with its status and committed allocation. `status.offers` comes from the
+  /// journaled offers (its negotiations' and the offers table's, as `offer_explanations`
+  /// reads them: they hold the latest verdicts) when there are any, otherwise from the
+  /// list last given to `save_status`.
   std::optional<job_record> load_job(const std::string& job_id) const;
   /// Every job, in submission order.
   std::vector<job_record> load_jobs() const;
