@@ -97,6 +97,8 @@ public:
 
   /// The most recent failure (empty when nothing has failed yet).
   std::string last_error() const;
+  /// How many times a writer waited for a checkpoint's copy to start a long WAL over.
+  std::int64_t wal_waits() const;
   /// Called with the text of every failure. Runs under the journal's lock: it must
   /// not call back into the journal.
   void set_error_handler(std::function<void(const std::string&)> handler);

@@ -674,11 +674,41 @@ TEST_F(journal_test, the_wal_is_checkpointed_off_the_writers_path_and_stays_boun
   // Unchecked, the WAL would hold every page written (> 40 MiB).
   EXPECT_LT(wal_max, std::uintmax_t{16} << 20) << "the WAL grew to " << wal_max << " bytes";
   EXPECT_GT(fs::file_size(path_), std::uintmax_t{30} << 20) << "pages reached the database";
+  EXPECT_GT(j->wal_waits(), 0); // the WAL was kept short by writers waiting for a copy
   j.reset();
   // The last close checkpoints and removes the WAL, as SQLite always did.
   EXPECT_FALSE(fs::exists(path_ + "-wal"));
   auto again = open_ok(path_);
   EXPECT_EQ(again->load_job("w9999")->spec.name, big);
+}
+
+TEST_F(journal_test, a_reader_holding_an_old_snapshot_does_not_make_every_writer_wait) {
+  // While another connection holds a read transaction, no copy can pass its snapshot and
+  // no writer can start the WAL over: waiting for copies is futile then, and is tried
+  // again only after another 2,000 pages, not at every write.
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("first", "", sample_spec("a"), 1));
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM jobs;", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  const std::string big(4000, 'x');
+  for (int b = 0; b < 60; ++b) {
+    ASSERT_TRUE(j->begin_batch());
+    for (int i = 0; i < 50; ++i) {
+      auto spec = sample_spec("w");
+      spec.name = big;
+      ASSERT_TRUE(j->insert_job("w" + std::to_string(b * 50 + i), "", spec, i));
+    }
+    ASSERT_TRUE(j->commit_batch());
+  }
+  // ~3,000 jobs of a page each (~4,000 pages with the index): a wait or two, not one per batch.
+  EXPECT_LE(j->wal_waits(), 6);
+  std::error_code ec;
+  EXPECT_GT(fs::file_size(path_ + "-wal", ec), std::uintmax_t{12} << 20) << "the reader held the WAL";
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  EXPECT_EQ(j->load_job("w2999")->spec.name, big);
 }
 
 TEST_F(journal_test, committed_writes_survive_kill_9) {
