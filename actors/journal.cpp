@@ -173,7 +173,7 @@ const std::vector<std::vector<const char*>> migrations = {
            ))",
         "CREATE INDEX scaling_job ON scaling(job_id, id)",
     },
-    // 5: a negotiation's offers in its own row (see "A negotiation's offers" below) instead
+    // 5: a negotiation's offers in its own row (see "a negotiation's offers" below) instead
     // of one `offers` row each: 16 rows of 20 columns with their index entries per
     // negotiation (P = 8, R = 2) were most of what the journal wrote. `verdicts` counts them
     // by the verdict's first word for the console's totals. The `offers` table keeps what
