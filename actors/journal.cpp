@@ -928,35 +928,43 @@ std::string_view verdict_word(std::string_view v) {
   return v.substr(0, v.find(' '));
 }
 
+/// Calls `f` on each packed field in the format's order, for packing (from an `offer`)
+/// and unpacking (into an `offer_explanation`) alike: the order is written once.
+template <class Offer, class AuctionId, class Terms, class Verdict, class At, class F>
+void packed_fields(Offer& o, AuctionId& auction_id, Terms& t, Verdict& verdict, At& at, F&& f) {
+  f(o.offer_id);
+  f(auction_id);
+  f(o.round);
+  f(o.provider);
+  f(o.price);
+  f(o.rate_per_hour);
+  f(o.earliest_start);
+  f(o.terms.availability);
+  f(o.terms.preemption_probability);
+  f(o.terms.latency);
+  f(o.instance_type);
+  f(t.scored);
+  f(t.expected_cost);
+  f(t.worst_cost);
+  f(t.p_deadline);
+  f(t.breach_probability);
+  f(t.risk);
+  f(t.cost_term);
+  f(t.deadline_term);
+  f(t.risk_term);
+  f(t.risk_adjusted);
+  f(t.note);
+  f(verdict);
+  f(at);
+}
+
 void pack_outcome(msgpack::packer<msgpack::sbuffer>& pk, const std::string& auction_id,
                   const journal::offer_outcome& x, usec at) {
   const offer& o = *x.o;
-  const score_terms& t = x.terms;
+  const std::string_view own =
+      o.auction_id == auction_id ? std::string_view() : std::string_view(o.auction_id);
   pk.pack_array(packed_offer_fields);
-  pk.pack(o.offer_id);
-  pk.pack(o.auction_id == auction_id ? std::string_view() : std::string_view(o.auction_id));
-  pk.pack(o.round);
-  pk.pack(o.provider);
-  pk.pack(o.price);
-  pk.pack(o.rate_per_hour);
-  pk.pack(o.earliest_start);
-  pk.pack(o.terms.availability);
-  pk.pack(o.terms.preemption_probability);
-  pk.pack(o.terms.latency);
-  pk.pack(o.instance_type);
-  pk.pack(t.scored);
-  pk.pack(t.expected_cost);
-  pk.pack(t.worst_cost);
-  pk.pack(t.p_deadline);
-  pk.pack(t.breach_probability);
-  pk.pack(t.risk);
-  pk.pack(t.cost_term);
-  pk.pack(t.deadline_term);
-  pk.pack(t.risk_term);
-  pk.pack(t.risk_adjusted);
-  pk.pack(t.note);
-  pk.pack(x.verdict);
-  pk.pack(at);
+  packed_fields(o, own, x.terms, x.verdict, at, [&](const auto& field) { pk.pack(field); });
 }
 
 /// One offer of a negotiation as read back, with when it was recorded.
@@ -980,39 +988,16 @@ bool unpack_offers(std::string_view bytes, const std::string& auction_id,
         return false;
       const std::uint32_t n = row.via.array.size;
       const msgpack::object* f = row.via.array.ptr;
-      auto get = [&](std::uint32_t k, auto& field) {
-        if (k < n)
-          f[k].convert(field);
-      };
       stored_offer s;
       auto& x = s.x;
-      auto& t = x.score;
-      get(0, x.offer_id);
-      get(1, x.auction_id);
+      std::uint32_t k = 0;
+      packed_fields(x, x.auction_id, x.score, x.verdict, s.at, [&](auto& field) {
+        if (k < n)
+          f[k].convert(field);
+        ++k;
+      });
       if (x.auction_id.empty())
         x.auction_id = auction_id;
-      get(2, x.round);
-      get(3, x.provider);
-      get(4, x.price);
-      get(5, x.rate_per_hour);
-      get(6, x.earliest_start);
-      get(7, x.terms.availability);
-      get(8, x.terms.preemption_probability);
-      get(9, x.terms.latency);
-      get(10, x.instance_type);
-      get(11, t.scored);
-      get(12, t.expected_cost);
-      get(13, t.worst_cost);
-      get(14, t.p_deadline);
-      get(15, t.breach_probability);
-      get(16, t.risk);
-      get(17, t.cost_term);
-      get(18, t.deadline_term);
-      get(19, t.risk_term);
-      get(20, t.risk_adjusted);
-      get(21, t.note);
-      get(22, x.verdict);
-      get(23, s.at);
       v.push_back(std::move(s));
     }
   } catch (const std::exception&) {
