@@ -1404,35 +1404,53 @@ struct executor::impl {
 
   /// The job's processes without cgroups: its pid, descendants, orphans the shim
   /// (a child subreaper) adopted, and anything still in the job's process group.
+  /// Every parent comes before its children: the I/O of a child reaped between two
+  /// reads is folded into its parent's counters, so reading a child first and its
+  /// parent after would count that child twice (parent first can only miss it).
   std::vector<int> tree(const job_rec& j, const proc_table& t) const {
     std::vector<int> out, stack;
     std::unordered_set<int> seen;
-    auto push = [&](int pid) {
-      if (pid != j.st.shim_pid && t.procs.count(pid) && seen.insert(pid).second)
-        stack.push_back(pid);
+    auto walk = [&](int root) {
+      if (root == j.st.shim_pid || !t.procs.count(root) || !seen.insert(root).second)
+        return;
+      stack.push_back(root);
+      while (!stack.empty()) {
+        int pid = stack.back();
+        stack.pop_back();
+        out.push_back(pid);
+        auto [b, e] = t.children.equal_range(pid);
+        for (auto it = b; it != e; ++it)
+          if (it->second != j.st.shim_pid && seen.insert(it->second).second)
+            stack.push_back(it->second);
+      }
     };
     auto job = t.procs.find(j.st.pid);
     const bool job_ours = job != t.procs.end() && job->second.start == j.st.start_ticks;
     if (job_ours)
-      push(j.st.pid);
+      walk(j.st.pid);
     auto shim = t.procs.find(j.st.shim_pid);
     const bool shim_ours = shim != t.procs.end() && shim->second.start == j.st.shim_start_ticks;
     if (shim_ours) {
       auto [b, e] = t.children.equal_range(j.st.shim_pid);
       for (auto it = b; it != e; ++it)
-        push(it->second);
+        walk(it->second);
     }
-    if (job_ours || shim_ours) // otherwise the group id may belong to a reused pid
-      for (auto& [pid, s] : t.procs)
-        if (s.pgrp == j.st.pid)
-          push(pid);
-    while (!stack.empty()) {
-      int pid = stack.back();
-      stack.pop_back();
-      out.push_back(pid);
-      auto [b, e] = t.children.equal_range(pid);
-      for (auto it = b; it != e; ++it)
-        push(it->second);
+    if (!job_ours && !shim_ours) // otherwise the group id may belong to a reused pid
+      return out;
+    // Group members outside both trees, each from its topmost ancestor still in the group.
+    std::vector<int> rest;
+    for (auto& [pid, s] : t.procs)
+      if (s.pgrp == j.st.pid && !seen.count(pid))
+        rest.push_back(pid);
+    for (int pid : rest) {
+      int top = pid;
+      for (int hops = 0; hops < 64; ++hops) {
+        auto up = t.procs.find(t.procs.at(top).ppid);
+        if (up == t.procs.end() || up->second.pgrp != j.st.pid || up->first == top)
+          break;
+        top = up->first;
+      }
+      walk(top);
     }
     return out;
   }
