@@ -35,7 +35,7 @@ struct negotiate_bench_options {
   int jobs = 20000;
   std::string transport = "inproc"; ///< "inproc": one process, CAF messages, no ZeroMQ
   double rate = 0;   ///< offered negotiations/s (open loop); 0 = closed loop
-  int window = 256;  ///< closed loop: negotiations in flight
+  int window = 32;   ///< closed loop: negotiations in flight
   usec group_commit = 5'000; ///< journal commit interval
   std::string data_dir;      ///< "" = a temporary directory, removed afterwards
   bool journal = true;

@@ -126,9 +126,9 @@ offer& leasing_provider::remember(offer o, const resource_request& req, usec run
   o.provider = cfg_.name;
   o.valid_until = std::max(now, req.reply_by) + offer_validity;
   ++offers_made_;
-  offer_expiry_.emplace_back(o.valid_until, o.offer_id);
-  open_of_auction_[o.auction_id].push_back(o.offer_id);
-  auto& rec = offers_[o.offer_id];
+  offer_expiry_.emplace_back(o.valid_until, counter_);
+  open_of_auction_[o.auction_id].push_back(counter_);
+  auto& rec = offers_[counter_];
   rec.o = std::move(o);
   rec.runtime = runtime;
   rec.runtime_hi = runtime_hi;
@@ -259,12 +259,28 @@ void leasing_provider::tidy(usec now) {
   }
 }
 
-void leasing_provider::unlist(const std::string& auction_id, const std::string& offer_id) {
+std::unordered_map<std::uint64_t, leasing_provider::offer_record>::iterator
+leasing_provider::find_offer(const std::string& offer_id) {
+  const auto dash = offer_id.rfind('-');
+  if (dash == std::string::npos || dash + 1 >= offer_id.size() || offer_id.size() - dash > 20)
+    return offers_.end();
+  std::uint64_t key = 0;
+  for (std::size_t i = dash + 1; i < offer_id.size(); ++i) {
+    const char c = offer_id[i];
+    if (c < '0' || c > '9')
+      return offers_.end();
+    key = key * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  auto it = offers_.find(key);
+  return it != offers_.end() && it->second.o.offer_id == offer_id ? it : offers_.end();
+}
+
+void leasing_provider::unlist(const std::string& auction_id, std::uint64_t key) {
   auto a = open_of_auction_.find(auction_id);
   if (a == open_of_auction_.end())
     return;
   auto& ids = a->second;
-  ids.erase(std::remove(ids.begin(), ids.end(), offer_id), ids.end());
+  ids.erase(std::remove(ids.begin(), ids.end(), key), ids.end());
   if (ids.empty())
     open_of_auction_.erase(a);
 }
@@ -273,8 +289,8 @@ void leasing_provider::forget_offers(const std::string& auction_id) {
   auto a = open_of_auction_.find(auction_id);
   if (a == open_of_auction_.end())
     return;
-  for (const auto& id : a->second)
-    offers_.erase(id);
+  for (const auto key : a->second)
+    offers_.erase(key);
   open_of_auction_.erase(a);
 }
 
@@ -321,7 +337,7 @@ std::variant<commit_confirm, commit_refuse> leasing_provider::hold(const award& 
   }
   if (auto it = refused_.find(a.offer_id); it != refused_.end())
     return refuse(it->second.first);
-  auto it = offers_.find(a.offer_id);
+  auto it = find_offer(a.offer_id);
   // Stale offers are tidied in batches: one past its validity is refused all the same.
   if (it == offers_.end() || (it->second.o.valid_until > 0 && it->second.o.valid_until < now))
     return refuse("unknown or expired offer " + a.offer_id);
@@ -413,7 +429,7 @@ void leasing_provider::release(const tender::release& r, usec now) {
   if (!rec) {
     // An offer that was never awarded: forget it.
     if (!r.offer_id.empty()) {
-      if (auto it = offers_.find(r.offer_id); it != offers_.end()) {
+      if (auto it = find_offer(r.offer_id); it != offers_.end()) {
         unlist(it->second.o.auction_id, it->first);
         offers_.erase(it);
       }

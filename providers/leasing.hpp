@@ -175,8 +175,11 @@ private:
   usage_report final_report(const alloc_record& rec, std::int32_t exit_code,
                             const std::string& reason, usec finished_at) const;
   void forget(const std::string& allocation_id);
-  /// Takes `offer_id` off its auction's list of open offers.
-  void unlist(const std::string& auction_id, const std::string& offer_id);
+  /// Takes offer number `key` off its auction's list of open offers.
+  void unlist(const std::string& auction_id, std::uint64_t key);
+  /// The remembered offer whose id is `offer_id` (its number parsed from the id's end,
+  /// the whole id compared), or end(): ids from elsewhere never match.
+  std::unordered_map<std::uint64_t, offer_record>::iterator find_offer(const std::string& offer_id);
 
   provider_config cfg_;
   ledger book_;
@@ -192,9 +195,11 @@ private:
   std::int64_t offers_made_ = 0;
   std::int64_t wins_ = 0;
   usec last_poll_ = 0;
-  std::unordered_map<std::string, offer_record> offers_; // by offer id, until awarded or stale
-  /// The open offers of each auction, so a lost auction forgets them at once.
-  std::unordered_map<std::string, std::vector<std::string>> open_of_auction_;
+  /// Remembered offers by their number (the counter that ends their id), until awarded
+  /// or stale: the hot path of every bid and award hashes an integer, not a long id.
+  std::unordered_map<std::uint64_t, offer_record> offers_;
+  /// The open offers of each auction (by number), so a lost auction forgets them at once.
+  std::unordered_map<std::string, std::vector<std::uint64_t>> open_of_auction_;
   std::map<std::string, std::string> alloc_of_offer_;
   std::map<std::string, std::string> alloc_of_job_;
   std::map<std::string, std::pair<std::string, usec>> refused_; // offer id -> reason, until
@@ -202,7 +207,7 @@ private:
   /// not what is remembered (thousands of offers are open under load).
   /// Offers are remembered in the order they expire (validity is a constant after the
   /// call's reply_by), so this is a queue; refusals are few and keep a multimap.
-  std::deque<std::pair<usec, std::string>> offer_expiry_;
+  std::deque<std::pair<usec, std::uint64_t>> offer_expiry_;
   std::multimap<usec, std::string> refused_expiry_;
   std::set<std::string> expired_;         // allocation ids whose lease expired
   std::deque<std::string> expired_order_; // bounds `expired_`
