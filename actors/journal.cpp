@@ -998,6 +998,7 @@ bool unpack_offers(std::string_view bytes, const std::string& auction_id,
       });
       if (x.auction_id.empty())
         x.auction_id = auction_id;
+      fill_account(x.score);
       v.push_back(std::move(s));
     }
   } catch (const std::exception&) {
@@ -1509,6 +1510,7 @@ bool journal::read_offers(const std::string& job_id, std::vector<offer_explanati
       t.deadline_term = q.real(15);
       t.risk_term = q.real(16);
       t.note = q.text(17);
+      fill_account(t);
       o.at = q.int64(18);
       rows.push_back(std::move(o));
     }

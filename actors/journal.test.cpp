@@ -340,6 +340,35 @@ TEST_F(journal_test, score_breakdowns_and_negotiations_survive_a_reopen) {
   EXPECT_TRUE(j->negotiations("nope").empty());
 }
 
+TEST_F(journal_test, a_feasible_offer_recorded_without_its_account_reads_back_with_it) {
+  // The scorer leaves a feasible offer's note empty; `tender explain` shows the account.
+  const score_terms quiet{true, 1'250'000.0, 1'400'000, 0.97, 0.05, 0.0595, 1'250'000.0,
+                          31'500.25, 62'475.0, 1'343'975.25, ""};
+  const score_terms infeasible{true, 1'250'000.0, 9'400'000, 0.97, 0.05, 0.0595, 1'250'000.0,
+                               31'500.25, 62'475.0, 1'343'975.25, "over budget: $9.4"};
+  negotiation_record n;
+  n.job_id = "j1";
+  n.auction_id = "auc-j1";
+  n.protocol = "iterated";
+  n.rounds = 1;
+  n.outcome = "won by a";
+  n.at = 40;
+  const offer o1 = sample_offer("o1", "j1", 1, "a", 1'000'000);
+  const offer o2 = sample_offer("o2", "j1", 1, "b", 2'000'000);
+  const offer o3 = sample_offer("o3", "j1", 1, "c", 3'000'000);
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+  std::vector<journal::offer_outcome> outcome = {{&o1, quiet, "won"},
+                                                 {&o2, infeasible, "infeasible: over budget"},
+                                                 {&o3, score_terms{}, "rejected: late"}};
+  ASSERT_TRUE(j->save_outcome(outcome, n));
+  auto xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), 3u);
+  EXPECT_EQ(xs[0].score.note, "E[cost] $1.250000, P(on time) 0.970, P(breach) 0.050");
+  EXPECT_EQ(xs[1].score.note, "over budget: $9.4");
+  EXPECT_EQ(xs[2].score.note, ""); // never scored: no account
+}
+
 TEST_F(journal_test, a_negotiation_is_one_row_read_back_like_offers_saved_one_by_one) {
   const score_terms won{true, 1'050'000.5, 1'400'000, 0.97, 0.05, 0.0595, 1'050'000.5,
                         31'500.25, 62'475.0, 1'143'975.75, "E[cost] $1.050001"};

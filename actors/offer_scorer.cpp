@@ -1,7 +1,6 @@
 #include "actors/offer_scorer.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <cmath>
 
@@ -10,19 +9,6 @@ namespace tender {
 namespace {
 
 constexpr double z90 = 1.6448536269514722; // two-sided 90 %
-
-/// `v` as printf's "%.<decimals>f" prints it.
-void append_fixed(std::string& out, double v, int decimals) {
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, decimals);
-  if (r.ec == std::errc{}) {
-    out.append(buf, r.ptr);
-  } else { // beyond 64 characters: not a cost or a probability, but still printed
-    char big[512];
-    std::snprintf(big, sizeof big, "%.*f", decimals, v);
-    out += big;
-  }
-}
 
 double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
@@ -134,17 +120,8 @@ score_breakdown offer_scorer::score(const offer& o, const resource_request& req,
     std::snprintf(buf, sizeof buf, "deadline: P(on time) %.2f < target %.2f", s.p_deadline,
                   w_.deadline_target);
     s.why = buf;
-  } else {
-    // As "E[cost] $%.6f, P(on time) %.3f, P(breach) %.3f" would print it; to_chars
-    // is defined to print as printf does, several times faster (every offer is scored).
-    s.why.reserve(64);
-    s.why = "E[cost] $";
-    append_fixed(s.why, s.expected_cost / 1e6, 6);
-    s.why += ", P(on time) ";
-    append_fixed(s.why, s.p_deadline, 3);
-    s.why += ", P(breach) ";
-    append_fixed(s.why, breach_probability, 3);
   }
+  // A feasible offer's account (score_account) is made from its terms when shown.
   return s;
 }
 

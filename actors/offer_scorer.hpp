@@ -33,7 +33,7 @@ struct score_breakdown {
   double risk_adjusted = 0; ///< micro-dollars, lower is better: the sum of the three terms
   bool scored = false;      ///< set by offer_scorer::score
   bool feasible = true;
-  std::string why; ///< why infeasible, or a short account
+  std::string why; ///< why infeasible; empty when feasible (see score_account)
 
   /// The wire view (`tender explain`).
   score_terms terms() const;

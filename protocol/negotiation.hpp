@@ -136,6 +136,17 @@ struct score_terms {
                      cost_term, deadline_term, risk_term, risk_adjusted, note)
 };
 
+/// The account of a scored offer that was feasible, made from its terms:
+/// "E[cost] $1.050001, P(on time) 1.000, P(breach) 0.050" (as printf's "%.6f", "%.3f",
+/// "%.3f" print them). The scorer leaves `note` empty for such offers and readers make
+/// the account when they show one: every offer is scored and recorded, few are explained.
+std::string score_account(const score_terms& t);
+/// Fills an empty `note` of scored terms with their score_account.
+inline void fill_account(score_terms& t) {
+  if (t.scored && t.note.empty())
+    t.note = score_account(t);
+}
+
 /// One offer of a negotiation with its score and verdict.
 /// History: v1 (added with `tender explain`).
 struct offer_explanation {
