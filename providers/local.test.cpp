@@ -295,6 +295,18 @@ TEST_F(local_test, hold_refuses_unknown_expired_and_overbooked_offers) {
   v = p_->hold(a, t0);
   ASSERT_TRUE(std::holds_alternative<commit_refuse>(v));
   EXPECT_EQ(std::get<commit_refuse>(v).reason, "unknown or expired offer nonsense");
+  // Offers are looked up by the number that ends their id, then the whole id compared:
+  // an id that ends in the same number but is not the offer's, or that ends in no
+  // number, a number too long for 64 bits or nothing after the dash, is unknown.
+  const std::string number = o2.offer_id.substr(o2.offer_id.rfind('-'));
+  for (const std::string forged : {"j2/other/r1/abcdef" + number, "x" + o2.offer_id,
+                                   o2.offer_id + "x", o2.offer_id + "99999999999999999999",
+                                   o2.offer_id.substr(0, o2.offer_id.rfind('-') + 1)}) {
+    a.offer_id = forged;
+    v = p_->hold(a, t0);
+    ASSERT_TRUE(std::holds_alternative<commit_refuse>(v)) << forged;
+    EXPECT_EQ(std::get<commit_refuse>(v).reason, "unknown or expired offer " + forged);
+  }
   offer late = bid_ok(request("j3", res(500, gib), sec_us), t0);
   a.offer_id = late.offer_id;
   a.job_id = "j3";
