@@ -262,7 +262,10 @@ void leasing_provider::tidy(usec now) {
 std::unordered_map<std::uint64_t, leasing_provider::offer_record>::iterator
 leasing_provider::find_offer(const std::string& offer_id) {
   const auto dash = offer_id.rfind('-');
-  if (dash == std::string::npos || dash + 1 >= offer_id.size() || offer_id.size() - dash > 20)
+  if (dash == std::string::npos)
+    return offers_.end();
+  const std::size_t digits = offer_id.size() - dash - 1;
+  if (digits == 0 || digits > 19) // any 19 digits fit in 64 bits; 20 may not
     return offers_.end();
   std::uint64_t key = 0;
   for (std::size_t i = dash + 1; i < offer_id.size(); ++i) {
