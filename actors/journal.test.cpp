@@ -134,6 +134,18 @@ offer sample_offer(const std::string& id, const std::string& job_id, std::int32_
   return o;
 }
 
+/// Job j1's iterated negotiation auc-j1, recorded at 40.
+negotiation_record sample_negotiation(std::int32_t rounds, const std::string& outcome) {
+  negotiation_record n;
+  n.job_id = "j1";
+  n.auction_id = "auc-j1";
+  n.protocol = "iterated";
+  n.rounds = rounds;
+  n.outcome = outcome;
+  n.at = 40;
+  return n;
+}
+
 allocation sample_allocation(const std::string& id, const std::string& job_id,
                              const std::string& offer_id) {
   allocation a;
@@ -296,15 +308,9 @@ TEST_F(journal_test, score_breakdowns_and_negotiations_survive_a_reopen) {
                         31'500.25, 62'475.0, 1'143'975.75, "E[cost] $1.050001"};
   const score_terms lost{true, 1'050'000.5, 1'400'000, 0.97, 0.2, 0.208, 1'050'000.5,
                          31'500.25, 218'400.0, 1'299'900.75, "E[cost] $1.050001"};
-  negotiation_record n;
-  n.job_id = "j1";
-  n.auction_id = "auc-j1";
-  n.protocol = "iterated";
-  n.rounds = 2;
+  negotiation_record n = sample_negotiation(2, "won by a at $1.000000");
   n.declines = {{"auc-j1", 1, "gpu", "no GPU of type a100"}};
   n.rejected = {{"late", 2}, {"duplicate", 1}};
-  n.outcome = "won by a at $1.000000";
-  n.at = 40;
   {
     auto j = open_ok(path_);
     ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
@@ -346,13 +352,7 @@ TEST_F(journal_test, a_feasible_offer_recorded_without_its_account_reads_back_wi
                           31'500.25, 62'475.0, 1'343'975.25, ""};
   const score_terms infeasible{true, 1'250'000.0, 9'400'000, 0.97, 0.05, 0.0595, 1'250'000.0,
                                31'500.25, 62'475.0, 1'343'975.25, "over budget: $9.4"};
-  negotiation_record n;
-  n.job_id = "j1";
-  n.auction_id = "auc-j1";
-  n.protocol = "iterated";
-  n.rounds = 1;
-  n.outcome = "won by a";
-  n.at = 40;
+  const negotiation_record n = sample_negotiation(1, "won by a");
   const offer o1 = sample_offer("o1", "j1", 1, "a", 1'000'000);
   const offer o2 = sample_offer("o2", "j1", 1, "b", 2'000'000);
   const offer o3 = sample_offer("o3", "j1", 1, "c", 3'000'000);
@@ -374,14 +374,8 @@ TEST_F(journal_test, a_negotiation_is_one_row_read_back_like_offers_saved_one_by
                         31'500.25, 62'475.0, 1'143'975.75, "E[cost] $1.050001"};
   const score_terms lost{true, 2'050'000.5, 2'400'000, 0.9, 0.2, 0.208, 2'050'000.5,
                          31'500.25, 218'400.0, 2'299'900.75, "E[cost] $2.050001"};
-  negotiation_record n;
-  n.job_id = "j1";
-  n.auction_id = "auc-j1";
-  n.protocol = "iterated";
-  n.rounds = 2;
+  negotiation_record n = sample_negotiation(2, "won by a");
   n.rejected = {{"duplicate", 1}};
-  n.outcome = "won by a";
-  n.at = 40;
   const offer o1 = sample_offer("o1", "j1", 1, "a", 1'000'000);
   const offer o2 = sample_offer("o2", "j1", 2, "b", 2'000'000);
   offer o3 = sample_offer("o3", "j1", 1, "c", 3'000'000);
