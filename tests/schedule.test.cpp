@@ -44,6 +44,15 @@ nlohmann::json plan_entry_of(agent& a, const std::string& job) {
   return nullptr;
 }
 
+/// A job command that runs until `gate` exists (at most a minute): the test decides
+/// when the capacity frees, however slow the build.
+std::string until(const std::string& gate) {
+  return R"(["sh", "-c", "i=0; while [ ! -e )" + gate +
+         R"( ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"])";
+}
+
+void open_gate(const std::string& gate) { std::ofstream(gate) << "go\n"; }
+
 std::size_t lines_in(const std::string& path) {
   std::ifstream f(path);
   std::size_t n = 0;
@@ -57,7 +66,8 @@ std::size_t lines_in(const std::string& path) {
 TEST(schedule, a_busy_cluster_reserves_the_next_job_and_starts_it_when_capacity_frees) {
   temp_dir t;
   agent a(t.path + "/data", {"--config", one_core_node(t)});
-  auto first = a.submit(job(t, "first", R"(["sleep", "3"])"));
+  const auto gate = t.path + "/gate";
+  auto first = a.submit(job(t, "first", until(gate)));
   ASSERT_TRUE(eventually([&] { return state_of(a, first) == "running"; }, 60s));
   auto second = a.submit(job(t, "second", R"(["true"])"));
   // Committed to a reservation behind the running job, not refused and not started.
@@ -80,6 +90,7 @@ TEST(schedule, a_busy_cluster_reserves_the_next_job_and_starts_it_when_capacity_
   EXPECT_NE(text.out.find("reserved"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("free over time"), std::string::npos) << text.out;
 
+  open_gate(gate);
   auto s1 = a.wait_final(first, 60s);
   auto s2 = a.wait_final(second, 60s);
   EXPECT_EQ(s1.value("state", ""), "done") << s1.dump(2);
@@ -93,16 +104,18 @@ TEST(schedule, kill_9_with_a_job_running_and_one_reserved_loses_and_doubles_noth
   auto data = t.path + "/data";
   auto cfg = one_core_node(t);
   auto mark = t.path + "/ran";
+  const auto gate = t.path + "/gate";
   std::string first, second;
   {
     agent a(data, {"--config", cfg});
-    first = a.submit(job(t, "first", R"(["sleep", "4"])"));
+    first = a.submit(job(t, "first", until(gate)));
     ASSERT_TRUE(eventually([&] { return state_of(a, first) == "running"; }, 60s));
     second = a.submit(job(t, "second", R"(["sh", "-c", "echo ran >> )" + mark + R"("])"));
     ASSERT_TRUE(eventually([&] { return plan_entry_of(a, second).is_object(); }, 60s));
     a.proc().signal(SIGKILL);
     a.proc().wait(10s);
   }
+  open_gate(gate);
   agent b(data, {"--config", cfg});
   auto s1 = b.wait_final(first, 60s);
   auto s2 = b.wait_final(second, 60s);
