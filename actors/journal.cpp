@@ -539,6 +539,36 @@ void journal::before_begin() const {
     checkpointer_->before_begin();
 }
 
+// --- queued writes --------------------------------------------------------------
+
+/// The journal's lock, with the writes queued before it made first: whatever runs
+/// under it sees, and comes after, every write made before.
+class journal::held {
+public:
+  explicit held(const journal& j) : lock_(j.mu_) { j.make_queued(); }
+
+private:
+  std::lock_guard<std::mutex> lock_;
+};
+
+bool journal::queue(std::function<bool()>& write) {
+  std::lock_guard g(queue_mu_);
+  if (!queueing_)
+    return false;
+  queued_.push_back(std::move(write));
+  return true;
+}
+
+void journal::make_queued() const {
+  std::vector<std::function<bool()>> due;
+  {
+    std::lock_guard g(queue_mu_);
+    due.swap(queued_);
+  }
+  for (auto& w : due)
+    w(); // a failure is reported by the write itself
+}
+
 // --- opening ------------------------------------------------------------------
 
 journal::journal(sqlite3* db) : db_(db), stmts_(std::make_unique<statements>()) {}
@@ -657,11 +687,14 @@ void journal::set_error_handler(std::function<void(const std::string&)> handler)
 // --- batches ------------------------------------------------------------------
 
 bool journal::begin_batch() {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   before_begin();
   if (batch_depth_ == 0 && !exec("BEGIN IMMEDIATE"))
     return fail("begin_batch: " + step_error_);
-  ++batch_depth_;
+  if (++batch_depth_ == 1) {
+    std::lock_guard g(queue_mu_);
+    queueing_ = true;
+  }
   return true;
 }
 
@@ -669,6 +702,12 @@ bool journal::commit_batch() {
   std::lock_guard lock(mu_);
   if (batch_depth_ == 0)
     return fail("commit_batch: no batch is open");
+  if (batch_depth_ == 1) {
+    // From here on writers wait for `mu_`; what they queued before goes into this batch.
+    std::lock_guard g(queue_mu_);
+    queueing_ = false;
+  }
+  make_queued();
   if (--batch_depth_ > 0)
     return true;
   if (!exec("COMMIT")) {
@@ -694,7 +733,7 @@ bool found(sqlite3* db, std::string& error, const std::string& what) {
 
 bool journal::insert_job(const std::string& job_id, const std::string& client_key,
                          const job_spec& spec, usec submitted_at, std::string* existing_id) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   if (existing_id)
     existing_id->clear();
   std::string known;
@@ -731,7 +770,7 @@ bool journal::insert_job(const std::string& job_id, const std::string& client_ke
 bool journal::insert_jobs(std::vector<job_insert>& jobs, const std::string& reason) {
   std::vector<std::size_t> fresh;
   {
-    std::lock_guard lock(mu_);
+    held lock(*this);
     for (auto& j : jobs)
       j.existing_id.clear();
     bool ok = write("insert_jobs", "(" + std::to_string(jobs.size()) + " jobs)", [&] {
@@ -813,7 +852,7 @@ bool journal::transition(const std::string& job_id, job_state from, job_state to
 
 bool journal::transition_locked(const std::string& job_id, job_state from, job_state to,
                                 const std::string& reason, usec at) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write("transition", job_id, [&] {
     if (!prepare("UPDATE jobs SET state = ?, reason = ? WHERE job_id = ?")
              .bind(to)
@@ -834,7 +873,7 @@ bool journal::transition_locked(const std::string& job_id, job_state from, job_s
 }
 
 bool journal::save_profile(const std::string& job_id, const resource_profile& p) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write("save_profile", job_id, [&] {
     return prepare("UPDATE jobs SET profile = ? WHERE job_id = ?")
                .bind_blob(pack(p))
@@ -862,7 +901,7 @@ template <class Query> Query& bind_offer_head(Query& q, const std::string& job_i
 
 bool journal::save_offer(const std::string& job_id, const offer& o, double score,
                          const std::string& verdict, usec at) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write("save_offer", o.offer_id, [&] {
     auto q = prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
                      "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -1035,21 +1074,30 @@ bool journal::save_outcome(const std::vector<offer_outcome>& offers, const negot
   pk.pack(counts);
   std::string verdicts(buf.data(), buf.size());
   std::string declines = pack(n.declines), rejected = pack(n.rejected);
-  std::lock_guard lock(mu_);
-  return write_one("save_outcome", n.auction_id, [&] {
-    return prepare(upsert_outcome)
-      .bind(n.auction_id)
-      .bind(n.job_id)
-      .bind(n.protocol)
-      .bind(n.rounds)
-      .bind_blob(declines)
-      .bind_blob(rejected)
-      .bind(n.outcome)
-      .bind(n.at)
-      .bind_blob(packed)
-      .bind_blob(verdicts)
-      .run();
-  });
+  std::function<bool()> write = [this, auction_id = n.auction_id, job_id = n.job_id,
+                                 protocol = n.protocol, rounds = n.rounds,
+                                 declines = std::move(declines), rejected = std::move(rejected),
+                                 outcome = n.outcome, at = n.at, packed = std::move(packed),
+                                 verdicts = std::move(verdicts)] {
+    return write_one("save_outcome", auction_id, [&] {
+      return prepare(upsert_outcome)
+        .bind(auction_id)
+        .bind(job_id)
+        .bind(protocol)
+        .bind(rounds)
+        .bind_blob(declines)
+        .bind_blob(rejected)
+        .bind(outcome)
+        .bind(at)
+        .bind_blob(packed)
+        .bind_blob(verdicts)
+        .run();
+    });
+  };
+  if (queue(write))
+    return true;
+  held lock(*this);
+  return write();
 }
 
 bool journal::insert_offer(const std::string& job_id, const offer& o, const score_terms& t,
@@ -1074,13 +1122,13 @@ bool journal::insert_offer(const std::string& job_id, const offer& o, const scor
 
 bool journal::save_offer(const std::string& job_id, const offer& o, const score_terms& t,
                          const std::string& verdict, usec at) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write_one("save_offer", o.offer_id, [&] { return insert_offer(job_id, o, t, verdict, at); });
 }
 
 bool journal::save_rejected_offer(const std::string& job_id, const offer& o,
                                   const std::string& verdict, usec at) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write_one("save_rejected_offer", o.offer_id, [&] {
     auto q = prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
                      "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
@@ -1106,14 +1154,14 @@ bool journal::upsert_negotiation_row(const negotiation_record& n) const {
 }
 
 bool journal::save_negotiation(const negotiation_record& n) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write_one("save_negotiation", n.auction_id, [&] { return upsert_negotiation_row(n); });
 }
 
 bool journal::save_scaling(const scaling_decision& d) {
   bool ok;
   {
-    std::lock_guard lock(mu_);
+    held lock(*this);
     ok = write_scaling(d);
   }
   if (ok && observer_) {
@@ -1161,7 +1209,7 @@ bool journal::write_scaling(const scaling_decision& d) {
 }
 
 bool journal::update_offer_verdict(const std::string& offer_id, const std::string& verdict) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write_one("update_offer_verdict", offer_id, [&] {
     return prepare("UPDATE offers SET verdict = ? WHERE offer_id = ?")
                .bind(verdict)
@@ -1172,26 +1220,31 @@ bool journal::update_offer_verdict(const std::string& offer_id, const std::strin
 }
 
 bool journal::save_award(const award& a, usec at) {
-  std::lock_guard lock(mu_);
-  return write_one("save_award", a.offer_id, [&] {
-    return prepare(
-               "INSERT INTO awards (offer_id, job_id, auction_id, provider, hold_ttl, body, at) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(a.offer_id)
-        .bind(a.job_id)
-        .bind(a.auction_id)
-        .bind(a.provider)
-        .bind(a.hold_ttl)
-        .bind_blob(pack(a))
-        .bind(at)
-        .run();
-  });
+  std::function<bool()> write = [this, a, at] {
+    return write_one("save_award", a.offer_id, [&] {
+      return prepare(
+                 "INSERT INTO awards (offer_id, job_id, auction_id, provider, hold_ttl, body, at) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)")
+          .bind(a.offer_id)
+          .bind(a.job_id)
+          .bind(a.auction_id)
+          .bind(a.provider)
+          .bind(a.hold_ttl)
+          .bind_blob(pack(a))
+          .bind(at)
+          .run();
+    });
+  };
+  if (queue(write))
+    return true;
+  held lock(*this);
+  return write();
 }
 
 bool journal::save_allocation(const allocation& a, usec at) {
   bool ok;
   {
-    std::lock_guard lock(mu_);
+    held lock(*this);
     ok = write_allocation(a, at);
   }
   if (ok && observer_) {
@@ -1228,7 +1281,7 @@ bool journal::write_allocation(const allocation& a, usec at) {
 }
 
 bool journal::save_release(const release& r, usec at) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write("save_release", r.allocation_id.empty() ? r.offer_id : r.allocation_id, [&] {
     bool ok = r.allocation_id.empty()
                   ? prepare("UPDATE allocations SET released_at = ?, release_reason = ? "
@@ -1255,7 +1308,7 @@ bool journal::save_release(const release& r, usec at) {
 }
 
 bool journal::save_status(const job_status& s) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write("save_status", s.job_id, [&] {
     return prepare("UPDATE jobs SET provider = ?, allocation_id = ?, price = ?, allocated = ?, "
                    "started_at = ?, finished_at = ?, exit_code = ?, cpu_used_mean = ?, "
@@ -1282,7 +1335,7 @@ bool journal::save_status(const job_status& s) {
 }
 
 bool journal::save_usage(const std::string& job_id, const usage_sample& s) {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   return write_one("save_usage", job_id, [&] {
     return prepare(
                "INSERT INTO usage (job_id, at, cpu, rss, io_read, io_write, net_bytes, threads) "
@@ -1300,15 +1353,20 @@ bool journal::save_usage(const std::string& job_id, const usage_sample& s) {
 }
 
 bool journal::save_sla_event(const sla_event& e) {
-  std::lock_guard lock(mu_);
-  return write_one("save_sla_event", e.provider, [&] {
-    return prepare("INSERT INTO sla_events (provider, kind, breach, at) VALUES (?, ?, ?, ?)")
-        .bind(e.provider)
-        .bind(e.kind)
-        .bind(e.breach)
-        .bind(e.at)
-        .run();
-  });
+  std::function<bool()> write = [this, e] {
+    return write_one("save_sla_event", e.provider, [&] {
+      return prepare("INSERT INTO sla_events (provider, kind, breach, at) VALUES (?, ?, ?, ?)")
+          .bind(e.provider)
+          .bind(e.kind)
+          .bind(e.breach)
+          .bind(e.at)
+          .run();
+    });
+  };
+  if (queue(write))
+    return true;
+  held lock(*this);
+  return write();
 }
 
 // --- reads --------------------------------------------------------------------
@@ -1388,7 +1446,7 @@ std::optional<job_record> journal::read_job(query& row) const {
 }
 
 std::optional<job_record> journal::load_job(const std::string& job_id) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   auto q = prepare(select_job.c_str());
   q.bind(job_id);
   if (!q.next_row()) {
@@ -1400,7 +1458,7 @@ std::optional<job_record> journal::load_job(const std::string& job_id) const {
 }
 
 std::vector<job_record> journal::load_jobs() const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<job_record> out;
   auto q = prepare(select_jobs.c_str());
   while (q.next_row())
@@ -1412,7 +1470,7 @@ std::vector<job_record> journal::load_jobs() const {
 }
 
 std::vector<std::pair<job_state, job_state>> journal::transitions(const std::string& job_id) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<std::pair<job_state, job_state>> out;
   auto q = prepare("SELECT from_state, to_state FROM transitions WHERE job_id = ? ORDER BY id");
   q.bind(job_id);
@@ -1424,7 +1482,7 @@ std::vector<std::pair<job_state, job_state>> journal::transitions(const std::str
 }
 
 std::vector<sla_event> journal::sla_events(const std::string& provider) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<sla_event> out;
   auto q = prepare("SELECT provider, kind, breach, at FROM sla_events WHERE provider = ? "
                    "ORDER BY id");
@@ -1437,7 +1495,7 @@ std::vector<sla_event> journal::sla_events(const std::string& provider) const {
 }
 
 std::vector<offer_explanation> journal::offer_explanations(const std::string& job_id) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<offer_explanation> out;
   if (!read_offers(job_id, out))
     fail("offer_explanations " + job_id + ": " + step_error_);
@@ -1531,7 +1589,7 @@ bool journal::read_offers(const std::string& job_id, std::vector<offer_explanati
 }
 
 std::vector<negotiation_record> journal::negotiations(const std::string& job_id) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<negotiation_record> out;
   auto q = prepare("SELECT auction_id, job_id, protocol, rounds, declines, rejected, outcome, at "
                    "FROM negotiations WHERE job_id = ? ORDER BY at, rowid");
@@ -1556,7 +1614,7 @@ std::vector<negotiation_record> journal::negotiations(const std::string& job_id)
 }
 
 std::vector<scaling_decision> journal::scaling(const std::string& job_id) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<scaling_decision> out;
   auto q = prepare("SELECT id, body FROM scaling WHERE job_id = ? ORDER BY id");
   q.bind(job_id);
@@ -1574,7 +1632,7 @@ std::vector<scaling_decision> journal::scaling(const std::string& job_id) const 
 }
 
 std::vector<scaling_decision> journal::recent_scaling(std::size_t limit) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<scaling_decision> out;
   auto q = prepare("SELECT id, body FROM (SELECT id, body FROM scaling ORDER BY id DESC LIMIT ?) "
                    "ORDER BY id");
@@ -1590,7 +1648,7 @@ std::vector<scaling_decision> journal::recent_scaling(std::size_t limit) const {
 }
 
 journal::totals_view journal::totals() const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   totals_view t;
   {
     auto q = prepare("SELECT count(*) FROM negotiations");
@@ -1633,7 +1691,7 @@ journal::totals_view journal::totals() const {
 }
 
 std::vector<usage_sample> journal::usage(const std::string& job_id) const {
-  std::lock_guard lock(mu_);
+  held lock(*this);
   std::vector<usage_sample> out;
   auto q = prepare("SELECT at, cpu, rss, io_read, io_write, net_bytes, threads FROM usage "
                    "WHERE job_id = ? ORDER BY at, id");

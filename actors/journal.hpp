@@ -182,6 +182,13 @@ public:
   /// `commit_batch()` returns true. Batches nest; only the outermost commits. The
   /// batch belongs to the connection: writes from any thread join it. A batch still
   /// open when the journal is destroyed is rolled back, as a crash would.
+  ///
+  /// Inside a batch the negotiation's own writes (`save_outcome`, `save_award`,
+  /// `save_sla_event`) are queued, not made: their callers never wait for the journal
+  /// while a commit or a checkpoint is under way. The next call that takes the journal
+  /// (any read or write, `commit_batch` at the latest) makes them first, in order, so
+  /// everything still sees every write made before it; they return true, and one that
+  /// fails when made is reported then (`last_error()` and the error handler).
   bool begin_batch();
   bool commit_batch();
 
@@ -235,6 +242,15 @@ private:
   /// Copies the WAL into the database on its own thread and connection, so a writer
   /// holding `mu_` never waits for a checkpoint's reads, writes and fsyncs.
   std::unique_ptr<checkpointer> checkpointer_;
+  /// Writes queued inside a batch (see `begin_batch`), made by whoever holds `mu_` next.
+  mutable std::mutex queue_mu_;
+  mutable std::vector<std::function<bool()>> queued_; ///< under queue_mu_
+  bool queueing_ = false;                             ///< a batch is open; under queue_mu_
+  class held;
+  /// Queues `write` (to run later under `mu_`) when a batch is open; false otherwise.
+  bool queue(std::function<bool()>& write);
+  /// Makes the queued writes, in order. Caller holds `mu_`.
+  void make_queued() const;
 
   bool transition_locked(const std::string& job_id, job_state from, job_state to,
                          const std::string& reason, usec at);

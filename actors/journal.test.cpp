@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -921,6 +922,99 @@ TEST_F(journal_test, batches_commit_together) {
   EXPECT_EQ(j->load_jobs().size(), 50u);
   EXPECT_FALSE(j->load_job("lost"));
   EXPECT_EQ(j->load_job("b1")->status.state, job_state::profiling);
+}
+
+TEST_F(journal_test, a_batchs_negotiation_writes_are_queued_seen_by_the_next_read_and_committed) {
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("j1"), 1));
+    std::vector<std::string> errors;
+    j->set_error_handler([&](const std::string& e) { errors.push_back(e); });
+    ASSERT_TRUE(j->begin_batch());
+    const offer o = sample_offer("o1", "j1", 1, "market", 1'000'000);
+    ASSERT_TRUE(j->save_outcome({{&o, {}, "won"}}, sample_negotiation(1, "won by market")));
+    award a;
+    a.offer_id = "o1";
+    a.job_id = "j1";
+    a.auction_id = "auc-j1";
+    a.provider = "market";
+    ASSERT_TRUE(j->save_award(a, 41));
+    ASSERT_TRUE(j->save_sla_event({"market", "confirm", false, 42}));
+    EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "0"); // not committed
+    // A write for an unknown job is queued too (no error yet), and fails alone when made.
+    negotiation_record ghost = sample_negotiation(1, "refused");
+    ghost.job_id = "ghost";
+    ghost.auction_id = "auc-ghost";
+    EXPECT_TRUE(j->save_outcome({}, ghost));
+    EXPECT_TRUE(errors.empty());
+    // The next read makes them first.
+    EXPECT_EQ(j->sla_events("market").size(), 1u);
+    ASSERT_EQ(j->negotiations("j1").size(), 1u);
+    EXPECT_EQ(j->negotiations("j1")[0].outcome, "won by market");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].find("save_outcome auc-ghost"), std::string::npos) << errors[0];
+    EXPECT_NE(errors[0].find("FOREIGN KEY"), std::string::npos) << errors[0];
+    EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "0"); // still uncommitted
+    // Queued after the read, made by the commit.
+    ASSERT_TRUE(j->save_sla_event({"market", "confirm", false, 43}));
+    ASSERT_TRUE(j->commit_batch());
+    EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "2");
+    EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM awards"), "1");
+    // Outside a batch they are made at once.
+    ASSERT_TRUE(j->save_sla_event({"market", "refuse", true, 44}));
+    EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "3");
+    // Queued in a batch that never commits: lost with it, as in a crash.
+    ASSERT_TRUE(j->begin_batch());
+    ASSERT_TRUE(j->save_sla_event({"market", "timeout", true, 45}));
+  }
+  auto j = open_ok(path_);
+  EXPECT_EQ(j->sla_events("market").size(), 3u);
+  EXPECT_EQ(j->negotiations("j1").size(), 1u);
+  EXPECT_TRUE(j->negotiations("ghost").empty());
+}
+
+TEST_F(journal_test, writes_queued_while_batches_commit_back_to_back_are_each_made_once) {
+  // Writers on four threads while a committer ends and begins batches as fast as it can,
+  // then ends the last batch while they still write: a write queued as a batch commits
+  // goes into that batch or the next, never nowhere and never twice, and once no batch
+  // is open writes are made at once (counted from another connection, which makes
+  // nothing queued).
+  auto j = open_ok(path_);
+  constexpr int per_thread = 2'000;
+  std::atomic<int> written{0};
+  std::atomic<bool> last_committed{false};
+  ASSERT_TRUE(j->begin_batch());
+  std::thread committer([&] {
+    while (written.load() < 4 * per_thread / 2) {
+      EXPECT_TRUE(j->commit_batch());
+      EXPECT_TRUE(j->begin_batch());
+    }
+    EXPECT_TRUE(j->commit_batch());
+    last_committed = true;
+  });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        if (i == per_thread / 2)
+          while (!last_committed.load())
+            std::this_thread::yield();
+        EXPECT_TRUE(j->save_sla_event({"p" + std::to_string(t), "confirm", false, i}));
+        ++written;
+      }
+    });
+  committer.join();
+  for (auto& w : writers)
+    w.join();
+  EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), std::to_string(4 * per_thread));
+  EXPECT_EQ(raw_text(path_, "SELECT count(DISTINCT provider || '/' || at) FROM sla_events"),
+            std::to_string(4 * per_thread));
+  for (int t = 0; t < 4; ++t) {
+    auto events = j->sla_events("p" + std::to_string(t));
+    ASSERT_EQ(events.size(), static_cast<std::size_t>(per_thread));
+    for (int i = 0; i < per_thread; ++i)
+      EXPECT_EQ(events[static_cast<std::size_t>(i)].at, i) << "one thread's writes in its order";
+  }
 }
 
 TEST_F(journal_test, threads_share_one_journal) {
