@@ -719,6 +719,35 @@ bool journal::commit_batch() {
   return true;
 }
 
+bool journal::next_batch() {
+  std::lock_guard lock(mu_);
+  if (batch_depth_ != 1)
+    return fail(batch_depth_ == 0 ? "next_batch: no batch is open"
+                                  : "next_batch: inside a nested batch");
+  make_queued();
+  bool ok = true;
+  if (!exec("COMMIT")) {
+    std::string cause = step_error_;
+    if (!sqlite3_get_autocommit(db_))
+      exec("ROLLBACK");
+    ok = fail("next_batch: " + cause + " (the batch was rolled back)");
+  }
+  // The writers go on queueing while this waits for a checkpoint, if one is due.
+  batch_depth_ = 0;
+  before_begin();
+  if (!exec("BEGIN IMMEDIATE")) {
+    std::string cause = step_error_;
+    {
+      std::lock_guard g(queue_mu_);
+      queueing_ = false;
+    }
+    make_queued(); // made one by one, as outside a batch
+    return fail("next_batch: " + cause + " (no batch is open now)");
+  }
+  batch_depth_ = 1;
+  return ok;
+}
+
 // --- writes -------------------------------------------------------------------
 
 namespace {

@@ -191,6 +191,12 @@ public:
   /// fails when made is reported then (`last_error()` and the error handler).
   bool begin_batch();
   bool commit_batch();
+  /// A group-commit loop's step: commits the open batch (not nested) and begins the
+  /// next, the negotiation's writes queueing throughout, also while the new batch waits
+  /// for a checkpoint (`commit_batch` then `begin_batch` would make them wait for the
+  /// journal in between). False when the commit failed (the batch was rolled back; the
+  /// next one is open) or no batch could begin (then none is open).
+  bool next_batch();
 
   /// The job with its status and committed allocation. `status.offers` comes from the
   /// journaled offers (its negotiations' and the offers table's, as `offer_explanations`

@@ -973,6 +973,35 @@ TEST_F(journal_test, a_batchs_negotiation_writes_are_queued_seen_by_the_next_rea
   EXPECT_TRUE(j->negotiations("ghost").empty());
 }
 
+TEST_F(journal_test, next_batch_commits_and_keeps_queueing_into_the_next) {
+  auto j = open_ok(path_);
+  ASSERT_TRUE(j->insert_job("j1", "", sample_spec("j1"), 1));
+  std::vector<std::string> errors;
+  j->set_error_handler([&](const std::string& e) { errors.push_back(e); });
+  EXPECT_FALSE(j->next_batch());
+  EXPECT_NE(errors.back().find("next_batch: no batch is open"), std::string::npos);
+  ASSERT_TRUE(j->begin_batch());
+  ASSERT_TRUE(j->save_sla_event({"market", "confirm", false, 1}));
+  ASSERT_TRUE(j->begin_batch());
+  EXPECT_FALSE(j->next_batch());
+  EXPECT_NE(errors.back().find("next_batch: inside a nested batch"), std::string::npos);
+  ASSERT_TRUE(j->commit_batch());
+  ASSERT_TRUE(j->next_batch());
+  EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "1");
+  // Still queueing: a write for an unknown job says nothing until it is made.
+  const std::size_t before = errors.size();
+  negotiation_record ghost = sample_negotiation(1, "refused");
+  ghost.job_id = "ghost";
+  EXPECT_TRUE(j->save_outcome({}, ghost));
+  ASSERT_TRUE(j->save_sla_event({"market", "confirm", false, 2}));
+  EXPECT_EQ(errors.size(), before);
+  EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "1");
+  ASSERT_TRUE(j->commit_batch());
+  ASSERT_EQ(errors.size(), before + 1);
+  EXPECT_NE(errors.back().find("FOREIGN KEY"), std::string::npos) << errors.back();
+  EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "2");
+}
+
 TEST_F(journal_test, writes_queued_while_batches_commit_back_to_back_are_each_made_once) {
   // Writers on four threads while a committer ends and begins batches as fast as it can,
   // then ends the last batch while they still write: a write queued as a batch commits
@@ -985,9 +1014,13 @@ TEST_F(journal_test, writes_queued_while_batches_commit_back_to_back_are_each_ma
   std::atomic<bool> last_committed{false};
   ASSERT_TRUE(j->begin_batch());
   std::thread committer([&] {
-    while (written.load() < 4 * per_thread / 2) {
-      EXPECT_TRUE(j->commit_batch());
-      EXPECT_TRUE(j->begin_batch());
+    for (int n = 0; written.load() < 4 * per_thread / 2; ++n) {
+      if (n % 2 == 0) {
+        EXPECT_TRUE(j->next_batch());
+      } else {
+        EXPECT_TRUE(j->commit_batch());
+        EXPECT_TRUE(j->begin_batch());
+      }
     }
     EXPECT_TRUE(j->commit_batch());
     last_committed = true;
