@@ -253,7 +253,7 @@ private:
   mutable std::vector<std::function<bool()>> queued_; ///< under queue_mu_
   bool queueing_ = false;                             ///< a batch is open; under queue_mu_
   class held;
-  /// Queues `write` (to run later under `mu_`) when a batch is open; false otherwise.
+  /// Queues `write` (made later under `mu_`) if a batch is open; else false, `write` untouched.
   bool queue(std::function<bool()>& write);
   /// Makes the queued writes, in order. Caller holds `mu_`.
   void make_queued() const;
