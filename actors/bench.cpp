@@ -175,6 +175,8 @@ double percentile(std::vector<double> v, double q) {
 
 } // namespace
 
+int default_window(const std::string& transport) { return transport == "tcp" ? 128 : 32; }
+
 nlohmann::json negotiate_bench_result::to_json() const {
   auto opt = [](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
   return {{"transport", transport},
@@ -182,6 +184,7 @@ nlohmann::json negotiate_bench_result::to_json() const {
           {"rounds", rounds},
           {"jobs", jobs},
           {"offered_rate", offered_rate > 0 ? nlohmann::json(offered_rate) : nlohmann::json(nullptr)},
+          {"window", window > 0 ? nlohmann::json(window) : nlohmann::json(nullptr)},
           {"seconds", seconds},
           {"negotiations_per_s", negotiations_per_s},
           {"p50_ms", p50_ms},
@@ -212,7 +215,7 @@ std::string negotiate_bench_result::table() const {
                 "  journal commits       %lld (group commit), %lld failed writes\n",
                 transport.c_str(), providers, rounds, jobs,
                 offered_rate > 0 ? (", offered " + std::to_string(static_cast<long long>(offered_rate)) + "/s").c_str()
-                                 : " (closed loop)",
+                                 : (" (closed loop, " + std::to_string(window) + " in flight)").c_str(),
                 negotiations_per_s, p50_ms, p99_ms, max_ms, msgs_per_negotiation, rounds_mean,
                 static_cast<long long>(committed), static_cast<long long>(refused),
                 static_cast<long long>(journal_commits), static_cast<long long>(journal_errors));
@@ -297,6 +300,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
   res.rounds = opt.rounds;
   res.jobs = opt.jobs;
   res.offered_rate = opt.rate;
+  res.window = opt.rate > 0 ? 0 : opt.window;
   {
     caf::actor_system_config cfg;
     // As the agent runs (node.cpp): one worker per core. CAF's default of at least

@@ -39,6 +39,7 @@ TEST(bench, negotiate_over_tcp_runs_every_negotiation_through_provider_processes
     ASSERT_TRUE(j.contains(key)) << key << " missing: " << r.out;
   EXPECT_EQ(j["transport"], "tcp");
   EXPECT_EQ(j["providers"], 4);
+  EXPECT_EQ(j["window"], 128) << "the closed loop's window over tcp when none is given";
   EXPECT_EQ(j["committed"], 200) << r.out;
   EXPECT_EQ(j["refused"], 0) << r.out;
   EXPECT_EQ(j["journal_errors"], 0) << r.out; // every offer, negotiation and award recorded
@@ -61,6 +62,22 @@ TEST(bench, negotiate_over_tcp_runs_every_negotiation_through_provider_processes
     EXPECT_TRUE(gone(pid)) << "provider process " << pid << " outlived the bench";
   }
   EXPECT_NE(r.err.find("4 provider processes joined tcp://127.0.0.1:"), std::string::npos) << r.err;
+}
+
+TEST(bench, negotiate_reports_its_window_the_transports_default_or_the_one_given) {
+  auto window_of = [](std::vector<std::string> args) {
+    args.insert(args.begin(), {"bench", "negotiate", "--jobs", "40", "--json"});
+    auto r = run(args);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    EXPECT_EQ(j.value("committed", 0), 40) << r.out;
+    return j.is_object() ? j["window"] : nlohmann::json("unparsable");
+  };
+  EXPECT_EQ(window_of({}), 32);
+  EXPECT_EQ(window_of({"--window", "5"}), 5);
+  EXPECT_TRUE(window_of({"--rate", "400"}).is_null()) << "the open loop has no window";
+  auto text = run({"bench", "negotiate", "--jobs", "40", "--window", "7"});
+  EXPECT_NE(text.out.find("(closed loop, 7 in flight)"), std::string::npos) << text.out;
 }
 
 TEST(bench, provider_processes_die_with_a_killed_bench) {

@@ -130,7 +130,8 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   bneg->add_option("--rate", nbo.rate, "Offered negotiations/s, open loop (0 = closed loop)")
     ->capture_default_str();
-  bneg->add_option("--window", nbo.window, "Closed loop: negotiations in flight")->capture_default_str();
+  auto* window_opt = bneg->add_option(
+    "--window", nbo.window, "Closed loop: negotiations in flight (default 32 in process, 128 over tcp)");
   bneg->add_flag("--json", nb_json, "Machine-readable output");
   bneg->add_option("--raw-messages", nbo.raw_messages,
                    "tcp: messages of the raw ZeroMQ measurement")->capture_default_str();
@@ -154,6 +155,8 @@ int main(int argc, char** argv) {
   if (*braw)
     return run_zmq_raw_sender(raw_connect, raw_size, raw_count);
   if (*bneg) {
+    if (window_opt->count() == 0)
+      nbo.window = default_window(nbo.transport);
     auto r = run_negotiate_bench(nbo);
     if (auto* err = std::get_if<std::string>(&r)) {
       std::fprintf(stderr, "tender bench negotiate: %s\n", err->c_str());
