@@ -551,12 +551,16 @@ private:
   std::lock_guard<std::mutex> lock_;
 };
 
-bool journal::queue(std::function<bool()>& write) {
-  std::lock_guard g(queue_mu_);
-  if (!queueing_)
-    return false;
-  queued_.push_back(std::move(write));
-  return true;
+bool journal::queue_or_make(std::function<bool()> write) {
+  {
+    std::lock_guard g(queue_mu_);
+    if (queueing_) {
+      queued_.push_back(std::move(write));
+      return true;
+    }
+  }
+  held lock(*this);
+  return write();
 }
 
 void journal::make_queued() const {
@@ -710,13 +714,16 @@ bool journal::commit_batch() {
   make_queued();
   if (--batch_depth_ > 0)
     return true;
-  if (!exec("COMMIT")) {
-    std::string cause = step_error_;
-    if (!sqlite3_get_autocommit(db_))
-      exec("ROLLBACK");
-    return fail("commit_batch: " + cause + " (the batch was rolled back)");
-  }
-  return true;
+  return commit_outermost("commit_batch");
+}
+
+bool journal::commit_outermost(const char* who) {
+  if (exec("COMMIT"))
+    return true;
+  std::string cause = step_error_;
+  if (!sqlite3_get_autocommit(db_))
+    exec("ROLLBACK");
+  return fail(std::string(who) + ": " + cause + " (the batch was rolled back)");
 }
 
 bool journal::next_batch() {
@@ -725,13 +732,7 @@ bool journal::next_batch() {
     return fail(batch_depth_ == 0 ? "next_batch: no batch is open"
                                   : "next_batch: inside a nested batch");
   make_queued();
-  bool ok = true;
-  if (!exec("COMMIT")) {
-    std::string cause = step_error_;
-    if (!sqlite3_get_autocommit(db_))
-      exec("ROLLBACK");
-    ok = fail("next_batch: " + cause + " (the batch was rolled back)");
-  }
+  const bool ok = commit_outermost("next_batch");
   // The writers go on queueing while this waits for a checkpoint, if one is due.
   batch_depth_ = 0;
   before_begin();
@@ -1103,30 +1104,25 @@ bool journal::save_outcome(const std::vector<offer_outcome>& offers, const negot
   pk.pack(counts);
   std::string verdicts(buf.data(), buf.size());
   std::string declines = pack(n.declines), rejected = pack(n.rejected);
-  std::function<bool()> write = [this, auction_id = n.auction_id, job_id = n.job_id,
-                                 protocol = n.protocol, rounds = n.rounds,
-                                 declines = std::move(declines), rejected = std::move(rejected),
-                                 outcome = n.outcome, at = n.at, packed = std::move(packed),
-                                 verdicts = std::move(verdicts)] {
+  return queue_or_make([this, auction_id = n.auction_id, job_id = n.job_id, protocol = n.protocol,
+                        rounds = n.rounds, declines = std::move(declines),
+                        rejected = std::move(rejected), outcome = n.outcome, at = n.at,
+                        packed = std::move(packed), verdicts = std::move(verdicts)] {
     return write_one("save_outcome", auction_id, [&] {
       return prepare(upsert_outcome)
-        .bind(auction_id)
-        .bind(job_id)
-        .bind(protocol)
-        .bind(rounds)
-        .bind_blob(declines)
-        .bind_blob(rejected)
-        .bind(outcome)
-        .bind(at)
-        .bind_blob(packed)
-        .bind_blob(verdicts)
-        .run();
+          .bind(auction_id)
+          .bind(job_id)
+          .bind(protocol)
+          .bind(rounds)
+          .bind_blob(declines)
+          .bind_blob(rejected)
+          .bind(outcome)
+          .bind(at)
+          .bind_blob(packed)
+          .bind_blob(verdicts)
+          .run();
     });
-  };
-  if (queue(write))
-    return true;
-  held lock(*this);
-  return write();
+  });
 }
 
 bool journal::insert_offer(const std::string& job_id, const offer& o, const score_terms& t,
@@ -1249,7 +1245,7 @@ bool journal::update_offer_verdict(const std::string& offer_id, const std::strin
 }
 
 bool journal::save_award(const award& a, usec at) {
-  std::function<bool()> write = [this, a, at] {
+  return queue_or_make([this, a, at] {
     return write_one("save_award", a.offer_id, [&] {
       return prepare(
                  "INSERT INTO awards (offer_id, job_id, auction_id, provider, hold_ttl, body, at) "
@@ -1263,11 +1259,7 @@ bool journal::save_award(const award& a, usec at) {
           .bind(at)
           .run();
     });
-  };
-  if (queue(write))
-    return true;
-  held lock(*this);
-  return write();
+  });
 }
 
 bool journal::save_allocation(const allocation& a, usec at) {
@@ -1382,7 +1374,7 @@ bool journal::save_usage(const std::string& job_id, const usage_sample& s) {
 }
 
 bool journal::save_sla_event(const sla_event& e) {
-  std::function<bool()> write = [this, e] {
+  return queue_or_make([this, e] {
     return write_one("save_sla_event", e.provider, [&] {
       return prepare("INSERT INTO sla_events (provider, kind, breach, at) VALUES (?, ?, ?, ?)")
           .bind(e.provider)
@@ -1391,11 +1383,7 @@ bool journal::save_sla_event(const sla_event& e) {
           .bind(e.at)
           .run();
     });
-  };
-  if (queue(write))
-    return true;
-  held lock(*this);
-  return write();
+  });
 }
 
 // --- reads --------------------------------------------------------------------

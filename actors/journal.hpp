@@ -253,10 +253,12 @@ private:
   mutable std::vector<std::function<bool()>> queued_; ///< under queue_mu_
   bool queueing_ = false;                             ///< a batch is open; under queue_mu_
   class held;
-  /// Queues `write` (made later under `mu_`) if a batch is open; else false, `write` untouched.
-  bool queue(std::function<bool()>& write);
+  /// Queues `write` (made later under `mu_`) if a batch is open, else makes it now.
+  bool queue_or_make(std::function<bool()> write);
   /// Makes the queued writes, in order. Caller holds `mu_`.
   void make_queued() const;
+  /// COMMITs the outermost batch, or rolls it back and reports `who` failed. Holds `mu_`.
+  bool commit_outermost(const char* who);
 
   bool transition_locked(const std::string& job_id, job_state from, job_state to,
                          const std::string& reason, usec at);
