@@ -1,4 +1,5 @@
 #include "actors/journal.hpp"
+#include "protocol/msgpack_writer.hpp"
 
 #include <sqlite3.h>
 
@@ -1027,13 +1028,13 @@ void packed_fields(Offer& o, AuctionId& auction_id, Terms& t, Verdict& verdict, 
   f(at);
 }
 
-void pack_outcome(msgpack::packer<msgpack::sbuffer>& pk, const std::string& auction_id,
+void pack_outcome(msgpack_writer& w, const std::string& auction_id,
                   const journal::offer_outcome& x, usec at) {
   const offer& o = *x.o;
   const std::string_view own =
       o.auction_id == auction_id ? std::string_view() : std::string_view(o.auction_id);
-  pk.pack_array(packed_offer_fields);
-  packed_fields(o, own, x.terms, x.verdict, at, [&](const auto& field) { pk.pack(field); });
+  w.array(packed_offer_fields);
+  packed_fields(o, own, x.terms, x.verdict, at, [&](const auto& field) { w.pack(field); });
 }
 
 /// One offer of a negotiation as read back, with when it was recorded.
@@ -1090,19 +1091,19 @@ constexpr const char* upsert_outcome =
 
 bool journal::save_outcome(const std::vector<offer_outcome>& offers, const negotiation_record& n) {
   // Packed before taking the lock: other writers need not wait for it.
-  thread_local msgpack::sbuffer buf;
-  buf.clear();
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(static_cast<std::uint32_t>(offers.size()));
+  // Straight into the string (protocol/msgpack_writer.hpp): ~380 fields.
+  std::string packed;
+  packed.reserve(200 * offers.size() + 8);
   std::map<std::string_view, std::int64_t> counts;
-  for (const auto& x : offers) {
-    pack_outcome(pk, n.auction_id, x, n.at);
-    ++counts[verdict_word(x.verdict)];
+  {
+    msgpack_writer w(packed);
+    w.array(static_cast<std::uint32_t>(offers.size()));
+    for (const auto& x : offers) {
+      pack_outcome(w, n.auction_id, x, n.at);
+      ++counts[verdict_word(x.verdict)];
+    }
   }
-  std::string packed(buf.data(), buf.size());
-  buf.clear();
-  pk.pack(counts);
-  std::string verdicts(buf.data(), buf.size());
+  std::string verdicts = pack(counts);
   std::string declines = pack(n.declines), rejected = pack(n.rejected);
   return queue_or_make([this, auction_id = n.auction_id, job_id = n.job_id, protocol = n.protocol,
                         rounds = n.rounds, declines = std::move(declines),

@@ -118,8 +118,14 @@ provider_info leasing_provider::info(usec now) const {
 
 offer& leasing_provider::remember(offer o, const resource_request& req, usec runtime, usec now,
                                   usec runtime_hi) {
-  o.offer_id = req.job_id + "/" + cfg_.name + "/r" + std::to_string(req.round) + "/" + nonce_ +
-               "-" + std::to_string(++counter_);
+  // job/provider/rROUND/nonce-counter, built in place (one allocation, not seven).
+  const auto round = std::to_string(req.round), count = std::to_string(++counter_);
+  std::string& id = o.offer_id;
+  id.clear();
+  id.reserve(req.job_id.size() + cfg_.name.size() + round.size() + nonce_.size() +
+             count.size() + 5);
+  id.append(req.job_id).append("/").append(cfg_.name).append("/r").append(round);
+  id.append("/").append(nonce_).append("-").append(count);
   o.job_id = req.job_id;
   o.auction_id = req.auction_id;
   o.round = req.round;
