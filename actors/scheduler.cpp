@@ -3,9 +3,9 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/detail/set_thread_name.hpp>
 #include <caf/detail/thread_safe_actor_clock.hpp>
-#include <caf/policy/work_stealing.hpp>
 #include <caf/execution_unit.hpp>
 #include <caf/logger.hpp>
+#include <caf/policy/work_stealing.hpp>
 #include <caf/ref_counted.hpp>
 #include <caf/resumable.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
@@ -118,15 +118,15 @@ private:
     for (;;) {
       auto* job = policy_.dequeue(this);
       switch (job->resume(this, max_throughput_)) {
-        case caf::resumable::resume_later:
-          policy_.resume_job_later(this, job);
-          break;
-        case caf::resumable::done:
-        case caf::resumable::awaiting_message:
-          intrusive_ptr_release(job);
-          break;
-        case caf::resumable::shutdown_execution_unit:
-          return;
+      case caf::resumable::resume_later:
+        policy_.resume_job_later(this, job);
+        break;
+      case caf::resumable::done:
+      case caf::resumable::awaiting_message:
+        intrusive_ptr_release(job);
+        break;
+      case caf::resumable::shutdown_execution_unit:
+        return;
       }
     }
   }
@@ -226,10 +226,7 @@ private:
 };
 
 worker::worker(size_t id, coordinator* parent, const policy_data& init, size_t throughput)
-    : caf::execution_unit(&parent->system()),
-      max_throughput_(throughput),
-      id_(id),
-      parent_(parent),
+    : caf::execution_unit(&parent->system()), max_throughput_(throughput), id_(id), parent_(parent),
       data_(init) {}
 
 } // namespace
