@@ -101,12 +101,15 @@ private:
   }
 
   /// Room for `n` more bytes: `out` grows ahead, in steps (trimmed by `flush`).
-  char* room(std::size_t n) {
-    if (len_ + n > out_.size())
-      out_.resize(std::max<std::size_t>(2 * out_.size(), len_ + n + 64));
+  __attribute__((always_inline)) char* room(std::size_t n) {
+    if (__builtin_expect(len_ + n > out_.size(), 0))
+      grow(n);
     char* at = out_.data() + len_;
     len_ += n;
     return at;
+  }
+  __attribute__((noinline)) void grow(std::size_t n) {
+    out_.resize(std::max<std::size_t>(2 * out_.size(), len_ + n + 64));
   }
   void byte(std::uint8_t b) { *room(1) = static_cast<char>(b); }
   void head8(std::uint8_t tag, std::uint8_t v) {
