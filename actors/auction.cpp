@@ -8,7 +8,8 @@
 //   done --> draining: a late confirm for an abandoned award is released
 //
 // Late, duplicate, expired or foreign offers are rejected by the auction_book
-// with a logged reason and never change the outcome.
+// with a logged reason and never change the outcome. A provider that declined a
+// round is not called again in the same negotiation.
 
 #include "actors/actors.hpp"
 #include "actors/auction_book.hpp"
@@ -292,12 +293,23 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
         st.args = std::move(*moved);
         st.opened_at = ctx->now();
         st.reply_by = st.opened_at + ctx->cfg.auction.round_timeout;
-        // One message shared by every provider (they read it, none copies it).
+        // One message shared by every provider (they read it, none copies it). A
+        // provider that declined an earlier round of this negotiation has no offer to
+        // improve: it is not called again, and counts as having answered.
         auto call = caf::make_message(st.args.book->call_for(st.args.round, st.reply_by));
-        for (auto& p : st.args.providers.actors)
-          self->send(p, call);
+        const auto& declined = st.args.book->declines();
+        const auto& names = st.args.providers.names;
+        for (std::size_t i = 0; i < names.size(); ++i) {
+          if (declined.count(names[i]))
+            st.answered.insert(names[i]);
+          else
+            self->send(st.args.providers.actors[i], call);
+        }
         st.timers = round_timers_of(self->system());
-        alarm(self, ctx->cfg.auction.round_timeout, timeout_atom::value);
+        if (st.answered.size() >= names.size())
+          self->send(self, timeout_atom::value); // nobody to wait for: evaluate at once
+        else
+          alarm(self, ctx->cfg.auction.round_timeout, timeout_atom::value);
         auto& book = *st.args.book;
         (void)book;
         return {
@@ -306,6 +318,11 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
               auto& st = self->state;
               auto now = st.ctx->now();
               auto& book = *st.args.book;
+              // Read before the book takes the offer over (an accepted one is moved in).
+              const bool to_us = o.auction_id == book.request().auction_id &&
+                                 static_cast<bool>(provider_of(st, o.provider));
+              const bool slow = slower_than_promised(now - st.opened_at, o.terms.latency);
+              const std::string provider = o.provider;
               std::optional<std::string> why;
               if (st.evaluated) {
                 // The book is frozen now; a second copy of an offer is still a duplicate.
@@ -313,16 +330,14 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
                                             : std::string("late: arrived after the round closed");
                 book.count_rejected(*why);
               } else {
-                why = book.add(o, now, st.reply_by);
+                why = book.add(std::move(o), now, st.reply_by);
               }
               // An answer slower than the provider's stated latency is an SLA breach,
               // whether or not it still made the round. Strangers and offers for other
               // auctions say nothing about this provider's promise to us.
-              bool ours = o.auction_id == book.request().auction_id &&
-                          static_cast<bool>(provider_of(st, o.provider)) &&
-                          (!why || why->rfind("late", 0) == 0);
-              if (ours && slower_than_promised(now - st.opened_at, o.terms.latency))
-                st.ctx->record_sla(o.provider, "slow_answer", true);
+              const bool ours = to_us && (!why || why->rfind("late", 0) == 0);
+              if (ours && slow)
+                st.ctx->record_sla(provider, "slow_answer", true);
               if (why) {
                 st.ctx->log->warn("auction {}: rejected offer {} from {}: {}", o.auction_id,
                                   o.offer_id, o.provider, *why);
@@ -331,7 +346,7 @@ caf::actor spawn_round(caf::actor_system& sys, context_ptr ctx, round_args args)
                                                      now);
                 return;
               }
-              st.answered.insert(o.provider);
+              st.answered.insert(provider);
               if (st.answered.size() >= st.args.providers.names.size())
                 evaluate(self);
             },

@@ -11,6 +11,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 
 using namespace tender;
@@ -31,6 +32,7 @@ struct fake_spec {
 
 /// What the fakes saw, for whole-value assertions.
 struct observed {
+  std::vector<std::string> calls;    ///< "provider:rROUND" for every call for offers
   std::vector<std::string> awards;   ///< "provider:offer"
   std::vector<std::string> declines; ///< providers told they lost
   std::vector<std::string> releases; ///< offer ids released
@@ -42,6 +44,7 @@ caf::behavior fake_provider(caf::event_based_actor* self, fake_spec spec,
                             std::shared_ptr<observed> seen) {
   return {
     [=](resource_request& r) {
+      seen->calls.push_back(spec.name + ":r" + std::to_string(r.round));
       if (spec.silent)
         return;
       auto to = caf::actor_cast<caf::actor>(self->current_sender());
@@ -244,6 +247,38 @@ TEST_F(auction_fixture, iterated_rounds_end_when_no_offer_improves_and_commit_th
   for (auto& o : r.offers)
     won += o.verdict == "won";
   EXPECT_EQ(won, 1);
+}
+
+TEST_F(auction_fixture, a_provider_that_declined_a_round_is_not_called_again) {
+  std::vector<fake_spec> fakes{{"a", 700, false, on_award::confirm, 450}, {"b", 500}, {"full", 0}};
+  start_round(fakes, 1, 0);
+  sched->run();
+  ASSERT_EQ(seen->results.size(), 1u);
+  ASSERT_TRUE(seen->results[0].next_round);
+  start_round(fakes, 2, seen->results[0].best_price);
+  sched->run(); // no timeout fires: the round does not wait for the decliner
+  ASSERT_EQ(seen->results.size(), 2u);
+  EXPECT_TRUE(seen->results[1].committed) << seen->results[1].reason;
+  std::vector<std::string> calls = seen->calls;
+  std::sort(calls.begin(), calls.end());
+  EXPECT_EQ(calls, (std::vector<std::string>{"a:r1", "a:r2", "b:r1", "b:r2", "full:r1"}));
+  ASSERT_EQ(book->decline_notes().size(), 1u);
+  EXPECT_EQ(book->decline_notes()[0].round, 1);
+}
+
+TEST_F(auction_fixture, a_round_whose_providers_all_declined_before_ends_at_once) {
+  std::vector<fake_spec> fakes{{"full", 0}, {"busy", 0}};
+  start_round(fakes, 1, 0);
+  sched->run();
+  ASSERT_EQ(seen->results.size(), 1u); // both answered: refused without a timeout
+  EXPECT_FALSE(seen->results[0].committed);
+  start_round(fakes, 2, 0); // a round over the same book, with nobody left to call
+  sched->run();
+  ASSERT_EQ(seen->results.size(), 2u); // ended without its timeout
+  EXPECT_FALSE(seen->results[1].committed);
+  EXPECT_NE(seen->results[1].reason.find("full declined: full"), std::string::npos)
+      << seen->results[1].reason;
+  EXPECT_EQ(seen->calls.size(), 2u); // round 2 called nobody
 }
 
 TEST_F(auction_fixture, a_refused_commit_falls_back_to_the_next_best_offer) {

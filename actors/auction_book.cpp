@@ -49,13 +49,17 @@ std::optional<std::string> auction_book::check(const offer& o, usec now, usec re
 }
 
 std::optional<std::string> auction_book::add(const offer& o, usec now, usec reply_by) {
+  return add(offer(o), now, reply_by);
+}
+
+std::optional<std::string> auction_book::add(offer&& o, usec now, usec reply_by) {
   auto why = check(o, now, reply_by);
   if (why) {
     count_rejected(*why);
     return why;
   }
   seen_ids_.insert(o.offer_id);
-  entries_.push_back(book_entry{o, {}, {}});
+  entries_.push_back(book_entry{std::move(o), {}, {}});
   return std::nullopt;
 }
 

@@ -43,6 +43,8 @@ public:
 
   /// Adds an offer; returns the rejection reason, or nothing when accepted.
   std::optional<std::string> add(const offer& o, usec now, usec reply_by);
+  /// As above; an accepted offer is moved into the book (a rejected one is left as is).
+  std::optional<std::string> add(offer&& o, usec now, usec reply_by);
   /// True when an offer with this id was accepted before.
   bool seen(const std::string& offer_id) const { return seen_ids_.count(offer_id) > 0; }
   /// Counts an offer rejected outside `add` (the round had already closed).

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -114,7 +115,11 @@ void next_round(negotiation_actor* self, micros previous_best) {
   a.round = ++st.round;
   a.previous_best = previous_best;
   a.job = caf::actor_cast<caf::actor>(self);
-  st.msgs += 2 * static_cast<std::int64_t>(a.providers.names.size()); // call + answer each
+  // A call and an answer for each provider called: not those that declined a round
+  // before (see spawn_round).
+  for (auto& name : a.providers.names)
+    if (!st.book->declines().count(name))
+      st.msgs += 2;
   spawn_round(self->system(), st.ctx, std::move(a));
 }
 
@@ -130,9 +135,14 @@ caf::behavior negotiation(negotiation_actor* self, context_ptr ctx, negotiation_
       auto& st = self->state;
       if (r.next_round)
         return next_round(self, r.best_price);
-      for (auto& o : r.offers)
+      std::set<std::string> losers;
+      for (auto& o : r.offers) {
         if (o.verdict == "won" || o.verdict.rfind("refused", 0) == 0)
           st.msgs += 2; // award + confirm/refuse
+        if (r.committed && o.provider != r.alloc.provider)
+          losers.insert(o.provider);
+      }
+      st.msgs += static_cast<std::int64_t>(losers.size()); // each told it lost
       if (r.committed && st.args.release) {
         for (std::size_t i = 0; i < st.args.providers.names.size(); ++i)
           if (st.args.providers.names[i] == r.alloc.provider)
