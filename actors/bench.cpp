@@ -19,7 +19,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -135,14 +134,16 @@ caf::behavior negotiation(negotiation_actor* self, context_ptr ctx, negotiation_
       auto& st = self->state;
       if (r.next_round)
         return next_round(self, r.best_price);
-      std::set<std::string> losers;
+      std::vector<const std::string*> losers; // each told it lost, once
       for (auto& o : r.offers) {
         if (o.verdict == "won" || o.verdict.rfind("refused", 0) == 0)
           st.msgs += 2; // award + confirm/refuse
-        if (r.committed && o.provider != r.alloc.provider)
-          losers.insert(o.provider);
+        if (r.committed && o.provider != r.alloc.provider &&
+            std::none_of(losers.begin(), losers.end(),
+                         [&](const std::string* p) { return *p == o.provider; }))
+          losers.push_back(&o.provider);
       }
-      st.msgs += static_cast<std::int64_t>(losers.size()); // each told it lost
+      st.msgs += static_cast<std::int64_t>(losers.size());
       if (r.committed && st.args.release) {
         for (std::size_t i = 0; i < st.args.providers.names.size(); ++i)
           if (st.args.providers.names[i] == r.alloc.provider)
