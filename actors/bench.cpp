@@ -36,7 +36,8 @@ usec wall_now() {
 
 /// P providers with the strategies of the dev config, cycled: cost-plus local
 /// capacity with utilisation pricing, a spot market following the real price sheet,
-/// an on-demand market, a GPU vendor (which declines CPU-only calls).
+/// an on-demand market, a GPU vendor (GPU instance types only: it bids on CPU-only calls too,
+/// with instances dearer than the CPU markets').
 std::string bench_config(int providers, int rounds) {
   std::ostringstream t;
   t << "[node]\nname = \"bench\"\n\n[auction]\nprotocol = \"iterated\"\nmax_rounds = " << rounds
