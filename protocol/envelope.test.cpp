@@ -1008,6 +1008,16 @@ TEST(decode, strings_must_be_utf8) {
   decoded d = decode(job_submit_named("ok\x80"));
   EXPECT_NE(d.failure.message.find("byte 0x80 at offset 2"), std::string::npos)
       << d.failure.message;
+  // After ASCII runs around the eight bytes the check skips at a time, and valid
+  // multi-byte characters after such runs.
+  for (std::size_t run : {7, 8, 9, 15, 16, 17, 24}) {
+    d = decode(job_submit_named(std::string(run, 'a') + "\xE2\x9C\x93" + "bc\xFF" + "abcdefgh"));
+    EXPECT_NE(d.failure.message.find("byte 0xFF at offset " + std::to_string(run + 5)),
+              std::string::npos)
+        << run << ": " << d.failure.message;
+    d = decode(job_submit_named(std::string(run, 'a') + "\xE2\x9C\x93" + std::string(run, 'b')));
+    EXPECT_TRUE(d) << run << ": " << d.failure.message;
+  }
 
   // Well-formed UTF-8 of every length decodes.
   const std::string fine = "Z\xC3\xBCrich \xE2\x9C\x93 \xF0\x9D\x84\x9E \xEF\xBF\xBD";
