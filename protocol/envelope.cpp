@@ -6,8 +6,8 @@
 #include <array>
 #include <concepts>
 #include <cstdint>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <new>

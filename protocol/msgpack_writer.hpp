@@ -6,7 +6,8 @@
 // tests every double for being a whole number through a double -> uint64 conversion:
 // about 100 instructions a field (callgrind). The bytes are msgpack-c's: the same
 // smallest encodings for integers and lengths, and whole-number doubles written as
-// integers, as msgpack-c 4+ writes them (protocol/msgpack_writer.test.cpp compares).
+// integers, as the msgpack-c here (4.1) writes them (protocol/msgpack_writer.test.cpp
+// compares).
 
 #include <algorithm>
 #include <cstdint>
