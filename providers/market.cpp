@@ -51,19 +51,14 @@ double uniform(std::mt19937_64& g) {
   return static_cast<double>(g() >> 11) * 0x1.0p-53;
 }
 
-struct choice {
-  const instance_type* type = nullptr;
-  bool spot = false;
-  micros per_hour = 0;
-  micros price = 0;
-};
-
 } // namespace
 
 market_provider::market_provider(provider_config cfg, executor& exec, token_source tokens,
                                  usec lease_ttl)
     : leasing_provider(cfg, ledger_capacity(cfg), exec, std::move(tokens), lease_ttl),
-      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {}
+      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {
+  index_catalogue();
+}
 
 market_provider::market_provider(provider_config cfg, std::string run_root, token_source tokens,
                                  usec lease_ttl)
@@ -73,7 +68,9 @@ market_provider::market_provider(provider_config cfg, std::string run_root, toke
 market_provider::market_provider(provider_config cfg, std::unique_ptr<executor> exec,
                                  token_source tokens, usec lease_ttl)
     : leasing_provider(cfg, ledger_capacity(cfg), std::move(exec), std::move(tokens), lease_ttl),
-      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {}
+      refusals_(cfg.seed), preemptions_(cfg.seed ^ 0x9e3779b97f4a7c15ull) {
+  index_catalogue();
+}
 
 resources market_provider::shape(const instance_type& t) {
   resources r;
@@ -166,6 +163,18 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
                                    c.software.end())
       return declined(req, "software " + s + " not available");
 
+  const usec runtime = req.profile.runtime > 0 ? req.profile.runtime : default_runtime;
+  const bool later_round = req.round > 1 && req.price_to_beat > 0;
+  const std::size_t in_use = book().holds() + book().allocations();
+  const bool instances_left =
+      c.max_instances <= 0 || in_use < static_cast<std::size_t>(c.max_instances);
+
+  // The fast way to the winner (index_catalogue()); the scan below runs only when there is
+  // none, to say why.
+  if (instances_left)
+    if (auto best = cheapest(want, book().free(), runtime, later_round, now))
+      return offer_for(*best->type, best->spot, best->per_hour, best->price, req, runtime, now);
+
   std::vector<const instance_type*> covering;
   covering.reserve(c.types.size());
   for (const auto& t : c.types)
@@ -185,24 +194,20 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
                              (want.gpus > 0 ? " of " + format_bytes(want.gpu_memory) : ""));
   }
 
-  const usec runtime = req.profile.runtime > 0 ? req.profile.runtime : default_runtime;
-  const bool later_round = req.round > 1 && req.price_to_beat > 0;
-
   // Capacity: instances held or running, and the ledger's free resources.
-  const std::size_t in_use = book().holds() + book().allocations();
-  if (c.max_instances > 0 && in_use >= static_cast<std::size_t>(c.max_instances))
+  if (!instances_left)
     return declined(req, "capacity exhausted: " + std::to_string(in_use) + " of " +
                              std::to_string(c.max_instances) + " instances in use");
   const resources free = book().free();
 
-  std::optional<choice> best;
+  std::optional<pick> best;
   std::string first_shortfall;
   // Ties: the earlier catalogue entry, then on-demand (no preemption risk).
   auto consider = [&](const instance_type* t, bool spot, micros per_hour) {
     const micros price = billed(per_hour, runtime);
     if (!best || price < best->price ||
         (price == best->price && best->spot && !spot && best->type == t))
-      best = choice{t, spot, per_hour, price};
+      best = pick{t, spot, per_hour, price};
   };
   for (const instance_type* t : covering) {
     // What `shortfall(shape(*t), free)` checks, without building the message for every type.
@@ -226,26 +231,97 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
       return declined(req, "capacity exhausted: " + first_shortfall);
     return declined(req, "no purchase option offered for the covering instance types");
   }
-  if (req.max_cost > 0 && best->price > req.max_cost)
-    return declined(req, "cheapest instance " + best->type->name + " costs " +
-                             format_usd(best->price) + " USD, above max_cost " +
-                             format_usd(req.max_cost) + " USD");
+  return offer_for(*best->type, best->spot, best->per_hour, best->price, req, runtime, now);
+}
+
+std::variant<offer, decline> market_provider::offer_for(const instance_type& t, bool spot,
+                                                        micros per_hour, micros price,
+                                                        const resource_request& req,
+                                                        usec runtime, usec now) {
+  const auto& c = config();
+  if (req.max_cost > 0 && price > req.max_cost)
+    return declined(req, "cheapest instance " + t.name + " costs " + format_usd(price) +
+                             " USD, above max_cost " + format_usd(req.max_cost) + " USD");
 
   offer o;
-  o.granted = shape(*best->type);
-  o.price = best->price;
-  o.rate_per_hour = best->per_hour;
+  o.granted = shape(t);
+  o.price = price;
+  o.rate_per_hour = per_hour;
   o.earliest_start = now + c.provisioning_delay;
-  o.instance_type = best->type->name;
-  o.spot = best->spot;
+  o.instance_type = t.name;
+  o.spot = spot;
   o.terms.latency = c.latency;
   o.terms.availability = c.availability;
-  if (best->spot) {
+  if (spot) {
     o.terms.preemption_probability = c.preemption_per_hour;
     const double hours = static_cast<double>(runtime) / static_cast<double>(3600 * sec_us);
     o.terms.availability = c.availability * std::exp(-c.preemption_per_hour * hours);
   }
   return remember(std::move(o), req, runtime, now);
+}
+
+void market_provider::index_catalogue() {
+  const auto& c = config();
+  for (std::size_t i = 0; i < c.types.size(); ++i) {
+    const auto& t = c.types[i];
+    const auto index = static_cast<std::uint32_t>(i);
+    if (c.offer_on_demand && t.on_demand_per_hour > 0)
+      by_floor_.push_back(purchase{t.on_demand_per_hour, index, false});
+    if (!c.offer_spot)
+      continue;
+    // The lowest price spot_price() can return for the type.
+    micros floor = t.spot_per_hour;
+    if (c.spot_follow && !t.spot_series.empty() && t.spot_window > 0) {
+      floor = t.spot_series.front().price;
+      for (const auto& p : t.spot_series)
+        floor = std::min(floor, p.price);
+    }
+    by_floor_.push_back(purchase{std::max<micros>(floor, 0), index, true});
+  }
+  std::stable_sort(by_floor_.begin(), by_floor_.end(),
+                   [](const purchase& a, const purchase& b) { return a.floor < b.floor; });
+}
+
+std::optional<market_provider::pick> market_provider::cheapest(const resources& want,
+                                                              const resources& free,
+                                                              usec runtime, bool later_round,
+                                                              usec now) const {
+  // The scan's winner is the least (price, catalogue index, on-demand before spot) over
+  // every allowed (type, purchase option) that covers the request and fits: the scan
+  // keeps the earlier catalogue entry on a tie, and for one type considers spot before
+  // on-demand, which replaces it at an equal price. Visited by ascending floor price,
+  // anything from a floor billed above the best price found cannot win or tie (billed()
+  // does not decrease with the hourly price), so the walk stops there.
+  const auto& c = config();
+  std::optional<pick> best;
+  std::uint32_t best_index = 0;
+  for (const auto& p : by_floor_) {
+    if (best && billed(p.floor, runtime) > best->price)
+      break;
+    const instance_type& t = c.types[p.type];
+    if (!covers_request(t, want) || t.cpu > free.cpu || t.memory > free.memory ||
+        t.gpus > free.gpus)
+      continue;
+    micros per_hour = 0;
+    if (p.spot) {
+      per_hour = spot_price(t, c, now);
+      if (per_hour <= 0)
+        continue;
+    } else {
+      // The first round offers spot where there is spot.
+      if (!later_round && c.offer_spot && spot_price(t, c, now) > 0)
+        continue;
+      per_hour = t.on_demand_per_hour;
+    }
+    const micros price = billed(per_hour, runtime);
+    if (!best || price < best->price ||
+        (price == best->price &&
+         (p.type < best_index || (p.type == best_index && best->spot && !p.spot)))) {
+      best = pick{&t, p.spot, per_hour, price};
+      best_index = p.type;
+    }
+  }
+  return best;
 }
 
 std::string market_provider::admit(const offer& o, usec) {

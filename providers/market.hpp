@@ -43,6 +43,7 @@
 
 #include "providers/leasing.hpp"
 
+#include <optional>
 #include <random>
 
 namespace tender {
@@ -79,6 +80,28 @@ protected:
   micros hourly_rate(const resources& r) const override;
 
 private:
+  /// A way to buy a type (on-demand or spot) and the least it can cost per hour.
+  struct purchase {
+    micros floor = 0;
+    std::uint32_t type = 0; ///< index in config().types
+    bool spot = false;
+  };
+  struct pick {
+    const instance_type* type = nullptr;
+    bool spot = false;
+    micros per_hour = 0;
+    micros price = 0;
+  };
+  void index_catalogue();
+  /// The offer bid() makes when anything covers `want` and fits in `free`: the same
+  /// winner as its scan of the whole catalogue, found from the cheapest floor up.
+  std::optional<pick> cheapest(const resources& want, const resources& free, usec runtime,
+                               bool later_round, usec now) const;
+  std::variant<offer, decline> offer_for(const instance_type& t, bool spot, micros per_hour,
+                                         micros price, const resource_request& req,
+                                         usec runtime, usec now);
+
+  std::vector<purchase> by_floor_; ///< every allowed purchase, by ascending floor
   std::mt19937_64 refusals_;
   std::mt19937_64 preemptions_;
 };

@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <random>
 #include <regex>
+#include <tuple>
 
 #include <unistd.h>
 
@@ -254,6 +257,106 @@ TEST_F(market_test, later_rounds_may_switch_purchase_option_never_below_cost) {
   EXPECT_EQ(o.price, 100'000);
   r.price_to_beat = 50'000; // cannot beat it: still the catalogue price
   EXPECT_EQ(bid_ok(p, r, t0).price, 100'000);
+}
+
+// bid() walks the catalogue from the cheapest floor price up and stops early; it must
+// offer what pricing every allowed (type, purchase option) would: the least billed price,
+// then the earlier catalogue entry, then on-demand over spot of the same type. Random
+// catalogues with many equal prices and 60 s minimum bills (ties), zero prices (nothing
+// to buy that way), spot series and capacity that some types exceed.
+TEST_F(market_test, bids_match_pricing_every_type_and_purchase_option) {
+  std::mt19937_64 g(20261205);
+  auto pick = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(g);
+  };
+  const micros prices[] = {0, 30'000, 31'000, 31'020, 60'000, 96'000, 100'000};
+  int offers = 0, declines = 0, spot = 0, on_demand = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    auto cfg = market_config();
+    cfg.name = "m" + std::to_string(trial);
+    cfg.offer_spot = pick(0, 4) > 0;
+    cfg.offer_on_demand = pick(0, 4) > 0;
+    cfg.spot_follow = pick(0, 1) == 1;
+    cfg.spot_follow_speed = static_cast<std::int32_t>(pick(1, 3));
+    cfg.capacity = pick(0, 1) ? resources{} : res(pick(2, 8) * 1000, pick(4, 32) * gib);
+    cfg.types.clear();
+    const auto n = pick(1, 12);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const bool gpu = pick(0, 3) == 0;
+      auto t = type("t" + std::to_string(i) + ".x", static_cast<int>(pick(1, 8)),
+                    static_cast<int>(pick(1, 32)), prices[pick(0, 6)], prices[pick(0, 6)],
+                    gpu ? 1 : 0, gpu ? (pick(0, 1) ? "T4" : "V100") : "", gpu ? 16 : 0);
+      if (pick(0, 1)) {
+        t.spot_window = 100 * sec_us;
+        for (usec at = 0; at < t.spot_window; at += pick(5, 40) * sec_us)
+          t.spot_series.push_back({at, prices[pick(0, 6)]});
+      }
+      cfg.types.push_back(std::move(t));
+    }
+    auto& p = make(cfg);
+    for (int k = 0; k < 25; ++k) {
+      const bool gpu = pick(0, 4) == 0;
+      auto r = request("j" + std::to_string(trial) + "-" + std::to_string(k),
+                       res(pick(1, 8) * 1000, pick(1, 32) * gib, gpu ? 1 : 0,
+                           gpu ? (pick(0, 1) ? "T4" : "V100") : ""),
+                       pick(0, 2) ? pick(1, 120) * sec_us : pick(1, 30) * hour,
+                       static_cast<std::int32_t>(pick(1, 2)), pick(0, 1) ? 40'000 : 0);
+      const usec now = t0 + pick(0, 1'000) * sec_us;
+      const usec runtime = r.profile.runtime;
+      const bool later = r.round > 1 && r.price_to_beat > 0;
+
+      // Every allowed purchase, priced, in catalogue order.
+      std::optional<std::tuple<micros, std::size_t, bool, micros>> want; // price, index, spot, rate
+      for (std::size_t i = 0; i < cfg.types.size(); ++i) {
+        const auto& t = cfg.types[i];
+        const bool covers = t.cpu >= r.request.cpu && t.memory >= r.request.memory &&
+                            t.gpus >= r.request.gpus &&
+                            (r.request.gpus == 0 || t.gpu_type == r.request.gpu_type);
+        const bool fits = (cfg.capacity.cpu == 0 || t.cpu <= cfg.capacity.cpu) &&
+                          (cfg.capacity.memory == 0 || t.memory <= cfg.capacity.memory);
+        if (!covers || !fits)
+          continue;
+        const micros s = market_provider::spot_price(t, cfg, now);
+        const bool has_spot = cfg.offer_spot && s > 0;
+        auto consider = [&](bool is_spot, micros rate) {
+          // Ordered by (price, catalogue index, on-demand first).
+          std::tuple<micros, std::size_t, bool, micros> c{market_provider::billed(rate, runtime),
+                                                          i, is_spot, rate};
+          if (!want || std::make_tuple(std::get<0>(c), std::get<1>(c), std::get<2>(c)) <
+                         std::make_tuple(std::get<0>(*want), std::get<1>(*want),
+                                         std::get<2>(*want)))
+            want = c;
+        };
+        if (has_spot)
+          consider(true, s);
+        if (cfg.offer_on_demand && t.on_demand_per_hour > 0 && (later || !has_spot))
+          consider(false, t.on_demand_per_hour);
+      }
+
+      auto v = p.bid(r, now);
+      const auto* o = std::get_if<offer>(&v);
+      if (!want) {
+        EXPECT_TRUE(std::holds_alternative<decline>(v))
+          << "trial " << trial << " request " << k << ": offered " << o->instance_type;
+        ++declines;
+        continue;
+      }
+      ASSERT_NE(o, nullptr) << "trial " << trial << " request " << k << ": declined "
+                            << std::get<decline>(v).reason;
+      const auto& [price, index, is_spot, rate] = *want;
+      EXPECT_EQ(o->instance_type, cfg.types[index].name) << "trial " << trial << " request " << k;
+      EXPECT_EQ(o->spot, is_spot) << "trial " << trial << " request " << k;
+      EXPECT_EQ(o->price, price) << "trial " << trial << " request " << k;
+      EXPECT_EQ(o->rate_per_hour, rate) << "trial " << trial << " request " << k;
+      ++offers;
+      (is_spot ? spot : on_demand)++;
+    }
+  }
+  // The draws reach every outcome.
+  EXPECT_GT(offers, 300);
+  EXPECT_GT(declines, 100);
+  EXPECT_GT(spot, 100);
+  EXPECT_GT(on_demand, 50);
 }
 
 TEST_F(market_test, declines_over_budget_and_missing_software) {
@@ -594,8 +697,9 @@ TEST_F(market_test, a_resize_changes_the_instance_type_and_restarts_the_job_afte
   EXPECT_GT(finals[0].started_at, first_start);
   // Not before the delay was over.
   EXPECT_GE(finals[0].started_at, asked + 500'000);
-  if (restarted_at)
+  if (restarted_at) {
     EXPECT_EQ(restarted_at, finals[0].started_at);
+  }
   std::ifstream runs(dir + "/runs");
   std::string line;
   int n = 0;
