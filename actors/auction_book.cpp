@@ -93,26 +93,52 @@ micros auction_book::best_price(usec now) const {
 
 ranking auction_book::rank(const offer_scorer& scorer,
                            const std::function<double(const std::string&)>& breach, usec now) {
-  // A provider's newest offer supersedes its earlier ones.
-  std::map<std::string, std::size_t> newest;
+  // Per provider (a handful: a linear search): its newest offer, which supersedes its
+  // earlier ones, and its breach probability, asked for once.
+  struct provider_slot {
+    const std::string* name;
+    std::size_t newest;
+    double breach = 0;
+    bool asked = false;
+  };
+  std::vector<provider_slot> slots;
+  slots.reserve(providers_.size());
+  auto slot_of = [&](const std::string& provider) -> provider_slot* {
+    for (auto& s : slots)
+      if (*s.name == provider)
+        return &s;
+    return nullptr;
+  };
+  auto risk_of = [&](const std::string& provider) {
+    provider_slot* s = slot_of(provider);
+    if (!s)
+      return breach(provider);
+    if (!s->asked) {
+      s->breach = breach(provider);
+      s->asked = true;
+    }
+    return s->breach;
+  };
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     auto& e = entries_[i];
     if (!e.verdict.empty() && e.verdict.rfind("superseded", 0) != 0 &&
         e.verdict.rfind("infeasible", 0) != 0)
       continue;
-    auto it = newest.find(e.o.provider);
-    if (it == newest.end() || entries_[it->second].o.round <= e.o.round)
-      newest[e.o.provider] = i;
+    provider_slot* s = slot_of(e.o.provider);
+    if (!s)
+      slots.push_back(provider_slot{&e.o.provider, i});
+    else if (entries_[s->newest].o.round <= e.o.round)
+      s->newest = i;
   }
   ranking r;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     auto& e = entries_[i];
-    auto it = newest.find(e.o.provider);
-    bool current = it != newest.end() && it->second == i;
+    const provider_slot* s = slot_of(e.o.provider);
+    bool current = s && s->newest == i;
     if (!current) {
       if (e.verdict.empty() || e.verdict.rfind("superseded", 0) == 0) {
         e.verdict = "superseded by a later offer";
-        e.score = scorer.score(e.o, base_, breach(e.o.provider), now);
+        e.score = scorer.score(e.o, base_, risk_of(e.o.provider), now);
       }
       continue;
     }
@@ -120,7 +146,7 @@ ranking auction_book::rank(const offer_scorer& scorer,
       e.verdict = "expired before the decision";
       continue;
     }
-    e.score = scorer.score(e.o, base_, breach(e.o.provider), now);
+    e.score = scorer.score(e.o, base_, risk_of(e.o.provider), now);
     if (e.score.feasible) {
       e.verdict.clear();
       r.feasible.push_back(&e);
