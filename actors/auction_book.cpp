@@ -59,7 +59,7 @@ std::optional<std::string> auction_book::add(offer&& o, usec now, usec reply_by)
     return why;
   }
   seen_ids_.insert(o.offer_id);
-  entries_.push_back(book_entry{std::move(o), {}, {}});
+  entries_.emplace_back().o = std::move(o); // one move of the offer, not two
   return std::nullopt;
 }
 
