@@ -1,7 +1,8 @@
 #pragma once
 // The agent's and the benchmarks' CAF scheduler: CAF's work stealing, with an actor
-// clock that is not woken when an actor that never set a timeout ends, and workers
-// that do not look up, for CAF's (disabled) logger, which actor they resume.
+// clock that is not woken when an actor that never set a timeout ends, workers that
+// do not look up, for CAF's (disabled) logger, which actor they resume, and idle
+// workers that are woken when there is work instead of polling for it.
 
 namespace caf {
 class actor_system_config;
@@ -22,6 +23,11 @@ namespace tender {
 /// CAF's worker loop also casts every job it resumes to an actor with a `dynamic_cast`,
 /// only to tell the logger its id: 9.8 % of the instructions of `tender bench negotiate`
 /// (callgrind). These workers are CAF's without that.
+///
+/// In CAF's policy an idle worker looks for work every 50 µs, then naps 10 ms at a
+/// time, and an actor that a busy worker makes ready waits on that worker's queue
+/// until someone looks. Here queueing work wakes a parked worker unless one is already
+/// looking (actors/scheduler.cpp).
 void use_tender_scheduler(caf::actor_system_config& cfg);
 
 } // namespace tender
