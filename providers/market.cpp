@@ -236,8 +236,8 @@ std::variant<offer, decline> market_provider::bid(const resource_request& req, u
 
 std::variant<offer, decline> market_provider::offer_for(const instance_type& t, bool spot,
                                                         micros per_hour, micros price,
-                                                        const resource_request& req,
-                                                        usec runtime, usec now) {
+                                                        const resource_request& req, usec runtime,
+                                                        usec now) {
   const auto& c = config();
   if (req.max_cost > 0 && price > req.max_cost)
     return declined(req, "cheapest instance " + t.name + " costs " + format_usd(price) +
@@ -283,9 +283,8 @@ void market_provider::index_catalogue() {
 }
 
 std::optional<market_provider::pick> market_provider::cheapest(const resources& want,
-                                                              const resources& free,
-                                                              usec runtime, bool later_round,
-                                                              usec now) const {
+                                                               const resources& free, usec runtime,
+                                                               bool later_round, usec now) const {
   // The scan's winner is the least (price, catalogue index, on-demand before spot) over
   // every allowed (type, purchase option) that covers the request and fits: the scan
   // keeps the earlier catalogue entry on a tie, and for one type considers spot before

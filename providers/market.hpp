@@ -98,8 +98,8 @@ private:
   std::optional<pick> cheapest(const resources& want, const resources& free, usec runtime,
                                bool later_round, usec now) const;
   std::variant<offer, decline> offer_for(const instance_type& t, bool spot, micros per_hour,
-                                         micros price, const resource_request& req,
-                                         usec runtime, usec now);
+                                         micros price, const resource_request& req, usec runtime,
+                                         usec now);
 
   std::vector<purchase> by_floor_; ///< every allowed purchase, by ascending floor
   std::mt19937_64 refusals_;
