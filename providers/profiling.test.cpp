@@ -152,7 +152,9 @@ TEST_F(profiling_test, two_thread_burner_profiles_at_two_cores) {
   const double span =
       run.samples.size() > 1 ? double(run.samples.back().at - run.samples.front().at) / sec_us : 0;
   std::printf("[ measured ] %.2f core-seconds over %.2f s of samples\n", core_seconds, span);
-  EXPECT_NEAR(core_seconds, 6.0, 0.6);
+  // What the rest of the machine may take (up to 0.25 cores, above) for 3 s, and 0.15 of
+  // measurement: the clean-clone CI measured 5.59-5.61.
+  EXPECT_NEAR(core_seconds, 6.0, 0.9);
   if (span > 3.1) {
     std::printf("[ note     ] the burner started %.1f s late: a mean of 2 +- 0.3 cores not "
                 "expected\n",
