@@ -141,26 +141,6 @@ TEST_F(profiling_test, two_thread_burner_profiles_at_two_cores) {
     std::printf("[ note     ] machine busy: 2 +- 0.3 cores not expected\n");
     return;
   }
-  // The CPU time the samples add up to: the burner's 2 threads x 3 s, however long the
-  // sandbox took to start it. Right after CI's build (gigabytes being written back) the
-  // samples spanned 3.3 s twice, the first ones at ~0 cores, and the mean over them
-  // was 1.68-1.70 cores while the others in the machine used 0.11-0.13.
-  double core_seconds = 0;
-  for (std::size_t i = 1; i < run.samples.size(); ++i)
-    core_seconds += double(run.samples[i].cpu) / 1000.0 *
-                    double(run.samples[i].at - run.samples[i - 1].at) / sec_us;
-  const double span =
-      run.samples.size() > 1 ? double(run.samples.back().at - run.samples.front().at) / sec_us : 0;
-  std::printf("[ measured ] %.2f core-seconds over %.2f s of samples\n", core_seconds, span);
-  // What the rest of the machine may take (up to 0.25 cores, above) for 3 s, and 0.15 of
-  // measurement: the clean-clone CI measured 5.59-5.61.
-  EXPECT_NEAR(core_seconds, 6.0, 0.9);
-  if (span > 3.1) {
-    std::printf("[ note     ] the burner started %.1f s late: a mean of 2 +- 0.3 cores not "
-                "expected\n",
-                span - 3.0);
-    return;
-  }
   EXPECT_NEAR(p.cpu_mean, 2.0, 0.3);
 }
 
