@@ -109,8 +109,7 @@ ranking auction_book::rank(const offer_scorer& scorer,
         return &s;
     return nullptr;
   };
-  auto risk_of = [&](const std::string& provider) {
-    provider_slot* s = slot_of(provider);
+  auto risk_of = [&](provider_slot* s, const std::string& provider) {
     if (!s)
       return breach(provider);
     if (!s->asked) {
@@ -133,12 +132,12 @@ ranking auction_book::rank(const offer_scorer& scorer,
   ranking r;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     auto& e = entries_[i];
-    const provider_slot* s = slot_of(e.o.provider);
+    provider_slot* s = slot_of(e.o.provider);
     bool current = s && s->newest == i;
     if (!current) {
       if (e.verdict.empty() || e.verdict.rfind("superseded", 0) == 0) {
         e.verdict = "superseded by a later offer";
-        e.score = scorer.score(e.o, base_, risk_of(e.o.provider), now);
+        e.score = scorer.score(e.o, base_, risk_of(s, e.o.provider), now);
       }
       continue;
     }
@@ -146,7 +145,7 @@ ranking auction_book::rank(const offer_scorer& scorer,
       e.verdict = "expired before the decision";
       continue;
     }
-    e.score = scorer.score(e.o, base_, risk_of(e.o.provider), now);
+    e.score = scorer.score(e.o, base_, risk_of(s, e.o.provider), now);
     if (e.score.feasible) {
       e.verdict.clear();
       r.feasible.push_back(&e);

@@ -122,7 +122,6 @@ public:
 
   /// Another worker takes the oldest job, if any.
   caf::resumable* steal() { return queue_.empty() ? nullptr : queue_.take_tail(); }
-  bool has_work() const { return !queue_.empty(); }
   /// Wakes this worker if it is parked; false, nothing done, if it is not.
   bool unpark() {
     std::lock_guard<std::mutex> g(park_mu_);
