@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <stdexcept>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -981,20 +983,44 @@ constexpr const char* upsert_negotiation =
 // --- a negotiation's offers ----------------------------------------------------
 //
 // `save_outcome` packs every offer of a negotiation into the negotiation's row (column
-// `offers`): a MessagePack array with one array per offer, positional to stay small
-// (field names would be most of the bytes):
+// `offers`), positional to stay small (field names would be most of the bytes). Two
+// formats; the reader takes both, the writer writes the second.
+//
+// Version 1, an array with one array per offer:
 //
 //   [offer_id, auction_id ("" = the negotiation's), round, provider, price, rate_per_hour,
 //    earliest_start, availability, preemption_probability, latency, instance_type,
 //    scored, expected_cost, worst_cost, p_deadline, breach_probability, risk, cost_term,
 //    deadline_term, risk_term, risk_adjusted, note, verdict, at]
 //
-// A later version appends fields (a reader ignores what it does not know and gives a
-// shorter row's missing fields their defaults); a field is never removed or reordered.
+// Version 2, `[2, [offer, ...]]`, about 40 % of version 1's bytes for the bench's
+// negotiations (8 providers, 2 rounds: 2,956 bytes -> see journal.test.cpp), so that two
+// or three negotiations share a 4 KiB page instead of one taking a page alone. An offer
+// is either whole:
+//
+//   [id, auction_id ("" = the negotiation's), round, provider, price, rate_per_hour,
+//    earliest_start - at, availability, preemption_probability, latency, instance_type,
+//    scored, expected_cost, worst_cost, p_deadline, breach_probability, risk, cost_term,
+//    deadline_term, risk_term, risk_adjusted, note, verdict]
+//
+// or, when an earlier offer k of the same array has every field but the id, round,
+// earliest start and verdict equal (a provider offering the same again in a later round):
+//
+//   [id, round, earliest_start - at, verdict, k]
+//
+// `id` is a string (the offer id) or bin (what follows "<job_id>/<provider>/r<round>/",
+// the providers' own prefix); `verdict` is a string or an index into `common_verdicts`;
+// `at` is the negotiation's (the row's `at`). A later version appends fields to the whole
+// form (a reader ignores what it does not know and gives missing fields their defaults).
 
 namespace {
 
-constexpr std::uint32_t packed_offer_fields = 24;
+constexpr std::uint32_t compact_offer_fields = 23;     // version 2, whole
+constexpr std::uint32_t compact_repeat_fields = 5;     // version 2, repeated
+constexpr std::int64_t compact_format = 2;
+/// Verdicts packed as their index; the order is the format's (append only).
+constexpr std::string_view common_verdicts[] = {"won", "lost", "superseded by a later offer",
+                                                "candidate"};
 
 /// The verdict's first word ("rejected: late ..." -> "rejected"), as the totals count it.
 std::string_view verdict_word(std::string_view v) {
@@ -1004,8 +1030,7 @@ std::string_view verdict_word(std::string_view v) {
   return v.substr(0, v.find(' '));
 }
 
-/// Calls `f` on each packed field in the format's order, for packing (from an `offer`)
-/// and unpacking (into an `offer_explanation`) alike: the order is written once.
+/// Calls `f` on each version-1 field in the format's order.
 template <class Offer, class AuctionId, class Terms, class Verdict, class At, class F>
 void packed_fields(Offer& o, AuctionId& auction_id, Terms& t, Verdict& verdict, At& at, F&& f) {
   f(o.offer_id);
@@ -1034,13 +1059,121 @@ void packed_fields(Offer& o, AuctionId& auction_id, Terms& t, Verdict& verdict, 
   f(at);
 }
 
-void pack_outcome(msgpack_writer& w, const std::string& auction_id,
-                  const journal::offer_outcome& x, usec at) {
-  const offer& o = *x.o;
-  const std::string_view own =
-      o.auction_id == auction_id ? std::string_view() : std::string_view(o.auction_id);
-  w.array(packed_offer_fields);
-  packed_fields(o, own, x.terms, x.verdict, at, [&](const auto& field) { w.pack(field); });
+/// Version 2's whole form after the id: the fields a repeated offer shares with the one
+/// it names (earliest start and verdict excepted), in the format's order, for packing
+/// and unpacking alike. `Start` is the earliest start relative to the negotiation's `at`.
+template <class Offer, class AuctionId, class Start, class Terms, class F>
+void shared_fields(Offer& o, AuctionId& auction_id, Start& start, Terms& t, F&& f) {
+  f(auction_id);
+  f(o.round);
+  f(o.provider);
+  f(o.price);
+  f(o.rate_per_hour);
+  f(start);
+  f(o.terms.availability);
+  f(o.terms.preemption_probability);
+  f(o.terms.latency);
+  f(o.instance_type);
+  f(t.scored);
+  f(t.expected_cost);
+  f(t.worst_cost);
+  f(t.p_deadline);
+  f(t.breach_probability);
+  f(t.risk);
+  f(t.cost_term);
+  f(t.deadline_term);
+  f(t.risk_term);
+  f(t.risk_adjusted);
+  f(t.note);
+}
+
+/// Equal as stored: doubles by their bits (a NaN equals itself, 0.0 is not -0.0).
+bool same_double(double a, double b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+/// Whether `b` may be packed as a repeat of `a`: every field of the whole form but the
+/// round, the earliest start and the verdict (which a repeat carries) is the same.
+bool repeats(const journal::offer_outcome& a, const journal::offer_outcome& b) {
+  const offer &x = *a.o, &y = *b.o;
+  const score_terms &s = a.terms, &t = b.terms;
+  return x.provider == y.provider && x.auction_id == y.auction_id && x.price == y.price &&
+         x.rate_per_hour == y.rate_per_hour &&
+         same_double(x.terms.availability, y.terms.availability) &&
+         same_double(x.terms.preemption_probability, y.terms.preemption_probability) &&
+         x.terms.latency == y.terms.latency && x.instance_type == y.instance_type &&
+         s.scored == t.scored && same_double(s.expected_cost, t.expected_cost) &&
+         s.worst_cost == t.worst_cost && same_double(s.p_deadline, t.p_deadline) &&
+         same_double(s.breach_probability, t.breach_probability) &&
+         same_double(s.risk, t.risk) && same_double(s.cost_term, t.cost_term) &&
+         same_double(s.deadline_term, t.deadline_term) &&
+         same_double(s.risk_term, t.risk_term) &&
+         same_double(s.risk_adjusted, t.risk_adjusted) && s.note == t.note;
+}
+
+/// "<job_id>/<provider>/r<round>/": the prefix the providers give their offer ids.
+bool has_id_prefix(std::string_view id, std::string_view job_id, std::string_view provider,
+                   std::int32_t round, std::size_t& length) {
+  char digits[16];
+  const int n = std::snprintf(digits, sizeof digits, "%d", round);
+  length = job_id.size() + 1 + provider.size() + 2 + static_cast<std::size_t>(n) + 1;
+  if (id.size() < length || id.compare(0, job_id.size(), job_id) != 0)
+    return false;
+  std::string_view rest = id.substr(job_id.size());
+  if (rest[0] != '/' || rest.compare(1, provider.size(), provider) != 0)
+    return false;
+  rest.remove_prefix(1 + provider.size());
+  return rest.compare(0, 2, "/r") == 0 &&
+         rest.compare(2, static_cast<std::size_t>(n), digits, static_cast<std::size_t>(n)) == 0 &&
+         rest[2 + static_cast<std::size_t>(n)] == '/';
+}
+
+void pack_id(msgpack_writer& w, const offer& o, std::string_view job_id) {
+  std::size_t prefix = 0;
+  if (has_id_prefix(o.offer_id, job_id, o.provider, o.round, prefix))
+    w.bin(std::string_view(o.offer_id).substr(prefix));
+  else
+    w.pack(o.offer_id);
+}
+
+void pack_verdict(msgpack_writer& w, const std::string& verdict) {
+  for (std::size_t i = 0; i < std::size(common_verdicts); ++i)
+    if (verdict == common_verdicts[i])
+      return w.pack(static_cast<std::int64_t>(i));
+  w.pack(verdict);
+}
+
+/// A negotiation's offers in version 2.
+void pack_offers(std::string& out, const std::vector<journal::offer_outcome>& offers,
+                 const std::string& auction_id, const std::string& job_id, usec at) {
+  msgpack_writer w(out);
+  w.array(2);
+  w.pack(compact_format);
+  w.array(static_cast<std::uint32_t>(offers.size()));
+  for (std::size_t i = 0; i < offers.size(); ++i) {
+    const auto& x = offers[i];
+    const offer& o = *x.o;
+    const std::int64_t start = o.earliest_start - at;
+    // The provider's latest earlier offer, if it is the same again.
+    std::size_t k = i;
+    while (k > 0 && offers[k - 1].o->provider != o.provider)
+      --k;
+    if (k > 0 && repeats(offers[k - 1], x)) {
+      w.array(compact_repeat_fields);
+      pack_id(w, o, job_id);
+      w.pack(o.round);
+      w.pack(start);
+      pack_verdict(w, x.verdict);
+      w.pack(static_cast<std::int64_t>(k - 1));
+      continue;
+    }
+    const std::string_view own =
+        o.auction_id == auction_id ? std::string_view() : std::string_view(o.auction_id);
+    w.array(compact_offer_fields);
+    pack_id(w, o, job_id);
+    shared_fields(o, own, start, x.terms, [&](const auto& field) { w.pack(field); });
+    pack_verdict(w, x.verdict);
+  }
 }
 
 /// One offer of a negotiation as read back, with when it was recorded.
@@ -1049,36 +1182,110 @@ struct stored_offer {
   usec at = 0;
 };
 
-/// Decodes a negotiation's `offers` column; false (and `out` unchanged) when it does not decode.
+/// Reads field `k` of `f` (`n` long) into `field`, or leaves it as it is past the end.
+template <class T> void read_field(const msgpack::object* f, std::uint32_t n, std::uint32_t k,
+                                   T& field) {
+  if (k < n)
+    f[k].convert(field);
+}
+
+/// Version 2's id: the whole id, or the part after the providers' prefix.
+std::string read_id(const msgpack::object& f, const std::string& job_id,
+                    const std::string& provider, std::int32_t round) {
+  if (f.type == msgpack::type::BIN)
+    return job_id + "/" + provider + "/r" + std::to_string(round) + "/" +
+           std::string(f.via.bin.ptr, f.via.bin.size);
+  return f.as<std::string>();
+}
+
+std::string read_verdict(const msgpack::object& f) {
+  if (f.type == msgpack::type::POSITIVE_INTEGER) {
+    const auto i = f.as<std::uint64_t>();
+    if (i >= std::size(common_verdicts))
+      throw std::runtime_error("unknown verdict index");
+    return std::string(common_verdicts[i]);
+  }
+  return f.as<std::string>();
+}
+
+/// Version 1's offers.
+void unpack_v1(const msgpack::object& all, std::vector<stored_offer>& v) {
+  for (std::uint32_t i = 0; i < all.via.array.size; ++i) {
+    const auto& row = all.via.array.ptr[i];
+    if (row.type != msgpack::type::ARRAY)
+      throw std::runtime_error("an offer is not an array");
+    const std::uint32_t n = row.via.array.size;
+    const msgpack::object* f = row.via.array.ptr;
+    stored_offer s;
+    auto& x = s.x;
+    std::uint32_t k = 0;
+    packed_fields(x, x.auction_id, x.score, x.verdict, s.at,
+                  [&](auto& field) { read_field(f, n, k++, field); });
+    v.push_back(std::move(s));
+  }
+}
+
+/// Version 2's offers (`all` is `[2, [offer, ...]]`).
+void unpack_v2(const msgpack::object& all, const std::string& job_id, usec at,
+               std::vector<stored_offer>& v) {
+  if (all.via.array.size < 2 || all.via.array.ptr[1].type != msgpack::type::ARRAY)
+    throw std::runtime_error("no offers");
+  const auto& offers = all.via.array.ptr[1].via.array;
+  for (std::uint32_t i = 0; i < offers.size; ++i) {
+    const auto& row = offers.ptr[i];
+    if (row.type != msgpack::type::ARRAY || row.via.array.size < compact_repeat_fields)
+      throw std::runtime_error("an offer is not an array");
+    const std::uint32_t n = row.via.array.size;
+    const msgpack::object* f = row.via.array.ptr;
+    stored_offer s;
+    auto& x = s.x;
+    s.at = at;
+    std::int64_t start = 0;
+    if (n == compact_repeat_fields) {
+      const auto k = f[4].as<std::uint64_t>();
+      if (k >= v.size())
+        throw std::runtime_error("a repeat of a later offer");
+      x = v[k].x;
+      f[1].convert(x.round);
+      f[2].convert(start);
+      x.verdict = read_verdict(f[3]);
+    } else {
+      std::uint32_t k = 1;
+      shared_fields(x, x.auction_id, start, x.score,
+                    [&](auto& field) { read_field(f, n, k++, field); });
+      if (k < n)
+        x.verdict = read_verdict(f[k]);
+    }
+    x.offer_id = read_id(f[0], job_id, x.provider, x.round);
+    x.earliest_start = at + start;
+    v.push_back(std::move(s));
+  }
+}
+
+/// Decodes a negotiation's `offers` column (either version; `job_id` and `at` are the
+/// row's); false (and `out` unchanged) when it does not decode.
 bool unpack_offers(std::string_view bytes, const std::string& auction_id,
-                   std::vector<stored_offer>& out) {
+                   const std::string& job_id, usec at, std::vector<stored_offer>& out) {
   std::vector<stored_offer> v;
   try {
     auto handle = msgpack::unpack(bytes.data(), bytes.size());
     const auto& all = handle.get();
     if (all.type != msgpack::type::ARRAY)
       return false;
-    for (std::uint32_t i = 0; i < all.via.array.size; ++i) {
-      const auto& row = all.via.array.ptr[i];
-      if (row.type != msgpack::type::ARRAY)
+    if (all.via.array.size > 0 && all.via.array.ptr[0].type == msgpack::type::POSITIVE_INTEGER) {
+      if (all.via.array.ptr[0].as<std::int64_t>() != compact_format)
         return false;
-      const std::uint32_t n = row.via.array.size;
-      const msgpack::object* f = row.via.array.ptr;
-      stored_offer s;
-      auto& x = s.x;
-      std::uint32_t k = 0;
-      packed_fields(x, x.auction_id, x.score, x.verdict, s.at, [&](auto& field) {
-        if (k < n)
-          f[k].convert(field);
-        ++k;
-      });
-      if (x.auction_id.empty())
-        x.auction_id = auction_id;
-      fill_account(x.score);
-      v.push_back(std::move(s));
+      unpack_v2(all, job_id, at, v);
+    } else {
+      unpack_v1(all, v);
     }
   } catch (const std::exception&) {
     return false;
+  }
+  for (auto& s : v) {
+    if (s.x.auction_id.empty())
+      s.x.auction_id = auction_id;
+    fill_account(s.x.score);
   }
   out = std::move(v);
   return true;
@@ -1099,16 +1306,11 @@ bool journal::save_outcome(const std::vector<offer_outcome>& offers, const negot
   // Packed before taking the lock: other writers need not wait for it.
   // Straight into the string (protocol/msgpack_writer.hpp): ~380 fields.
   std::string packed;
-  packed.reserve(200 * offers.size() + 8);
+  packed.reserve(120 * offers.size() + 8);
+  pack_offers(packed, offers, n.auction_id, n.job_id, n.at);
   std::map<std::string_view, std::int64_t> counts;
-  {
-    msgpack_writer w(packed);
-    w.array(static_cast<std::uint32_t>(offers.size()));
-    for (const auto& x : offers) {
-      pack_outcome(w, n.auction_id, x, n.at);
-      ++counts[verdict_word(x.verdict)];
-    }
-  }
+  for (const auto& x : offers)
+    ++counts[verdict_word(x.verdict)];
   std::string verdicts = pack(counts);
   std::string declines = pack(n.declines), rejected = pack(n.rejected);
   return queue_or_make([this, auction_id = n.auction_id, job_id = n.job_id, protocol = n.protocol,
@@ -1532,13 +1734,13 @@ bool journal::read_offers(const std::string& job_id, std::vector<offer_explanati
   std::vector<stored_offer> packed;
   std::unordered_map<std::string, std::size_t> packed_index;
   {
-    auto q = prepare("SELECT auction_id, offers FROM negotiations WHERE job_id = ? AND offers IS "
-                     "NOT NULL ORDER BY at, rowid");
+    auto q = prepare("SELECT auction_id, offers, at FROM negotiations WHERE job_id = ? AND offers "
+                     "IS NOT NULL ORDER BY at, rowid");
     q.bind(job_id);
     while (q.next_row()) {
       const std::string auction = q.text(0);
       std::vector<stored_offer> v;
-      if (!unpack_offers(q.blob(1), auction, v)) {
+      if (!unpack_offers(q.blob(1), auction, job_id, q.int64(2), v)) {
         fail("negotiation " + auction + " of " + job_id + ": cannot decode its offers");
         continue;
       }

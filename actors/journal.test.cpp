@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -481,6 +483,184 @@ TEST_F(journal_test, a_negotiation_whose_offers_do_not_decode_is_named_and_the_r
   const offer o2 = sample_offer("o2", "j1", 2, "b", 2'000);
   ASSERT_TRUE(j->save_outcome({{&o2, {}, "won"}}, n));
   EXPECT_EQ(j->offer_explanations("j1").size(), 2u);
+}
+
+/// What `offer_explanations` should give for an offer saved in a negotiation's row.
+offer_explanation explained(const offer& o, const score_terms& t, const std::string& verdict) {
+  offer_explanation x;
+  x.offer_id = o.offer_id;
+  x.auction_id = o.auction_id;
+  x.round = o.round;
+  x.provider = o.provider;
+  x.price = o.price;
+  x.rate_per_hour = o.rate_per_hour;
+  x.earliest_start = o.earliest_start;
+  x.terms = o.terms;
+  x.instance_type = o.instance_type;
+  x.score = t;
+  fill_account(x.score);
+  x.verdict = verdict;
+  return x;
+}
+
+TEST_F(journal_test, repeated_offers_and_provider_prefixed_ids_pack_small_and_read_back_exactly) {
+  // A bench-like negotiation: 8 providers, 2 rounds, ids as the providers make them
+  // ("<job>/<provider>/r<round>/<nonce>"), most providers offering the same again in round
+  // 2; the others change exactly one field each, which a repeat would lose.
+  negotiation_record n = sample_negotiation(2, "won by p3");
+  n.at = 1'796'440'878'204'327;
+  const score_terms base{true, 38'796.23393288431, 71'000, 0.9999999999999767, 0.05,
+                         0.05095000000000005, 38'796.23393288431, 9.045219158016709e-10,
+                         1'976.6681188804575, 40'772.90205176567, ""};
+  std::vector<offer> offers;
+  std::vector<score_terms> terms;
+  std::vector<std::string> verdicts;
+  for (int round = 1; round <= 2; ++round)
+    for (int p = 0; p < 8; ++p) {
+      const std::string provider = "p" + std::to_string(p);
+      offer o = sample_offer("j1/" + provider + "/r" + std::to_string(round) + "/5f7aec-" +
+                                 std::to_string(6 + 19 * round),
+                             "j1", round, provider, 35'500 + p);
+      o.earliest_start = n.at + 5'000'000 + p - 1000 * round;
+      score_terms t = base;
+      t.cost_term += p;
+      std::string verdict = round == 1 ? "superseded by a later offer" : "lost";
+      if (round == 2) {
+        switch (p) {
+        case 1: o.price += 1; break;
+        case 2: t.p_deadline = std::nextafter(t.p_deadline, 0.0); break;
+        case 3: verdict = "won"; break; // a repeat with its own verdict
+        case 4: t.note = "over budget"; break;
+        case 5: o.instance_type = "p5"; break;
+        case 6: o.auction_id = "auc-j1-r2"; break; // a round's own id
+        case 7: o.offer_id = "foreign-id"; break;  // not the providers' prefix
+        default: break;
+        }
+      }
+      if (round == 1 && p == 7) {
+        o.earliest_start = n.at - 77; // before the negotiation
+        verdict = "rejected: over the round's deadline";
+      }
+      offers.push_back(o);
+      terms.push_back(t);
+      verdicts.push_back(verdict);
+    }
+  offers[0].offer_id = "j1/p0/r2/x"; // the prefix of another round is no prefix
+  std::vector<journal::offer_outcome> outcome;
+  for (std::size_t i = 0; i < offers.size(); ++i)
+    outcome.push_back({&offers[i], terms[i], verdicts[i]});
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    ASSERT_TRUE(j->save_outcome(outcome, n));
+  }
+  auto j = open_ok(path_);
+  auto xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), offers.size());
+  // By round, then as saved (one `at`).
+  for (std::size_t i = 0; i < offers.size(); ++i)
+    EXPECT_EQ(bytes(xs[i]), bytes(explained(offers[i], terms[i], verdicts[i]))) << i;
+
+  // Small: the same negotiation with every provider offering the same again in round 2
+  // (as in the bench) takes under half the first format's ~185 bytes an offer.
+  std::vector<offer> again(offers.begin(), offers.begin() + 8);
+  for (auto& o : again) {
+    o.job_id = "j2";
+    o.offer_id = "j2/" + o.provider + "/r1/5f7aec-25";
+  }
+  for (int p = 0; p < 8; ++p) {
+    offer o = again[static_cast<std::size_t>(p)];
+    o.round = 2;
+    o.offer_id = "j2/" + o.provider + "/r2/5f7aec-44";
+    o.earliest_start += 700;
+    again.push_back(o);
+  }
+  outcome.clear();
+  for (std::size_t i = 0; i < again.size(); ++i)
+    outcome.push_back({&again[i], terms[i % 8], verdicts[i]});
+  n.job_id = "j2";
+  n.auction_id = "auc-j2";
+  ASSERT_TRUE(j->insert_job("j2", "", sample_spec("b"), 1));
+  ASSERT_TRUE(j->save_outcome(outcome, n));
+  xs = j->offer_explanations("j2");
+  ASSERT_EQ(xs.size(), again.size());
+  for (std::size_t i = 0; i < again.size(); ++i)
+    EXPECT_EQ(bytes(xs[i]), bytes(explained(again[i], terms[i % 8], verdicts[i]))) << i;
+  j.reset();
+  const auto size =
+      std::stoul(raw_text(path_, "SELECT length(offers) FROM negotiations WHERE job_id = 'j2'"));
+  EXPECT_LT(size, 16u * 185u / 2u) << size;
+}
+
+TEST_F(journal_test, a_negotiation_in_the_first_offers_format_still_reads) {
+  // As tender wrote before the compact format: one 24-field array an offer.
+  negotiation_record n = sample_negotiation(1, "won by a");
+  const offer o1 = sample_offer("o1", "j1", 1, "a", 1'000'000);
+  const score_terms t{true, 1'250'000.5, 1'400'000, 0.97, 0.05, 0.0595, 1'250'000.5,
+                      31'500.25, 62'475.0, 1'343'975.75, "E[cost] $1.250001"};
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    ASSERT_TRUE(j->save_outcome({}, n));
+  }
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(2);
+  auto pack_v1 = [&](const offer& o, const std::string& auction, const std::string& verdict,
+                     std::int64_t at) {
+    pk.pack_array(24);
+    pk.pack(o.offer_id), pk.pack(auction), pk.pack(o.round), pk.pack(o.provider);
+    pk.pack(o.price), pk.pack(o.rate_per_hour), pk.pack(o.earliest_start);
+    pk.pack(o.terms.availability), pk.pack(o.terms.preemption_probability);
+    pk.pack(o.terms.latency), pk.pack(o.instance_type);
+    pk.pack(t.scored), pk.pack(t.expected_cost), pk.pack(t.worst_cost), pk.pack(t.p_deadline);
+    pk.pack(t.breach_probability), pk.pack(t.risk), pk.pack(t.cost_term);
+    pk.pack(t.deadline_term), pk.pack(t.risk_term), pk.pack(t.risk_adjusted), pk.pack(t.note);
+    pk.pack(verdict), pk.pack(at);
+  };
+  pack_v1(o1, "", "won", 40);
+  offer o2 = sample_offer("o2", "j1", 1, "b", 2'000'000);
+  o2.auction_id = "auc-j1-r1";
+  pack_v1(o2, o2.auction_id, "lost", 40);
+  std::string hex;
+  for (unsigned char c : std::string(buf.data(), buf.size())) {
+    static const char* d = "0123456789abcdef";
+    hex += d[c >> 4];
+    hex += d[c & 15];
+  }
+  raw_exec(path_, "UPDATE negotiations SET offers = x'" + hex + "'");
+  auto j = open_ok(path_);
+  auto xs = j->offer_explanations("j1");
+  ASSERT_EQ(xs.size(), 2u);
+  EXPECT_EQ(bytes(xs[0]), bytes(explained(o1, t, "won")));
+  EXPECT_EQ(bytes(xs[1]), bytes(explained(o2, t, "lost")));
+}
+
+TEST_F(journal_test, a_compact_negotiation_that_does_not_decode_is_named) {
+  const negotiation_record n = sample_negotiation(1, "won by a");
+  {
+    auto j = open_ok(path_);
+    ASSERT_TRUE(j->insert_job("j1", "", sample_spec("a"), 1));
+    ASSERT_TRUE(j->save_outcome({}, n));
+  }
+  // A repeat of an offer not before it; a common verdict that does not exist; a format
+  // from the future; offers that are not an array; an offer of two fields.
+  for (const char* blob :
+       {"92 02 91 95 a178 01 00 00 00",
+        "92 02 91 dc0017 a178 a0 01 a170 00 00 00 00 00 00 a0 c2 00 00 00 00 00 00 00 00 00 a0 09",
+        "92 03 90", "92 02 05", "92 02 91 92 a178 01"}) {
+    std::string b = blob;
+    b.erase(std::remove(b.begin(), b.end(), ' '), b.end());
+    raw_exec(path_, "UPDATE negotiations SET offers = x'" + b + "'");
+    auto j = open_ok(path_);
+    std::vector<std::string> errors;
+    j->set_error_handler([&](const std::string& e) { errors.push_back(e); });
+    EXPECT_TRUE(j->offer_explanations("j1").empty()) << blob;
+    ASSERT_FALSE(errors.empty()) << blob;
+    EXPECT_NE(errors[0].find("negotiation auc-j1 of j1: cannot decode its offers"),
+              std::string::npos)
+        << errors[0];
+  }
 }
 
 TEST_F(journal_test, a_version_4_database_keeps_its_offer_rows_and_gains_negotiation_offers) {

@@ -86,6 +86,18 @@ public:
   }
   void pack(const std::string& s) { pack(std::string_view(s)); }
   void pack(const char* s) { pack(std::string_view(s)); }
+  /// `s` as MessagePack's bin type (bytes, not text).
+  void bin(std::string_view s) {
+    const auto n = s.size();
+    if (n < 0x100)
+      head8(0xc4, static_cast<std::uint8_t>(n));
+    else if (n < 0x10000)
+      head16(0xc5, static_cast<std::uint16_t>(n));
+    else
+      head32(0xc6, static_cast<std::uint32_t>(n));
+    if (n > 0)
+      std::memcpy(room(n), s.data(), n);
+  }
 
 private:
   void pack_unsigned(std::uint64_t v) {

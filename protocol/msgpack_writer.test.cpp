@@ -116,6 +116,22 @@ TEST(msgpack_writer, strings_of_every_length_class_and_bools_are_msgpack_cs_byte
   EXPECT_EQ(hex(ours(false)), hex(reference(false)));
 }
 
+TEST(msgpack_writer, bin_of_every_length_class_is_msgpack_cs_bytes) {
+  for (std::size_t n : {0, 1, 255, 256, 65535, 65536}) {
+    std::string s(n, '\x07');
+    std::string out;
+    {
+      msgpack_writer w(out);
+      w.bin(s);
+    }
+    msgpack::sbuffer ref;
+    msgpack::packer<msgpack::sbuffer> pk(ref);
+    pk.pack_bin(static_cast<std::uint32_t>(n));
+    pk.pack_bin_body(s.data(), static_cast<std::uint32_t>(n));
+    EXPECT_EQ(hex(out), hex(std::string(ref.data(), ref.size()))) << n;
+  }
+}
+
 TEST(msgpack_writer, writes_after_what_the_string_held_and_trims_to_what_it_wrote) {
   std::string out = "ab";
   {
