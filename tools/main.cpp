@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
   auto* window_opt = bneg->add_option(
     "--window", nbo.window, "Closed loop: negotiations in flight (default 32 in process, 128 over tcp)");
   bneg->add_flag("--json", nb_json, "Machine-readable output");
+  bneg->add_option("--data-dir", nbo.data_dir, "Keep the journal here (default: a temporary dir)");
   bneg->add_option("--raw-messages", nbo.raw_messages,
                    "tcp: messages of the raw ZeroMQ measurement")->capture_default_str();
   // The raw measurement's sender, started by `bench negotiate --transport tcp`.
