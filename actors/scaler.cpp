@@ -46,6 +46,7 @@ deviation_options detector_options(const scaling_config& c) {
   o.runtime_extension = c.runtime_extension;
   o.throttle_window = c.throttle_window;
   o.throttle_share = c.throttle_share;
+  o.throttle_min_span = c.throttle_min_span;
   o.cpu_margin = c.cpu_margin;
   o.shrink_window = c.shrink_window;
   o.min_gain = c.min_gain;

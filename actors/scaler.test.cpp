@@ -423,6 +423,7 @@ TEST(scaler, detector_options_come_from_the_config) {
   c.memory_margin = 0.3;
   c.throttle_window = 9;
   c.throttle_share = 0.7;
+  c.throttle_min_span = 12;
   c.cpu_margin = 0.2;
   c.shrink_window = 10;
   c.runtime_extension = 0.6;
@@ -439,6 +440,7 @@ TEST(scaler, detector_options_come_from_the_config) {
   EXPECT_DOUBLE_EQ(o.memory_margin, 0.3);
   EXPECT_EQ(o.throttle_window, 9);
   EXPECT_DOUBLE_EQ(o.throttle_share, 0.7);
+  EXPECT_EQ(o.throttle_min_span, 12);
   EXPECT_DOUBLE_EQ(o.cpu_margin, 0.2);
   EXPECT_EQ(o.shrink_window, 10);
   EXPECT_DOUBLE_EQ(o.runtime_extension, 0.6);

@@ -155,7 +155,7 @@ void read_scoring(const table_reader& t, scoring_config& s) {
 
 void read_scaling(const table_reader& t, scaling_config& s) {
   t.allow_only({"enabled", "memory_horizon", "memory_window", "memory_margin", "throttle_window",
-                "throttle_share", "cpu_margin", "shrink_window", "runtime_extension", "min_gain",
+                "throttle_share", "throttle_min_span", "cpu_margin", "shrink_window", "runtime_extension", "min_gain",
                 "disruptive_gap", "max_step", "answer_timeout", "move", "cpu_forecast",
                 "forecast_short_cost"});
   if (auto v = t.boolean("enabled")) s.enabled = *v;
@@ -167,6 +167,7 @@ void read_scaling(const table_reader& t, scaling_config& s) {
     if (*v <= 0) t.fail("throttle_share", "must be positive (0 would call every job throttled)");
     s.throttle_share = *v;
   }
+  if (auto v = t.duration("throttle_min_span")) s.throttle_min_span = *v;
   if (auto v = t.number_in("cpu_margin", 0, 10)) s.cpu_margin = *v;
   if (auto v = t.positive_duration("shrink_window")) s.shrink_window = *v;
   if (auto v = t.number_in("runtime_extension", 0, 100)) {

@@ -37,6 +37,7 @@ struct scaling_config {
   double memory_margin = 0.10;      ///< headroom over the projected / peak memory
   usec throttle_window = 300'000'000; ///< CPU must be held at its limit over this window ...
   double throttle_share = 0.5;      ///< ... in at least this share of the samples
+  usec throttle_min_span = 5'000'000; ///< ... and never sooner than this after a start or change
   double cpu_margin = 0.10;         ///< headroom over the recent CPU peaks
   usec shrink_window = 3'600'000'000; ///< low use for this long gives capacity back
   double runtime_extension = 0.25;  ///< a job past its predicted end gets elapsed x (1 + this)

@@ -423,9 +423,11 @@ TEST(node_config, scaling_defaults_and_every_key) {
   EXPECT_DOUBLE_EQ(d.max_step, 4.0);
   EXPECT_TRUE(d.move);
   EXPECT_TRUE(d.cpu_forecast);
+  EXPECT_EQ(d.throttle_min_span, 5 * sec_us);
 
   auto c = ok("[scaling]\nenabled = false\nmemory_horizon = \"5s\"\nmemory_window = \"2m\"\n"
               "memory_margin = 0.2\nthrottle_window = \"30s\"\nthrottle_share = 0.8\n"
+              "throttle_min_span = \"0s\"\n"
               "cpu_margin = 0\nshrink_window = \"10s\"\nruntime_extension = 0.5\n"
               "min_gain = 0.1\ndisruptive_gap = \"0s\"\nmax_step = 2.5\n"
               "answer_timeout = \"2s\"\nmove = false\ncpu_forecast = false\n"
@@ -437,6 +439,7 @@ TEST(node_config, scaling_defaults_and_every_key) {
   EXPECT_DOUBLE_EQ(c.memory_margin, 0.2);
   EXPECT_EQ(c.throttle_window, 30 * sec_us);
   EXPECT_DOUBLE_EQ(c.throttle_share, 0.8);
+  EXPECT_EQ(c.throttle_min_span, 0);
   EXPECT_DOUBLE_EQ(c.cpu_margin, 0.0);
   EXPECT_EQ(c.shrink_window, 10 * sec_us);
   EXPECT_DOUBLE_EQ(c.runtime_extension, 0.5);
@@ -452,7 +455,8 @@ TEST(node_config, scaling_defaults_and_every_key) {
 TEST(node_config, bad_scaling_values_name_the_key) {
   EXPECT_ERROR("[scaling]\nenable = true\n", "scaling.enable",
                "unknown key (expected one of: enabled, memory_horizon, memory_window, "
-               "memory_margin, throttle_window, throttle_share, cpu_margin, shrink_window, "
+               "memory_margin, throttle_window, throttle_share, throttle_min_span, cpu_margin, "
+               "shrink_window, "
                "runtime_extension, min_gain, disruptive_gap, max_step, answer_timeout, move, "
                "cpu_forecast, forecast_short_cost)");
   EXPECT_ERROR("[scaling]\nenabled = \"yes\"\n", "scaling.enabled",
@@ -467,6 +471,8 @@ TEST(node_config, bad_scaling_values_name_the_key) {
                "must be above 1 (1 would forbid every change)");
   EXPECT_ERROR("[scaling]\nthrottle_share = 0\n", "scaling.throttle_share",
                "must be positive (0 would call every job throttled)");
+  EXPECT_ERROR("[scaling]\nthrottle_min_span = true\n", "scaling.throttle_min_span",
+               "expected a duration (a string like \"30m\" or a number of seconds), got boolean");
   EXPECT_ERROR("[scaling]\nmemory_horizon = \"2h\"\nmemory_window = \"10m\"\n",
                "scaling.memory_window",
                "is shorter than a tenth of memory_horizon: the trend would be projected more "

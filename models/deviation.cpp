@@ -200,6 +200,8 @@ std::optional<scaling_need> deviation_detector::cpu_grow_need(usec now) const {
       ++seen;
       throttled += s.throttled || peak_of(s) >= held_.cpu;
     }
+  if (now - std::max(last_change_, held_.started_at) < opt_.throttle_min_span)
+    return std::nullopt; // a start-up burst, not yet sustained
   if (seen == 0 || static_cast<double>(throttled) < opt_.throttle_share * static_cast<double>(seen))
     return std::nullopt;
   const millicores stepped = up(static_cast<double>(held_.cpu) * opt_.grow_step);

@@ -21,7 +21,8 @@
 ///        |-- yes --> overrun_runtime (runtime_hi := elapsed * (1 + runtime_extension))
 ///        v
 ///   CPU throttling: >= `throttle_share` of the samples of the last `throttle_window`
-///     had their peak at/above the CPU limit (or were flagged throttled) ?
+///     since the last change (which is at least `throttle_min_span` ago, or the job's
+///     start is) had their peak at/above the CPU limit (or were flagged throttled) ?
 ///        |-- yes --> grow_cpu (to max(q-quantile of peaks * (1 + cpu_margin),
 ///        |                        limit * grow_step))
 ///        v
@@ -115,6 +116,10 @@ struct deviation_options {
   // CPU
   usec throttle_window = 5 * 60 * sec_us;  ///< the window throttling must fill ...
   double throttle_share = 0.5;             ///< ... at least this share of
+  /// No grow_cpu before the job has run this long since it started or last changed: a
+  /// process's start-up burst (an interpreter loading: 1 of the first 2 samples at the
+  /// limit, sampled every 0.1 s) is not sustained throttling.
+  usec throttle_min_span = 5 * sec_us;
   double grow_step = 1.5;                  ///< a throttled job grows at least this much
   double cpu_quantile = 1.0;               ///< the quantile of recent peaks a size covers
   double cpu_margin = 0.10;                ///< headroom over that quantile

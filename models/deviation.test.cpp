@@ -136,6 +136,40 @@ TEST(deviation_detector, sustained_throttling_grows_cpu_from_the_capped_peaks) {
   EXPECT_NE(need->reason.find("2 of 3 samples"), std::string::npos) << need->reason;
 }
 
+TEST(deviation_detector, a_start_up_burst_in_the_first_samples_is_not_sustained_throttling) {
+  // A restarted interpreter at its 1-core limit for its first 0.1 s, then at 0.3 cores,
+  // sampled every 0.1 s: 1 of 2 samples is half of them, but not 5 s of running.
+  job_holding h;
+  h.cpu = 1000;
+  h.started_at = 60 * sec_us;
+  deviation_options o; // the defaults: throttling counts 5 s after a start or change
+  o.throttle_window = 5 * minute;
+  o.forecast.enabled = false;
+  deviation_detector d(h, o);
+  const usec step = 100'000;
+  usec t = h.started_at + step;
+  d.observe({t, 1000, 1000, 0, true});
+  EXPECT_FALSE(d.check(t));
+  d.observe({t += step, 300, 320, 0, false});
+  EXPECT_FALSE(d.check(t)) << "1 of 2 samples";
+  // Then at the limit for good: grown once 5 s have passed since the start.
+  while (t < h.started_at + 5 * sec_us - step) {
+    d.observe({t += step, 1000, 1000, 0, true});
+    ASSERT_FALSE(d.check(t)) << t;
+  }
+  d.observe({t += step, 1000, 1000, 0, true});
+  auto need = d.check(t);
+  ASSERT_TRUE(need);
+  EXPECT_EQ(need->kind, scaling_kind::grow_cpu);
+  EXPECT_NE(need->reason.find("49 of 50 samples"), std::string::npos) << need->reason;
+  // A change starts the span over: the same burst after it is not acted on either.
+  job_holding grown = d.holding();
+  grown.cpu = need->cpu;
+  d.applied(*need, grown, t);
+  d.observe({t += step, need->cpu, need->cpu, 0, true});
+  EXPECT_FALSE(d.check(t));
+}
+
 TEST(deviation_detector, hysteresis_allows_one_disruptive_action_per_hour) {
   // A job that cannot be resized in place and is throttled all the time: it grows, and
   // grows again, but never twice within an hour.
