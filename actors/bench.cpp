@@ -281,6 +281,9 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
       return std::string("cannot create a temporary directory");
     dir = tmpl;
   }
+  // The bench records its own jobs (bench-0, bench-1, ...): another run's would collide.
+  if (!own_dir && fs::exists(fs::path(dir) / "journal.db"))
+    return dir + "/journal.db exists (another run's journal): give a new or empty --data-dir";
   fs::create_directories(dir);
   ctx->data_dir = dir;
   ctx->clock = wall_now;
@@ -322,6 +325,16 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     caf::actor_system sys{cfg};
     provider_directory dirs;
     std::vector<caf::actor> actors;
+    // On every way out of this block the providers spawned so far are stopped: the
+    // system's destructor waits for its actors, so a run giving up with an error (its
+    // jobs not recorded, say) would otherwise never end.
+    struct stop_on_exit {
+      std::vector<caf::actor>& actors;
+      ~stop_on_exit() {
+        for (auto& a : actors)
+          caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      }
+    } stopper{actors};
     // tcp: the providers are processes behind a gateway (actors/bench_tcp.cpp).
     std::unique_ptr<bench_wire> wire;
     if (opt.transport == "tcp") {

@@ -142,5 +142,12 @@ TEST(negotiation_bench, records_every_offer_negotiation_and_award_in_its_journal
           << job;
     }
   }
+  // A second run in the same directory is refused up front, naming the file (its jobs
+  // would collide with the first run's), and returns rather than hanging.
+  got = run_negotiate_bench(o);
+  ASSERT_TRUE(std::holds_alternative<std::string>(got));
+  EXPECT_NE(std::get<std::string>(got).find((dir / "journal.db").string() + " exists"),
+            std::string::npos)
+      << std::get<std::string>(got);
   std::filesystem::remove_all(dir);
 }
