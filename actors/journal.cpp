@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -1015,8 +1015,8 @@ constexpr const char* upsert_negotiation =
 
 namespace {
 
-constexpr std::uint32_t compact_offer_fields = 23;     // version 2, whole
-constexpr std::uint32_t compact_repeat_fields = 5;     // version 2, repeated
+constexpr std::uint32_t compact_offer_fields = 23; // version 2, whole
+constexpr std::uint32_t compact_repeat_fields = 5; // version 2, repeated
 constexpr std::int64_t compact_format = 2;
 /// Verdicts packed as their index; the order is the format's (append only).
 constexpr std::string_view common_verdicts[] = {"won", "lost", "superseded by a later offer",
@@ -1104,19 +1104,18 @@ bool repeats(const journal::offer_outcome& a, const journal::offer_outcome& b) {
          x.terms.latency == y.terms.latency && x.instance_type == y.instance_type &&
          s.scored == t.scored && same_double(s.expected_cost, t.expected_cost) &&
          s.worst_cost == t.worst_cost && same_double(s.p_deadline, t.p_deadline) &&
-         same_double(s.breach_probability, t.breach_probability) &&
-         same_double(s.risk, t.risk) && same_double(s.cost_term, t.cost_term) &&
-         same_double(s.deadline_term, t.deadline_term) &&
-         same_double(s.risk_term, t.risk_term) &&
-         same_double(s.risk_adjusted, t.risk_adjusted) && s.note == t.note;
+         same_double(s.breach_probability, t.breach_probability) && same_double(s.risk, t.risk) &&
+         same_double(s.cost_term, t.cost_term) && same_double(s.deadline_term, t.deadline_term) &&
+         same_double(s.risk_term, t.risk_term) && same_double(s.risk_adjusted, t.risk_adjusted) &&
+         s.note == t.note;
 }
 
 /// "<job_id>/<provider>/r<round>/": the prefix the providers give their offer ids.
 bool has_id_prefix(std::string_view id, std::string_view job_id, std::string_view provider,
                    std::int32_t round, std::size_t& length) {
   char digits[16];
-  const auto n = static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, round).ptr -
-                                          digits);
+  const auto n =
+      static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, round).ptr - digits);
   length = job_id.size() + 1 + provider.size() + 2 + n + 1;
   if (id.size() < length || id.compare(0, job_id.size(), job_id) != 0)
     return false;
@@ -1182,8 +1181,8 @@ struct stored_offer {
 };
 
 /// Reads field `k` of `f` (`n` long) into `field`, or leaves it as it is past the end.
-template <class T> void read_field(const msgpack::object* f, std::uint32_t n, std::uint32_t k,
-                                   T& field) {
+template <class T>
+void read_field(const msgpack::object* f, std::uint32_t n, std::uint32_t k, T& field) {
   if (k < n)
     f[k].convert(field);
 }
@@ -1263,8 +1262,8 @@ void unpack_v2(const msgpack::object& all, const std::string& job_id, usec at,
 
 /// Decodes a negotiation's `offers` column (either version; `job_id` and `at` are the
 /// row's); false (and `out` unchanged) when it does not decode.
-bool unpack_offers(std::string_view bytes, const std::string& auction_id,
-                   const std::string& job_id, usec at, std::vector<stored_offer>& out) {
+bool unpack_offers(std::string_view bytes, const std::string& auction_id, const std::string& job_id,
+                   usec at, std::vector<stored_offer>& out) {
   std::vector<stored_offer> v;
   try {
     auto handle = msgpack::unpack(bytes.data(), bytes.size());

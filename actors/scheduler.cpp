@@ -82,8 +82,8 @@ class coordinator;
 /// singly linked list) finds the tail's predecessor by walking from the head, so every
 /// steal cost the length of the victim's queue: with 2,000 negotiations in flight
 /// (`tender bench negotiate --window 2000`) 5.5 % of the cycles went to that walk, and
-/// throughput fell with the load (14,460/s at 32 in flight, 7,088/s at 2,000), which is
-/// how an open-loop run that fell behind once never caught up.
+/// throughput fell with the load (14,460/s at 32 in flight, 7,088/s at 2,000; 10,626/s
+/// at 2,000 with this queue), so an open-loop run that fell behind could stay behind.
 class job_queue {
 public:
   void append(caf::resumable* job) {

@@ -155,9 +155,9 @@ void read_scoring(const table_reader& t, scoring_config& s) {
 
 void read_scaling(const table_reader& t, scaling_config& s) {
   t.allow_only({"enabled", "memory_horizon", "memory_window", "memory_margin", "throttle_window",
-                "throttle_share", "throttle_min_span", "cpu_margin", "shrink_window", "runtime_extension", "min_gain",
-                "disruptive_gap", "max_step", "answer_timeout", "move", "cpu_forecast",
-                "forecast_short_cost"});
+                "throttle_share", "throttle_min_span", "cpu_margin", "shrink_window",
+                "runtime_extension", "min_gain", "disruptive_gap", "max_step", "answer_timeout",
+                "move", "cpu_forecast", "forecast_short_cost"});
   if (auto v = t.boolean("enabled")) s.enabled = *v;
   if (auto v = t.positive_duration("memory_horizon")) s.memory_horizon = *v;
   if (auto v = t.positive_duration("memory_window")) s.memory_window = *v;
