@@ -1030,35 +1030,6 @@ std::string_view verdict_word(std::string_view v) {
   return v.substr(0, v.find(' '));
 }
 
-/// Calls `f` on each version-1 field in the format's order.
-template <class Offer, class AuctionId, class Terms, class Verdict, class At, class F>
-void packed_fields(Offer& o, AuctionId& auction_id, Terms& t, Verdict& verdict, At& at, F&& f) {
-  f(o.offer_id);
-  f(auction_id);
-  f(o.round);
-  f(o.provider);
-  f(o.price);
-  f(o.rate_per_hour);
-  f(o.earliest_start);
-  f(o.terms.availability);
-  f(o.terms.preemption_probability);
-  f(o.terms.latency);
-  f(o.instance_type);
-  f(t.scored);
-  f(t.expected_cost);
-  f(t.worst_cost);
-  f(t.p_deadline);
-  f(t.breach_probability);
-  f(t.risk);
-  f(t.cost_term);
-  f(t.deadline_term);
-  f(t.risk_term);
-  f(t.risk_adjusted);
-  f(t.note);
-  f(verdict);
-  f(at);
-}
-
 /// Version 2's whole form after the id: the fields a repeated offer shares with the one
 /// it names (earliest start and verdict excepted), in the format's order, for packing
 /// and unpacking alike. `Start` is the earliest start relative to the negotiation's `at`.
@@ -1085,6 +1056,16 @@ void shared_fields(Offer& o, AuctionId& auction_id, Start& start, Terms& t, F&& 
   f(t.risk_term);
   f(t.risk_adjusted);
   f(t.note);
+}
+
+/// Calls `f` on each version-1 field in the format's order: the id, version 2's whole
+/// form with the absolute earliest start, the verdict and the time.
+template <class Offer, class AuctionId, class Terms, class Verdict, class At, class F>
+void packed_fields(Offer& o, AuctionId& auction_id, Terms& t, Verdict& verdict, At& at, F&& f) {
+  f(o.offer_id);
+  shared_fields(o, auction_id, o.earliest_start, t, f);
+  f(verdict);
+  f(at);
 }
 
 /// Equal as stored: doubles by their bits (a NaN equals itself, 0.0 is not -0.0).

@@ -96,32 +96,30 @@ public:
     jobs_.push_front(job);
     size_.store(jobs_.size());
   }
-  caf::resumable* take_head() {
-    if (empty())
-      return nullptr;
-    std::lock_guard<std::mutex> g(mu_);
-    if (jobs_.empty())
-      return nullptr;
-    auto* job = jobs_.front();
-    jobs_.pop_front();
-    size_.store(jobs_.size());
-    return job;
-  }
-  caf::resumable* take_tail() {
-    if (empty())
-      return nullptr;
-    std::lock_guard<std::mutex> g(mu_);
-    if (jobs_.empty())
-      return nullptr;
-    auto* job = jobs_.back();
-    jobs_.pop_back();
-    size_.store(jobs_.size());
-    return job;
-  }
+  caf::resumable* take_head() { return take(true); }
+  caf::resumable* take_tail() { return take(false); }
   /// Without the lock (seq_cst, as the wake-up protocol's other flags).
   bool empty() const { return size_.load() == 0; }
 
 private:
+  caf::resumable* take(bool head) {
+    if (empty())
+      return nullptr;
+    std::lock_guard<std::mutex> g(mu_);
+    if (jobs_.empty())
+      return nullptr;
+    caf::resumable* job;
+    if (head) {
+      job = jobs_.front();
+      jobs_.pop_front();
+    } else {
+      job = jobs_.back();
+      jobs_.pop_back();
+    }
+    size_.store(jobs_.size());
+    return job;
+  }
+
   std::mutex mu_;
   std::deque<caf::resumable*> jobs_;
   std::atomic<std::size_t> size_{0};
