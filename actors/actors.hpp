@@ -40,8 +40,13 @@ caf::actor spawn_profiler(caf::actor_system& sys, context_ptr ctx);
 /// Drives a provider plain class inside the node.
 caf::actor spawn_provider(caf::actor_system& sys, context_ptr ctx, std::unique_ptr<provider> p);
 
-/// Stands in for a provider that lives in another process, over the gateway.
-caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::actor gateway,
+/// Queues an encoded frame for a ZeroMQ peer of the gateway; callable from any thread.
+/// False when it was dropped (the I/O thread stopped, or 100,000 frames are queued).
+using wire_post = std::function<bool(const std::string& peer, std::string bytes)>;
+
+/// Stands in for a provider that lives in another process, over the gateway: it
+/// encodes what it sends itself and hands the bytes to `post`.
+caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, wire_post post,
                                  std::string peer, provider_hello hello);
 
 /// Bridges ZeroMQ and CAF. `bind` is the ROUTER endpoint; the bound one is

@@ -192,6 +192,7 @@ int default_window(const std::string& transport) { return transport == "tcp" ? 1
 nlohmann::json negotiate_bench_result::to_json() const {
   auto opt = [](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
   return {{"transport", transport},
+          {"floor", floor},
           {"providers", providers},
           {"rounds", rounds},
           {"jobs", jobs},
@@ -217,7 +218,7 @@ nlohmann::json negotiate_bench_result::to_json() const {
 std::string negotiate_bench_result::table() const {
   char buf[1024];
   std::snprintf(buf, sizeof buf,
-                "negotiate (%s): %d providers, %d rounds max, %d negotiations%s\n"
+                "negotiate (%s%s): %d providers, %d rounds max, %d negotiations%s\n"
                 "  negotiations/s        %.0f\n"
                 "  submit->commit p50    %.3f ms\n"
                 "  submit->commit p99    %.3f ms (max %.3f ms)\n"
@@ -225,7 +226,8 @@ std::string negotiate_bench_result::table() const {
                 "  rounds run (mean)     %.2f\n"
                 "  committed / refused   %lld / %lld\n"
                 "  journal commits       %lld (group commit), %lld failed writes\n",
-                transport.c_str(), providers, rounds, jobs,
+                transport.c_str(), floor ? ", floor: actors and messages only" : "", providers,
+                rounds, jobs,
                 offered_rate > 0 ? (", offered " + std::to_string(static_cast<long long>(offered_rate)) + "/s").c_str()
                                  : (" (closed loop, " + std::to_string(window) + " in flight)").c_str(),
                 negotiations_per_s, p50_ms, p99_ms, max_ms, msgs_per_negotiation, rounds_mean,
@@ -265,6 +267,8 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
   if (opt.transport == "tcp" && opt.raw_messages < 1000)
     return "raw-messages " + std::to_string(opt.raw_messages) +
            ": the raw ZeroMQ measurement needs at least 1000 messages";
+  if (opt.floor)
+    return run_floor_bench(opt);
   const auto config_text =
     opt.config_toml.empty() ? bench_config(opt.providers, opt.rounds) : opt.config_toml;
   auto parsed = parse_node_toml(config_text, "<bench config>", "");

@@ -46,6 +46,9 @@ struct negotiate_bench_options {
   bool release = true;
   /// tcp: messages of the raw ZeroMQ measurement that follows the negotiations.
   std::int64_t raw_messages = 1'000'000;
+  /// The same actors and messages with none of the work (actors/bench_floor.cpp): what
+  /// the actor framework alone costs on this machine.
+  bool floor = false;
 };
 
 /// `tender bench negotiate`'s closed-loop window when none is given: 32 negotiations in
@@ -56,6 +59,7 @@ int default_window(const std::string& transport);
 
 struct negotiate_bench_result {
   std::string transport;
+  bool floor = false; ///< `--floor`: actors and messages only
   int providers = 0, rounds = 0, jobs = 0;
   double offered_rate = 0;
   int window = 0; ///< closed loop: negotiations in flight; 0 in the open loop
@@ -85,6 +89,12 @@ struct negotiate_bench_result {
 
 std::variant<negotiate_bench_result, std::string>
 run_negotiate_bench(const negotiate_bench_options& opt);
+
+/// `--floor` (actors/bench_floor.cpp): the negotiation's shape — a negotiation actor per
+/// job, a round actor per round, P provider actors, the same message types and count —
+/// with no bidding, scoring, validation or journal. Closed loop, in process only.
+std::variant<negotiate_bench_result, std::string>
+run_floor_bench(const negotiate_bench_options& opt);
 
 /// `--transport tcp` (actors/bench_tcp.cpp): the providers of `config_toml` as P
 /// `tender provider` processes (fork/exec of /proc/self/exe) joined to a gateway on a

@@ -1,11 +1,14 @@
 // The gateway: bridges the node's ZeroMQ ROUTER and its actors.
 //
 // An I/O thread (not a CAF worker) owns the ROUTER: it reads frames, decodes them,
-// answers undecodable ones with an `error` at once, and hands decoded messages to
-// the gateway actor. The gateway actor routes them (client requests to the intake,
-// provider traffic to the peer's proxy) and sends replies back through an inproc
-// PUSH socket that the I/O thread forwards to the ROUTER. No CAF worker ever
-// blocks on ZeroMQ.
+// answers undecodable ones with an `error` at once, and hands decoded messages on:
+// a known provider peer's traffic straight to its proxy actor (the route the
+// gateway actor registered when the peer said hello), everything else to the
+// gateway actor, which routes client requests to the intake. Whoever sends (the
+// gateway actor's replies, the proxies) encodes on its own worker and queues the
+// bytes in the bridge's outbox; an eventfd wakes the I/O thread, which writes them
+// to the ROUTER. No CAF worker ever blocks on ZeroMQ, and provider traffic never
+// waits in one actor's mailbox.
 
 #include "actors/actors.hpp"
 #include "protocol/curve.hpp"
@@ -15,19 +18,27 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstring>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace tender {
 
 namespace {
 
-std::atomic<int> bridge_counter{0};
-
 class zmq_bridge {
 public:
   zmq_bridge(context_ptr ctx) : ctx_(std::move(ctx)) {}
-  ~zmq_bridge() { stop(); }
+  ~zmq_bridge() {
+    stop();
+    if (wake_ >= 0)
+      ::close(wake_);
+  }
 
   std::optional<std::string> bind(const std::string& endpoint) {
     try {
@@ -50,13 +61,12 @@ public:
         log->info("gateway: CurveZMQ on {} ({} public keys allowed)", bound_, sec.allow.size());
       else if (bound_.rfind("tcp://", 0) == 0)
         log->info("gateway: plaintext on {} (no [security] key; loopback only)", bound_);
-      inproc_ = "inproc://tender-gateway-out-" + std::to_string(++bridge_counter);
-      pull_ = zmq::socket_t(zctx_, zmq::socket_type::pull);
-      pull_.set(zmq::sockopt::linger, 0);
-      pull_.bind(inproc_);
     } catch (const zmq::error_t& e) {
       return "cannot listen on " + endpoint + ": " + e.what();
     }
+    wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_ < 0)
+      return std::string("cannot create the gateway's eventfd: ") + std::strerror(errno);
     return std::nullopt;
   }
 
@@ -69,10 +79,41 @@ public:
     running_ = false;
     if (thread_.joinable())
       thread_.join();
+    std::lock_guard<std::mutex> g(routes_mu_);
+    routes_.clear();
+  }
+
+  /// Queues `bytes` for `peer` (any thread). The I/O thread is woken when the outbox
+  /// goes from empty to not, so a burst of frames costs one wake-up.
+  bool post(const std::string& peer, std::string bytes) {
+    if (!running_.load(std::memory_order_relaxed))
+      return false;
+    bool was_empty = false;
+    {
+      std::lock_guard<std::mutex> g(out_mu_);
+      if (outbox_.size() >= max_queued)
+        return false;
+      was_empty = outbox_.empty();
+      outbox_.emplace_back(peer, std::move(bytes));
+    }
+    if (was_empty) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(wake_, &one, sizeof one);
+    }
+    return true;
+  }
+
+  /// A provider peer's traffic goes straight to `proxy` from now on (a null actor:
+  /// through the gateway actor again).
+  void route(const std::string& peer, caf::actor proxy) {
+    std::lock_guard<std::mutex> g(routes_mu_);
+    if (proxy)
+      routes_[peer] = std::move(proxy);
+    else
+      routes_.erase(peer);
   }
 
   const std::string& bound() const { return bound_; }
-  const std::string& inproc() const { return inproc_; }
   gateway_handle::wire_counts counts() const {
     return {in_.load(std::memory_order_relaxed), out_.load(std::memory_order_relaxed),
             in_bytes_.load(std::memory_order_relaxed), out_bytes_.load(std::memory_order_relaxed)};
@@ -93,14 +134,14 @@ private:
 
   void loop() {
     zmq::pollitem_t items[] = {{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0},
-                               {static_cast<void*>(pull_), 0, ZMQ_POLLIN, 0}};
+                               {nullptr, wake_, ZMQ_POLLIN, 0}};
     while (running_) {
       try {
         zmq::poll(items, 2, std::chrono::milliseconds(100));
         if (items[0].revents & ZMQ_POLLIN)
           drain_router();
         if (items[1].revents & ZMQ_POLLIN)
-          drain_pull();
+          drain_outbox();
       } catch (const zmq::error_t& e) {
         if (e.num() == ETERM)
           break;
@@ -108,7 +149,6 @@ private:
       }
     }
     router_.close();
-    pull_.close();
   }
 
   void drain_router() {
@@ -131,26 +171,49 @@ private:
         reply_error(peer, d);
         continue;
       }
+      if (is_provider_traffic(d.message->body)) {
+        caf::actor proxy;
+        {
+          std::lock_guard<std::mutex> g(routes_mu_);
+          if (auto it = routes_.find(peer); it != routes_.end())
+            proxy = it->second;
+        }
+        if (proxy) {
+          caf::anon_send(proxy, inbound_atom::value, std::move(*d.message));
+          continue;
+        }
+      }
       caf::anon_send(gateway_, inbound{peer, std::move(*d.message)});
     }
   }
 
-  void drain_pull() {
-    for (int n = 0; n < 1024; ++n) {
-      std::vector<zmq::message_t> frames;
-      auto got = zmq::recv_multipart(pull_, std::back_inserter(frames), zmq::recv_flags::dontwait);
-      if (!got)
-        return;
-      if (frames.size() != 2)
-        continue;
+  /// What a provider sends about its offers, commits and jobs (a hello is the gateway
+  /// actor's: it answers it).
+  static bool is_provider_traffic(const body& b) {
+    return std::holds_alternative<offer>(b) || std::holds_alternative<decline>(b) ||
+           std::holds_alternative<commit_confirm>(b) || std::holds_alternative<commit_refuse>(b) ||
+           std::holds_alternative<usage_report>(b) || std::holds_alternative<scale_offer>(b) ||
+           std::holds_alternative<error>(b);
+  }
+
+  void drain_outbox() {
+    std::uint64_t ignored = 0;
+    [[maybe_unused]] auto n = ::read(wake_, &ignored, sizeof ignored);
+    {
+      std::lock_guard<std::mutex> g(out_mu_);
+      sending_.swap(outbox_);
+    }
+    for (auto& [peer, bytes] : sending_) {
       try {
-        router_.send(frames[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        const auto n = frames[1].size();
-        if (router_.send(frames[1], zmq::send_flags::dontwait))
-          count(out_, out_bytes_, n);
+        // Dropped when the peer's pipe is full (100,000 frames) or the peer is gone.
+        if (!router_.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+          continue;
+        if (router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait))
+          count(out_, out_bytes_, bytes.size());
       } catch (const zmq::error_t&) {
       }
     }
+    sending_.clear();
   }
 
   // Only the I/O thread writes these; readers see them via relaxed loads.
@@ -175,9 +238,14 @@ private:
   zmq::context_t zctx_{1};
   std::unique_ptr<curve::authenticator> auth_; ///< the ZAP handler; stops before zctx_ closes
   zmq::socket_t router_;
-  zmq::socket_t pull_;
   std::string bound_;
-  std::string inproc_;
+  static constexpr std::size_t max_queued = 100'000;
+  int wake_ = -1; ///< eventfd: the outbox has frames
+  std::mutex out_mu_;
+  std::vector<std::pair<std::string, std::string>> outbox_; ///< (peer, bytes)
+  std::vector<std::pair<std::string, std::string>> sending_; ///< I/O thread only
+  std::mutex routes_mu_;
+  std::unordered_map<std::string, caf::actor> routes_; ///< provider peer -> its proxy
   caf::actor gateway_;
   std::thread thread_;
   std::atomic<bool> running_{true};
@@ -188,7 +256,6 @@ struct gateway_state {
   context_ptr ctx;
   caf::actor intake;
   std::shared_ptr<zmq_bridge> bridge;
-  std::unique_ptr<zmq::socket_t> push;
   std::map<std::string, caf::actor> providers; ///< peer routing id -> proxy
   static inline const char* name = "gateway";
 };
@@ -197,20 +264,10 @@ using gateway_actor = caf::stateful_actor<gateway_state>;
 
 void send_out(gateway_actor* self, const std::string& peer, const envelope& e) {
   auto& st = self->state;
-  auto bytes = encode(e);
-  try {
-    // Never blocks a CAF worker: the I/O thread may already have stopped (a node
-    // shutting down), and a PUSH without its peer would wait forever. Once the first
-    // frame is queued the second is too (multipart messages are atomic).
-    if (!st.push->send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      st.ctx->log->warn("gateway: reply to a client dropped: the I/O thread is stopping or "
-                        "100,000 replies are queued");
-      return;
-    }
-    st.push->send(zmq::buffer(bytes), zmq::send_flags::none);
-  } catch (const zmq::error_t& err) {
-    st.ctx->log->error("gateway: cannot send: {}", err.what());
-  }
+  // Never blocks a CAF worker: the outbox drops what the I/O thread cannot take.
+  if (!st.bridge->post(peer, encode(e)))
+    st.ctx->log->warn("gateway: reply to a client dropped: the I/O thread is stopping or "
+                      "100,000 frames are queued");
 }
 
 void reply(gateway_actor* self, const std::string& peer, const envelope& req, body b) {
@@ -232,18 +289,18 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
     st.ctx = ctx;
     st.intake = intake;
     st.bridge = bridge;
-    st.push = std::make_unique<zmq::socket_t>(bridge->zctx(), zmq::socket_type::push);
-    st.push->set(zmq::sockopt::linger, 0);
-    st.push->set(zmq::sockopt::sndhwm, 100000);
-    st.push->connect(bridge->inproc());
-    // `push` is declared after `bridge` in the state, so it closes before the bridge's
-    // ZeroMQ context terminates.
     // One bad message must not take the gateway down: log it and go on.
     // A gone provider's peer must introduce itself again (error unknown_peer).
     self->set_down_handler([self](caf::down_msg& dm) {
       auto& ps = self->state.providers;
-      for (auto it = ps.begin(); it != ps.end();)
-        it = it->second.address() == dm.source ? ps.erase(it) : std::next(it);
+      for (auto it = ps.begin(); it != ps.end();) {
+        if (it->second.address() != dm.source) {
+          ++it;
+          continue;
+        }
+        self->state.bridge->route(it->first, {});
+        it = ps.erase(it);
+      }
     });
     self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
       try {
@@ -284,9 +341,16 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
               }
               auto it = st.providers.find(peer);
               if (it == st.providers.end()) {
-                auto proxy = spawn_remote_provider(self->system(), st.ctx,
-                                                   caf::actor_cast<caf::actor>(self), peer, b);
+                std::weak_ptr<zmq_bridge> weak = st.bridge;
+                auto post = [weak](const std::string& to, std::string bytes) {
+                  auto bridge = weak.lock();
+                  return bridge && bridge->post(to, std::move(bytes));
+                };
+                auto proxy = spawn_remote_provider(self->system(), st.ctx, post, peer, b);
                 st.providers[peer] = proxy;
+                // Its traffic goes to the proxy from now on; the proxy is known to the
+                // intake only after this, so nothing it is asked for can come back first.
+                st.bridge->route(peer, proxy);
                 self->monitor(proxy); // a proxy that declares its provider gone quits
                 self->send(st.intake, register_atom::value, b.name, proxy, true);
                 st.ctx->log->info("remote provider {} ({}) joined", b.name, b.kind);
@@ -317,7 +381,6 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
           },
           in.msg.body);
       },
-      [self](outbound& out) { send_out(self, out.peer, out.msg); },
       [self](stop_atom) { self->quit(); },
     };
   }, ctx);

@@ -42,12 +42,6 @@ struct inbound {
   envelope msg;
 };
 
-/// Actors -> gateway: send `msg` to `peer`.
-struct outbound {
-  std::string peer;
-  envelope msg;
-};
-
 /// A round actor's news for its job actor.
 struct round_result {
   std::string auction_id;
@@ -72,7 +66,6 @@ struct provider_ref {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::envelope)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::body)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::inbound)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::outbound)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::round_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::job_submit)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tender::job_status)

@@ -151,3 +151,36 @@ TEST(negotiation_bench, records_every_offer_negotiation_and_award_in_its_journal
       << std::get<std::string>(got);
   std::filesystem::remove_all(dir);
 }
+
+TEST(negotiation_bench, the_floor_runs_the_real_benchs_shape_of_actors_and_messages) {
+  // `--floor` is only a yardstick if it sends what a real negotiation sends: as many
+  // messages and rounds per negotiation as the real bench with the same providers, and
+  // every negotiation committed. Providers all bid here (the real bench's GPU vendors
+  // do too, on CPU-only calls), so both count 2 per provider per round, award, confirm,
+  // a decline per loser and the release.
+  negotiate_bench_options o;
+  o.jobs = 400;
+  o.window = 16;
+  auto real = run_negotiate_bench(o);
+  ASSERT_TRUE(std::holds_alternative<negotiate_bench_result>(real))
+      << std::get<std::string>(real);
+  o.floor = true;
+  auto bare = run_negotiate_bench(o);
+  ASSERT_TRUE(std::holds_alternative<negotiate_bench_result>(bare))
+      << std::get<std::string>(bare);
+  auto& r = std::get<negotiate_bench_result>(real);
+  auto& f = std::get<negotiate_bench_result>(bare);
+  EXPECT_TRUE(f.floor);
+  EXPECT_FALSE(r.floor);
+  EXPECT_EQ(f.committed, 400);
+  EXPECT_EQ(f.rounds_mean, r.rounds_mean);
+  EXPECT_EQ(f.msgs_per_negotiation, r.msgs_per_negotiation);
+  EXPECT_EQ(f.rounds_mean, 2.0);
+  EXPECT_EQ(f.to_json()["floor"], true);
+  EXPECT_NE(f.table().find("floor"), std::string::npos);
+  // Over the wire there is nothing to compare it with.
+  o.transport = "tcp";
+  auto refused = run_negotiate_bench(o);
+  ASSERT_TRUE(std::holds_alternative<std::string>(refused));
+  EXPECT_NE(std::get<std::string>(refused).find("--transport inproc"), std::string::npos);
+}

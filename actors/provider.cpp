@@ -10,6 +10,8 @@
 
 #include <deque>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace tender {
 
@@ -141,18 +143,18 @@ namespace {
 
 struct remote_state {
   context_ptr ctx;
-  caf::actor gateway;
+  wire_post post; ///< the gateway's outbox
   std::string peer;
   provider_hello hello;
   /// Auction id -> round actor of its latest round; the oldest go beyond `max_auctions`.
   /// Kept after an award or a decline: a late or duplicate offer still reaches its round,
   /// which rejects and counts it.
-  std::map<std::string, caf::actor> auctions;
+  std::unordered_map<std::string, caf::actor> auctions;
   std::deque<std::string> auction_order; ///< bounds `auctions` (an id may repeat)
   static constexpr std::size_t max_auctions = 4096;
-  std::map<std::string, caf::actor> awards;   ///< offer id -> round actor
+  std::unordered_map<std::string, caf::actor> awards; ///< offer id -> round actor
   std::map<std::string, caf::actor> jobs;     ///< job id -> job actor
-  std::set<std::string> confirmed;            ///< offer ids already confirmed once
+  std::unordered_set<std::string> confirmed;  ///< offer ids already confirmed once
   std::deque<std::string> confirmed_order;    ///< bounds `confirmed`
   /// Resize requests waiting for the remote process's scale_offer, by allocation id.
   std::map<std::string, std::deque<caf::response_promise>> scales;
@@ -179,10 +181,17 @@ provider_info remote_info(remote_state& st) {
   return i;
 }
 
+/// Encoded here, on this actor's worker, and queued straight for the gateway's I/O
+/// thread: no hop through the gateway actor, which would encode every provider's
+/// traffic on one worker.
 void forward(remote_actor* self, body b) {
   auto& st = self->state;
-  self->send(st.gateway, outbound{st.peer, make_envelope(std::move(b), st.ctx->cfg.node_name,
-                                                         st.ctx->now(), st.ctx->new_id("m"))});
+  auto bytes = encode(
+      make_envelope(std::move(b), st.ctx->cfg.node_name, st.ctx->now(), st.ctx->new_id("m")));
+  if (!st.post(st.peer, std::move(bytes)))
+    st.ctx->log->warn("remote provider {}: message dropped: the gateway is stopping or "
+                      "100,000 frames are queued",
+                      st.hello.name);
 }
 
 /// A provider that promised a heartbeat (its hello's `heartbeat`, e.g. a peer site)
@@ -218,13 +227,13 @@ void check_alive(remote_actor* self) {
 
 } // namespace
 
-caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, caf::actor gateway,
+caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, wire_post post,
                                  std::string peer, provider_hello hello) {
   return sys.spawn(
       [=](remote_actor* self, context_ptr ctx) -> caf::behavior {
         auto& st = self->state;
         st.ctx = ctx;
-        st.gateway = gateway;
+        st.post = post;
         st.peer = peer;
         st.hello = hello;
         st.last_seen = ctx->now();

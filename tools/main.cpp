@@ -136,6 +136,9 @@ int main(int argc, char** argv) {
   bneg->add_option("--data-dir", nbo.data_dir, "Keep the journal here (default: a temporary dir)");
   bneg->add_option("--raw-messages", nbo.raw_messages,
                    "tcp: messages of the raw ZeroMQ measurement")->capture_default_str();
+  bneg->add_flag("--floor", nbo.floor,
+                 "The same actors and messages with no bidding, scoring or journal: what the "
+                 "actor framework alone costs (closed loop, inproc)");
   // The raw measurement's sender, started by `bench negotiate --transport tcp`.
   std::string raw_connect;
   std::size_t raw_size = 0;
