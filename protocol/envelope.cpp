@@ -645,8 +645,14 @@ void decode_into(std::string_view bytes, std::size_t max_frame, decoded& out) {
 
   const msgpack::unpack_limit limit(bytes.size(), bytes.size(), bytes.size(), bytes.size(),
                                     bytes.size(), max_depth + 1);
-  msgpack::object_handle handle =
-      msgpack::unpack(bytes.data(), bytes.size(), nullptr, nullptr, limit);
+  // Strings and binaries point into `bytes` (alive until this returns, and the
+  // handle does not outlive it) instead of being copied into the handle's zone: the
+  // decoded message copies each once, into its own std::string.
+  const auto refer_to_frame = [](msgpack::type::object_type, std::size_t, void*) { return true; };
+  bool referenced = false;
+  std::size_t consumed = 0;
+  msgpack::object_handle handle = msgpack::unpack(bytes.data(), bytes.size(), consumed, referenced,
+                                                  refer_to_frame, nullptr, limit);
   const msgpack::object& root = handle.get();
   if (root.type != msgpack::type::MAP) {
     fail(out, "invalid", "",

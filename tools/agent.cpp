@@ -8,6 +8,9 @@
 
 #include <zmq.hpp>
 
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -89,29 +92,44 @@ public:
   }
 
   int run(const sigset_t& signals) {
+    // SIGINT/SIGTERM (blocked in every thread) arrive as a readable fd in the same poll
+    // as the node's messages: no system call per turn of the loop to look for them.
+    const int sigfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd < 0) {
+      std::perror("tender provider: signalfd");
+      return 1;
+    }
+    struct closer {
+      int fd;
+      ~closer() { ::close(fd); }
+    } close_sigfd{sigfd};
     hello();
     usec next_poll = wall_now();
     usec next_hello = wall_now() + sec_us;
+    usec next_watch = 0;
     while (true) {
-      timespec zero{0, 0};
-      sigset_t s = signals;
-      if (sigtimedwait(&s, nullptr, &zero) > 0) {
+      zmq::pollitem_t items[] = {{static_cast<void*>(sock_), 0, ZMQ_POLLIN, 0},
+                                 {nullptr, sigfd, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, std::chrono::milliseconds(20));
+      if (items[1].revents & ZMQ_POLLIN) {
         std::fprintf(stderr, "tender provider: stopping\n");
         return 0;
       }
-      // A node that refuses this provider's handshake never will: say why and stop.
-      if (auto why = watch_->refusal(endpoint_)) {
-        std::fprintf(stderr, "tender provider: %s\n", why->c_str());
-        return 1;
-      }
-      zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(20));
-      if (item.revents & ZMQ_POLLIN) {
+      if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t m;
         while (sock_.recv(m, zmq::recv_flags::dontwait))
           handle(std::string_view(static_cast<const char*>(m.data()), m.size()));
       }
       auto now = wall_now();
+      // A node that refuses this provider's handshake never will: say why and stop.
+      // Looked at every 20 ms, not at every message.
+      if (now >= next_watch) {
+        if (auto why = watch_->refusal(endpoint_)) {
+          std::fprintf(stderr, "tender provider: %s\n", why->c_str());
+          return 1;
+        }
+        next_watch = now + 20'000;
+      }
       if (!welcomed_ && now >= next_hello) {
         hello();
         next_hello = now + sec_us;
