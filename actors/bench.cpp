@@ -267,8 +267,6 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
   if (opt.transport == "tcp" && opt.raw_messages < 1000)
     return "raw-messages " + std::to_string(opt.raw_messages) +
            ": the raw ZeroMQ measurement needs at least 1000 messages";
-  if (opt.floor)
-    return run_floor_bench(opt);
   const auto config_text =
     opt.config_toml.empty() ? bench_config(opt.providers, opt.rounds) : opt.config_toml;
   auto parsed = parse_node_toml(config_text, "<bench config>", "");
@@ -292,6 +290,12 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
   ctx->data_dir = dir;
   ctx->clock = wall_now;
   ctx->log = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  if (opt.floor) {
+    auto r = run_floor_bench(opt, ctx, config_text);
+    if (own_dir)
+      fs::remove_all(dir);
+    return r;
+  }
   if (opt.journal) {
     auto j = journal::open(dir + "/journal.db");
     if (auto* err = std::get_if<std::string>(&j))

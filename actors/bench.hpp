@@ -92,9 +92,11 @@ run_negotiate_bench(const negotiate_bench_options& opt);
 
 /// `--floor` (actors/bench_floor.cpp): the negotiation's shape — a negotiation actor per
 /// job, a round actor per round, P provider actors, the same message types and count —
-/// with no bidding, scoring, validation or journal. Closed loop, in process only.
+/// with no scoring, validation or journal; in process no bidding either, over tcp the
+/// real provider processes. Closed loop. `ctx` is the bench's (config, data dir, clock).
 std::variant<negotiate_bench_result, std::string>
-run_floor_bench(const negotiate_bench_options& opt);
+run_floor_bench(const negotiate_bench_options& opt, std::shared_ptr<node_context> ctx,
+                const std::string& config_toml);
 
 /// `--transport tcp` (actors/bench_tcp.cpp): the providers of `config_toml` as P
 /// `tender provider` processes (fork/exec of /proc/self/exe) joined to a gateway on a

@@ -7,13 +7,19 @@
 // runs a second round when the first one's best price improved on nothing; the last
 // round awards the cheapest offer, the winner confirms, every loser is told so, the
 // negotiation hears the result and releases the allocation. The messages are the real
-// types with their real strings. What is left out: bidding strategies (an offer is a
-// copy of one made up front, a little cheaper in later rounds), validation and scoring
-// of offers, the journal, SLA records and the round timers.
+// types with their real strings. What is left out: validation and scoring of offers,
+// the journal, SLA records and the round timers; in process also the bidding (an offer
+// is made up, a little cheaper in later rounds).
+//
+// Over tcp the providers are the real bench's: `tender provider` processes with their
+// bidding strategies behind the gateway and their proxies (actors/bench_tcp.cpp), so
+// this is the mesh — gateway, codec, ZeroMQ, the provider processes — with none of the
+// node's own work on it.
 
 #include "actors/bench.hpp"
 
 #include "actors/actors.hpp"
+#include "actors/context.hpp"
 #include "actors/scheduler.hpp"
 
 #include <caf/all.hpp>
@@ -80,9 +86,12 @@ struct floor_round_state {
   std::int32_t max_rounds = 1;
   micros previous_best = 0;
   std::vector<offer> offers;
+  std::size_t answers = 0; ///< offers and declines
   std::size_t best = 0;
   static inline const char* name = "floor_round";
 };
+
+void floor_answered(caf::stateful_actor<floor_round_state>* self);
 using floor_round_actor = caf::stateful_actor<floor_round_state>;
 
 caf::behavior floor_round(floor_round_actor* self, resource_request call,
@@ -100,29 +109,18 @@ caf::behavior floor_round(floor_round_actor* self, resource_request call,
     self->send(p, msg);
   return {
       [self](offer& o) {
+        self->state.offers.push_back(std::move(o));
+        floor_answered(self);
+      },
+      [self](const decline&) { floor_answered(self); },
+      [self](const commit_refuse& c) {
         auto& st = self->state;
-        st.offers.push_back(std::move(o));
-        if (st.offers.size() < st.providers.actors.size())
-          return;
-        for (std::size_t i = 1; i < st.offers.size(); ++i)
-          if (st.offers[i].price < st.offers[st.best].price)
-            st.best = i;
-        const micros best = st.offers[st.best].price;
-        const bool improved = st.call.round == 1 || best < st.previous_best;
-        if (improved && st.call.round < st.max_rounds) {
-          round_result r;
-          r.auction_id = st.call.auction_id;
-          r.round = st.call.round;
-          r.next_round = true;
-          r.best_price = best;
-          self->send(st.job, std::move(r));
-          return self->quit();
-        }
-        const auto& w = st.offers[st.best];
-        award a{w.offer_id, w.job_id, w.auction_id, w.provider, 0, 0};
-        for (std::size_t i = 0; i < st.providers.names.size(); ++i)
-          if (st.providers.names[i] == w.provider)
-            self->send(st.providers.actors[i], std::move(a));
+        round_result r;
+        r.auction_id = st.call.auction_id;
+        r.round = st.call.round;
+        r.reason = c.provider + " refused: " + c.reason;
+        self->send(st.job, std::move(r));
+        self->quit();
       },
       [self](commit_confirm& c) {
         auto& st = self->state;
@@ -146,12 +144,46 @@ caf::behavior floor_round(floor_round_actor* self, resource_request call,
   };
 }
 
+void floor_answered(floor_round_actor* self) {
+  auto& st = self->state;
+  if (++st.answers < st.providers.actors.size())
+    return;
+  if (st.offers.empty()) {
+    round_result r;
+    r.auction_id = st.call.auction_id;
+    r.round = st.call.round;
+    r.reason = "every provider declined";
+    self->send(st.job, std::move(r));
+    return self->quit();
+  }
+  for (std::size_t i = 1; i < st.offers.size(); ++i)
+    if (st.offers[i].price < st.offers[st.best].price)
+      st.best = i;
+  const micros best = st.offers[st.best].price;
+  const bool improved = st.call.round == 1 || best < st.previous_best;
+  if (improved && st.call.round < st.max_rounds) {
+    round_result r;
+    r.auction_id = st.call.auction_id;
+    r.round = st.call.round;
+    r.next_round = true;
+    r.best_price = best;
+    self->send(st.job, std::move(r));
+    return self->quit();
+  }
+  const auto& w = st.offers[st.best];
+  award a{w.offer_id, w.job_id, w.auction_id, w.provider, 30 * sec_us, 0};
+  for (std::size_t i = 0; i < st.providers.names.size(); ++i)
+    if (st.providers.names[i] == w.provider)
+      self->send(st.providers.actors[i], std::move(a));
+}
+
 struct floor_tally {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<double> latency_ms;
   std::int64_t expected = 0;
-  std::int64_t done = 0, committed = 0, rounds = 0, msgs = 0;
+  std::int64_t done = 0, committed = 0, refused = 0, rounds = 0, msgs = 0;
+  std::vector<std::string> refusals;
 };
 
 struct floor_job_state {
@@ -192,12 +224,14 @@ caf::behavior floor_job(floor_job_actor* self, resource_request req, provider_di
         auto& st = self->state;
         if (r.next_round)
           return floor_next_round(self, r.best_price);
-        // award + confirm, a decline to each loser, the release
-        st.msgs += 2 + static_cast<std::int64_t>(st.providers.actors.size()) - 1 + 1;
-        for (std::size_t i = 0; i < st.providers.names.size(); ++i)
-          if (st.providers.names[i] == r.alloc.provider)
-            self->send(st.providers.actors[i],
-                       release{r.alloc.allocation_id, "", r.alloc.job_id, "bench"});
+        if (r.committed) {
+          // award + confirm, a decline to each loser, the release
+          st.msgs += 2 + static_cast<std::int64_t>(st.providers.actors.size()) - 1 + 1;
+          for (std::size_t i = 0; i < st.providers.names.size(); ++i)
+            if (st.providers.names[i] == r.alloc.provider)
+              self->send(st.providers.actors[i],
+                         release{r.alloc.allocation_id, "", r.alloc.job_id, "bench"});
+        }
         const double ms =
             std::chrono::duration<double, std::milli>(steady::now() - st.started).count();
         bool last = false;
@@ -205,7 +239,9 @@ caf::behavior floor_job(floor_job_actor* self, resource_request req, provider_di
           auto& t = *st.out;
           std::lock_guard<std::mutex> g(t.mu);
           t.latency_ms.push_back(ms);
-          t.committed += r.committed ? 1 : 0;
+          (r.committed ? t.committed : t.refused)++;
+          if (!r.committed)
+            t.refusals.push_back(r.reason);
           t.rounds += st.req.round;
           t.msgs += st.msgs;
           last = ++t.done == t.expected;
@@ -230,13 +266,12 @@ double floor_percentile(std::vector<double> v, double q) {
 } // namespace
 
 std::variant<negotiate_bench_result, std::string>
-run_floor_bench(const negotiate_bench_options& opt) {
-  if (opt.transport != "inproc")
-    return std::string("--floor measures the actors in one process: use --transport inproc");
+run_floor_bench(const negotiate_bench_options& opt, std::shared_ptr<node_context> ctx,
+                const std::string& config_toml) {
   if (opt.rate > 0)
     return std::string("--floor runs the closed loop only (no --rate)");
   negotiate_bench_result res;
-  res.transport = "inproc";
+  res.transport = opt.transport;
   res.floor = true;
   res.providers = opt.providers;
   res.rounds = opt.rounds;
@@ -251,11 +286,28 @@ run_floor_bench(const negotiate_bench_options& opt) {
     use_tender_scheduler(cfg);
     caf::actor_system sys{cfg};
     provider_directory dirs;
-    for (int i = 0; i < opt.providers; ++i) {
-      auto name = "floor-" + std::to_string(i);
-      dirs.names.push_back(name);
-      dirs.actors.push_back(sys.spawn(floor_provider, name, (100 + i) * usd / 100));
-      dirs.remote.push_back(false);
+    std::vector<caf::actor> own; ///< the in-process providers, stopped on every way out
+    struct stop_on_exit {
+      std::vector<caf::actor>& actors;
+      ~stop_on_exit() {
+        for (auto& a : actors)
+          caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      }
+    } stopper{own};
+    std::unique_ptr<bench_wire> wire;
+    if (opt.transport == "tcp") {
+      auto w = start_bench_wire(sys, ctx, config_toml, dirs);
+      if (auto* err = std::get_if<std::string>(&w))
+        return *err;
+      wire = std::move(std::get<0>(w));
+    } else {
+      for (int i = 0; i < opt.providers; ++i) {
+        auto name = "floor-" + std::to_string(i);
+        dirs.names.push_back(name);
+        dirs.actors.push_back(sys.spawn(floor_provider, name, (100 + i) * usd / 100));
+        dirs.remote.push_back(false);
+        own.push_back(dirs.actors.back());
+      }
     }
     const usec now0 = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -279,25 +331,32 @@ run_floor_bench(const negotiate_bench_options& opt) {
       r.max_cost = 5 * usd;
       sys.spawn(floor_job, std::move(r), dirs, opt.rounds, out, launch_one);
     };
+    if (wire)
+      wire->begin();
     const auto t0 = steady::now();
     for (int i = 0; i < std::min(opt.window, opt.jobs); ++i)
       launch_one();
     {
       std::unique_lock<std::mutex> g(out->mu);
-      if (!out->cv.wait_for(g, std::chrono::seconds(600), [&] { return out->done >= opt.jobs; }))
+      if (!out->cv.wait_for(g, std::chrono::seconds(600), [&] { return out->done >= opt.jobs; })) {
+        sys.await_actors_before_shutdown(false); // the stuck ones would hold the shutdown
         return std::string("floor: the negotiations did not finish in 10 minutes");
+      }
     }
     res.seconds = std::chrono::duration<double>(steady::now() - t0).count();
-    for (auto& a : dirs.actors)
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    res.negotiations_per_s = static_cast<double>(opt.jobs) / res.seconds;
+    res.p50_ms = floor_percentile(out->latency_ms, 0.50);
+    res.p99_ms = floor_percentile(out->latency_ms, 0.99);
+    res.max_ms = floor_percentile(out->latency_ms, 1.0);
+    res.msgs_per_negotiation = static_cast<double>(out->msgs) / opt.jobs;
+    res.rounds_mean = static_cast<double>(out->rounds) / opt.jobs;
+    res.committed = out->committed;
+    res.refused = out->refused;
+    res.refusals = out->refusals;
+    if (wire) // the messages counted on the wire, the raw ZeroMQ rate, the efficiency
+      if (auto err = wire->finish(res, opt))
+        return *err;
   }
-  res.negotiations_per_s = static_cast<double>(opt.jobs) / res.seconds;
-  res.p50_ms = floor_percentile(out->latency_ms, 0.50);
-  res.p99_ms = floor_percentile(out->latency_ms, 0.99);
-  res.max_ms = floor_percentile(out->latency_ms, 1.0);
-  res.msgs_per_negotiation = static_cast<double>(out->msgs) / opt.jobs;
-  res.rounds_mean = static_cast<double>(out->rounds) / opt.jobs;
-  res.committed = out->committed;
   return res;
 }
 

@@ -64,6 +64,29 @@ TEST(bench, negotiate_over_tcp_runs_every_negotiation_through_provider_processes
   EXPECT_NE(r.err.find("4 provider processes joined tcp://127.0.0.1:"), std::string::npos) << r.err;
 }
 
+TEST(bench, the_floor_over_tcp_runs_the_provider_processes_with_the_same_messages) {
+  // `--floor --transport tcp`: the real provider processes, gateway and proxies, none of
+  // the node's scoring or journal. As many frames cross the wire per negotiation as in
+  // the real bench (both count what the gateway's ROUTER saw), every negotiation commits,
+  // and the processes are gone afterwards.
+  auto real = run({"bench", "negotiate", "--transport", "tcp", "--providers", "4", "--jobs", "200",
+                   "--raw-messages", "20000", "--json"});
+  ASSERT_EQ(real.code, 0) << real.out << real.err;
+  auto floor = run({"bench", "negotiate", "--transport", "tcp", "--providers", "4", "--jobs",
+                    "200", "--raw-messages", "20000", "--floor", "--json"});
+  ASSERT_EQ(floor.code, 0) << floor.out << floor.err;
+  auto r = nlohmann::json::parse(real.out);
+  auto f = nlohmann::json::parse(floor.out);
+  EXPECT_EQ(f["floor"], true);
+  EXPECT_EQ(f["transport"], "tcp");
+  EXPECT_EQ(f["committed"], 200) << floor.out;
+  EXPECT_EQ(f["rounds_mean"], r["rounds_mean"]);
+  EXPECT_EQ(f["msgs_per_negotiation"], r["msgs_per_negotiation"]) << floor.out << real.out;
+  EXPECT_GT(f["mesh_efficiency"].get<double>(), 0.0);
+  for (int pid : f["provider_pids"].get<std::vector<int>>())
+    EXPECT_TRUE(gone(pid)) << "provider process " << pid << " outlived the bench";
+}
+
 TEST(bench, negotiate_reports_its_window_the_transports_default_or_the_one_given) {
   auto window_of = [](std::vector<std::string> args) {
     args.insert(args.begin(), {"bench", "negotiate", "--jobs", "40", "--json"});
