@@ -108,6 +108,15 @@ struct decoded {
 
 decoded decode(std::string_view bytes, std::size_t max_frame = default_max_frame);
 
+/// `decode` without its fast path (a message as tender writes it, read in one pass
+/// straight into its structs): the general path alone, which every frame the fast path
+/// declines goes to. For the tests and the fuzz target that hold the two to one result.
+decoded decode_general(std::string_view bytes, std::size_t max_frame = default_max_frame);
+
+/// Whether decode's fast path reads `bytes` itself (for tests: tender's own frames
+/// should not fall to the general path).
+bool fast_path_reads(std::string_view bytes);
+
 /// Convenience: builds an envelope around a body.
 envelope make_envelope(tender::body b, std::string sender, usec sent_at, std::string id,
                        std::string correlation_id = {});

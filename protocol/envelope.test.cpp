@@ -1349,5 +1349,165 @@ TEST(envelope, encode_writes_the_seven_envelope_keys_in_order) {
   EXPECT_EQ(o.via.map.ptr[6].val.type, msgpack::type::MAP);
 }
 
+// decode's fast path (one pass from the bytes into the structs) must give exactly what
+// the general path gives: the same message for every frame it reads, and for every
+// frame it declines the general path's answer. Every golden frame is read by the fast
+// path, and so is each one with every single byte changed in four ways or cut short at
+// every length; wherever either path accepts, both accept the same message, and
+// wherever they refuse, they refuse alike.
+TEST(decode_paths, agree_on_every_golden_frame_and_every_one_byte_change_of_it) {
+  auto same = [](std::string_view bytes, const std::string& what) {
+    auto fast = decode(bytes);
+    auto general = decode_general(bytes);
+    EXPECT_EQ(static_cast<bool>(fast), static_cast<bool>(general))
+        << what << ": " << (fast ? general.failure.message : fast.failure.message);
+    if (static_cast<bool>(fast) != static_cast<bool>(general))
+      return false;
+    EXPECT_EQ(fast.type, general.type) << what;
+    EXPECT_EQ(fast.id, general.id) << what;
+    if (fast) {
+      EXPECT_EQ(encode(*fast.message), encode(*general.message)) << what;
+    } else {
+      EXPECT_EQ(fast.failure.code, general.failure.code) << what;
+      EXPECT_EQ(fast.failure.message, general.failure.message) << what;
+      EXPECT_EQ(fast.failure.field, general.failure.field) << what;
+    }
+    return static_cast<bool>(fast);
+  };
+  // Types whose structs hold a map, an enum or an optional go the general way; every
+  // other type, the negotiation's and the providers' among them, is read fast.
+  const std::set<std::string> general_only{"bus_submit", "explanation", "job_event", "job_list",
+                                           "job_status", "job_submit",  "launch"};
+  std::size_t accepted_changes = 0, frames = 0;
+  for (const auto& frame : golden_frames()) {
+    ++frames;
+    const auto type = decode(frame).type;
+    EXPECT_EQ(fast_path_reads(frame), !general_only.count(type)) << type;
+    EXPECT_TRUE(same(frame, "golden " + decode(frame).type));
+    for (std::size_t at = 0; at < frame.size(); ++at) {
+      for (unsigned char how : {0x01, 0x20, 0x80, 0xff}) {
+        std::string changed = frame;
+        changed[at] = static_cast<char>(static_cast<unsigned char>(changed[at]) ^ how);
+        accepted_changes +=
+            same(changed, decode(frame).type + " byte " + std::to_string(at) + " ^ " +
+                              std::to_string(how))
+                ? 1
+                : 0;
+      }
+      same(std::string_view(frame).substr(0, at), "cut at " + std::to_string(at));
+    }
+  }
+  EXPECT_GE(frames, 30u);
+  // Many changes still decode (a letter of a string, a number's value): the comparison
+  // above covered accepted messages, not refusals only.
+  EXPECT_GT(accepted_changes, 1000u);
+}
+
+TEST(decode_paths, frames_the_fast_path_declines_still_decode_as_before) {
+  // What another client may send and tender does not write: keys out of order, an
+  // unknown key, binary for a string, a repeated key, nil for a string. The
+  // fast path leaves each to the general path, which decodes it as it always did.
+  offer o;
+  o.offer_id = "o-1";
+  o.job_id = "j-1";
+  o.provider = "p";
+  o.price = 12;
+  o.terms.availability = 0.5;
+  const auto own = encode(make_envelope(o, "p", 7, "m-1"));
+  ASSERT_TRUE(fast_path_reads(own));
+
+  auto frame = [](auto&& write_body) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_map(7);
+    pk.pack(std::string("v"));
+    pk.pack(1);
+    pk.pack(std::string("type"));
+    pk.pack(std::string("offer"));
+    pk.pack(std::string("id"));
+    pk.pack(std::string("m-1"));
+    pk.pack(std::string("correlation_id"));
+    pk.pack(std::string(""));
+    pk.pack(std::string("sender"));
+    pk.pack(std::string("p"));
+    pk.pack(std::string("sent_at"));
+    pk.pack(7);
+    pk.pack(std::string("body"));
+    write_body(pk);
+    return std::string(buf.data(), buf.size());
+  };
+  struct variant_case {
+    std::string name;
+    std::string bytes;
+  };
+  std::vector<variant_case> cases{
+      {"keys out of order", frame([](auto& pk) {
+         pk.pack_map(2);
+         pk.pack(std::string("price"));
+         pk.pack(12);
+         pk.pack(std::string("offer_id"));
+         pk.pack(std::string("o-1"));
+       })},
+      {"an unknown key", frame([](auto& pk) {
+         pk.pack_map(2);
+         pk.pack(std::string("offer_id"));
+         pk.pack(std::string("o-1"));
+         pk.pack(std::string("colour"));
+         pk.pack(std::string("blue"));
+       })},
+      {"binary for a string", frame([](auto& pk) {
+         pk.pack_map(1);
+         pk.pack(std::string("offer_id"));
+         pk.pack_bin(3);
+         pk.pack_bin_body("o-1", 3);
+       })},
+      {"a repeated key (the first one counts)", frame([](auto& pk) {
+         pk.pack_map(2);
+         pk.pack(std::string("offer_id"));
+         pk.pack(std::string("o-1"));
+         pk.pack(std::string("offer_id"));
+         pk.pack(std::string("o-2"));
+       })},
+  };
+  for (auto& c : cases) {
+    EXPECT_FALSE(fast_path_reads(c.bytes)) << c.name;
+    auto d = decode(c.bytes);
+    ASSERT_TRUE(d) << c.name << ": " << d.failure.message;
+    auto g = decode_general(c.bytes);
+    ASSERT_TRUE(g) << c.name;
+    EXPECT_EQ(encode(*d.message), encode(*g.message)) << c.name;
+    const auto& got = std::get<offer>(d.message->body);
+    if (c.name == "keys out of order") {
+      EXPECT_EQ(got.price, 12);
+      EXPECT_EQ(got.offer_id, "o-1");
+    }
+    if (c.name == "binary for a string" || c.name.rfind("a repeated", 0) == 0)
+      EXPECT_EQ(got.offer_id, "o-1");
+  }
+  // An integer where a number goes is read by both as msgpack-c reads it (msgpack-c
+  // writes a double without a fraction as an integer: tender's own frames have them).
+  auto whole = frame([](auto& pk) {
+    pk.pack_map(1);
+    pk.pack(std::string("terms"));
+    pk.pack_map(1);
+    pk.pack(std::string("availability"));
+    pk.pack(-3);
+  });
+  EXPECT_TRUE(fast_path_reads(whole));
+  ASSERT_TRUE(decode(whole));
+  EXPECT_EQ(std::get<offer>(decode(whole).message->body).terms.availability, -3.0);
+  EXPECT_EQ(encode(*decode(whole).message), encode(*decode_general(whole).message));
+  // nil for a string is refused by both, naming the field.
+  auto nil = frame([](auto& pk) {
+    pk.pack_map(1);
+    pk.pack(std::string("offer_id"));
+    pk.pack_nil();
+  });
+  EXPECT_FALSE(fast_path_reads(nil));
+  auto d = decode(nil);
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.failure.field, "offer_id") << d.failure.message;
+}
+
 } // namespace
 } // namespace tender

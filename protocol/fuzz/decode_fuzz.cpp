@@ -7,7 +7,9 @@
 ///  - an accepted frame is stable: encode -> decode -> encode gives the same
 ///    bytes, and the type and envelope fields survive;
 ///  - the decoded body can be shown as JSON (`tender status --json` and friends
-///    print what came over the wire), and that JSON serializes.
+///    print what came over the wire), and that JSON serializes;
+///  - decode's fast path and its general path (`decode_general`) agree: the same
+///    refusal, or messages that encode to the same bytes.
 ///
 /// Any violation aborts, so libFuzzer saves the input as a crash. Build and run:
 /// protocol/fuzz/build-and-run.sh (see README.md, "Fuzzing").
@@ -63,10 +65,22 @@ void render_json(const tender::body& b) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   tender::decoded d = tender::decode(bytes);
+  tender::decoded general = tender::decode_general(bytes);
+  if (static_cast<bool>(d) != static_cast<bool>(general))
+    violated("the fast and the general path disagree",
+             d ? "only the fast path accepts it: " + general.failure.message
+               : "only the general path accepts it: " + d.failure.message);
   if (!d) {
+    if (d.failure.code != general.failure.code || d.failure.message != general.failure.message ||
+        d.failure.field != general.failure.field || d.id != general.id || d.type != general.type)
+      violated("the two paths refuse differently", d.failure.message + " / " +
+                                                      general.failure.message);
     check_refusal(d);
     return 0;
   }
+  if (tender::encode(*d.message) != tender::encode(*general.message) || d.id != general.id ||
+      d.type != general.type)
+    violated("the fast and the general path decode to different messages", d.type);
   const tender::envelope& first = *d.message;
   if (d.type != tender::type_name(first.body))
     violated("type mismatch", d.type + " decoded as " + tender::type_name(first.body));
