@@ -912,8 +912,8 @@ bool fast_decode(std::string_view bytes, decoded& out) {
       which = k;
   if (which == body_table.size())
     return false;
-  if (!expect("id") || !text(env.id) || !expect("correlation_id") ||
-      !text(env.correlation_id) || !expect("sender") || !text(env.sender))
+  if (!expect("id") || !text(env.id) || !expect("correlation_id") || !text(env.correlation_id) ||
+      !expect("sender") || !text(env.sender))
     return false;
   if (!expect("sent_at") || !r.integer(u, i, neg))
     return false;

@@ -73,8 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!d) {
     if (d.failure.code != general.failure.code || d.failure.message != general.failure.message ||
         d.failure.field != general.failure.field || d.id != general.id || d.type != general.type)
-      violated("the two paths refuse differently", d.failure.message + " / " +
-                                                      general.failure.message);
+      violated("the two paths refuse differently",
+               d.failure.message + " / " + general.failure.message);
     check_refusal(d);
     return 0;
   }
