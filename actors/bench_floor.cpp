@@ -4,12 +4,12 @@
 // The same shape as the real bench (actors/bench.cpp) on the same scheduler: a
 // negotiation actor per job spawns a round actor per round; each round calls every
 // provider actor with a resource_request and collects its offer; the iterated protocol
-// runs a second round when the first one's best price improved on nothing; the last
-// round awards the cheapest offer, the winner confirms, every loser is told so, the
-// negotiation hears the result and releases the allocation. The messages are the real
-// types with their real strings. What is left out: validation and scoring of offers,
-// the journal, SLA records and the round timers; in process also the bidding (an offer
-// is made up, a little cheaper in later rounds).
+// runs another round while the best price improves (the first round's always counts),
+// up to the maximum, as the real round actor decides; the last round awards the cheapest offer, the
+// winner confirms, every loser is told so, the negotiation hears the result and releases the
+// allocation. The messages are the real types with their real strings. What is left out: validation
+// and scoring of offers, the journal, SLA records and the round timers; in process also the bidding
+// (an offer is made up, a little cheaper in later rounds).
 //
 // Over tcp the providers are the real bench's: `tender provider` processes with their
 // bidding strategies behind the gateway and their proxies (actors/bench_tcp.cpp), so
@@ -29,7 +29,6 @@
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
-#include <thread>
 
 namespace tender {
 
