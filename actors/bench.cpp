@@ -1,6 +1,7 @@
 // `tender bench negotiate` (inproc): the agent's negotiation machinery under load.
 
 #include "actors/bench.hpp"
+#include "actors/bench_tally.hpp"
 
 #include "actors/actors.hpp"
 #include "actors/auction_book.hpp"
@@ -76,17 +77,7 @@ std::string bench_job_id(int i) {
   return "bench-" + std::to_string(i);
 }
 
-/// What the negotiations report to the bench's main thread.
-struct tally {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<double> latency_ms;
-  std::int64_t committed = 0, refused = 0, done = 0;
-  std::int64_t expected = 0; ///< negotiations the main thread waits for
-  std::int64_t rounds = 0, msgs = 0;
-  std::vector<allocation> kept;
-  std::vector<std::string> refusals;
-};
+using tally = bench_tally;
 
 struct negotiation_args {
   resource_request req;
@@ -186,6 +177,12 @@ double percentile(std::vector<double> v, double q) {
 }
 
 } // namespace
+
+void set_latencies(const bench_tally& t, negotiate_bench_result& res) {
+  res.p50_ms = percentile(t.latency_ms, 0.50);
+  res.p99_ms = percentile(t.latency_ms, 0.99);
+  res.max_ms = percentile(t.latency_ms, 1.0);
+}
 
 int default_window(const std::string& transport) { return transport == "tcp" ? 128 : 32; }
 
@@ -480,9 +477,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
 
     res.seconds = secs;
     res.negotiations_per_s = static_cast<double>(opt.jobs) / secs;
-    res.p50_ms = percentile(out->latency_ms, 0.50);
-    res.p99_ms = percentile(out->latency_ms, 0.99);
-    res.max_ms = percentile(out->latency_ms, 1.0);
+    set_latencies(*out, res);
     res.msgs_per_negotiation = static_cast<double>(out->msgs) / opt.jobs;
     res.rounds_mean = static_cast<double>(out->rounds) / opt.jobs;
     res.committed = out->committed;

@@ -17,6 +17,7 @@
 // node's own work on it.
 
 #include "actors/bench.hpp"
+#include "actors/bench_tally.hpp"
 
 #include "actors/actors.hpp"
 #include "actors/context.hpp"
@@ -176,21 +177,12 @@ void floor_answered(floor_round_actor* self) {
       self->send(st.providers.actors[i], std::move(a));
 }
 
-struct floor_tally {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<double> latency_ms;
-  std::int64_t expected = 0;
-  std::int64_t done = 0, committed = 0, refused = 0, rounds = 0, msgs = 0;
-  std::vector<std::string> refusals;
-};
-
 struct floor_job_state {
   resource_request req;
   provider_directory providers;
   std::int32_t max_rounds = 1;
   steady::time_point started;
-  std::shared_ptr<floor_tally> out;
+  std::shared_ptr<bench_tally> out;
   std::function<void()> on_done;
   std::int64_t msgs = 0;
   static inline const char* name = "floor_negotiation";
@@ -207,7 +199,7 @@ void floor_next_round(floor_job_actor* self, micros previous_best) {
 }
 
 caf::behavior floor_job(floor_job_actor* self, resource_request req, provider_directory providers,
-                        std::int32_t max_rounds, std::shared_ptr<floor_tally> out,
+                        std::int32_t max_rounds, std::shared_ptr<bench_tally> out,
                         std::function<void()> on_done) {
   auto& st = self->state;
   st.req = std::move(req);
@@ -254,14 +246,6 @@ caf::behavior floor_job(floor_job_actor* self, resource_request req, provider_di
   };
 }
 
-double floor_percentile(std::vector<double> v, double q) {
-  if (v.empty())
-    return 0;
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
-  return v[std::min(i, v.size() - 1)];
-}
-
 } // namespace
 
 std::variant<negotiate_bench_result, std::string>
@@ -276,7 +260,7 @@ run_floor_bench(const negotiate_bench_options& opt, std::shared_ptr<node_context
   res.rounds = opt.rounds;
   res.jobs = opt.jobs;
   res.window = opt.window;
-  auto out = std::make_shared<floor_tally>();
+  auto out = std::make_shared<bench_tally>();
   out->latency_ms.reserve(static_cast<std::size_t>(opt.jobs));
   out->expected = opt.jobs;
   {
@@ -344,9 +328,7 @@ run_floor_bench(const negotiate_bench_options& opt, std::shared_ptr<node_context
     }
     res.seconds = std::chrono::duration<double>(steady::now() - t0).count();
     res.negotiations_per_s = static_cast<double>(opt.jobs) / res.seconds;
-    res.p50_ms = floor_percentile(out->latency_ms, 0.50);
-    res.p99_ms = floor_percentile(out->latency_ms, 0.99);
-    res.max_ms = floor_percentile(out->latency_ms, 1.0);
+    set_latencies(*out, res);
     res.msgs_per_negotiation = static_cast<double>(out->msgs) / opt.jobs;
     res.rounds_mean = static_cast<double>(out->rounds) / opt.jobs;
     res.committed = out->committed;

@@ -1,0 +1,30 @@
+#pragma once
+/// What the negotiations of `tender bench negotiate` (actors/bench.cpp) and of its
+/// `--floor` (actors/bench_floor.cpp) report to the bench's main thread.
+
+#include "actors/bench.hpp"
+#include "protocol/allocation.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace tender {
+
+struct bench_tally {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<double> latency_ms;
+  std::int64_t committed = 0, refused = 0, done = 0;
+  std::int64_t expected = 0; ///< negotiations the main thread waits for
+  std::int64_t rounds = 0, msgs = 0;
+  std::vector<allocation> kept;
+  std::vector<std::string> refusals;
+};
+
+/// p50, p99 and max of the tally's submit-to-commit latencies into `res`.
+void set_latencies(const bench_tally& t, negotiate_bench_result& res);
+
+} // namespace tender
