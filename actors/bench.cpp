@@ -19,9 +19,12 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace tender {
 
@@ -178,6 +181,40 @@ double percentile(std::vector<double> v, double q) {
 
 } // namespace
 
+machine_reading read_machine() {
+  machine_reading m;
+  rusage ru{};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0)
+    m.cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+              static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  // "cpu  user nice system idle iowait irq softirq steal ...", in clock ticks.
+  std::ifstream stat("/proc/stat");
+  std::string name;
+  long long v[8];
+  if (stat >> name && name == "cpu") {
+    int n = 0;
+    while (n < 8 && stat >> v[n])
+      ++n;
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    if (n == 8 && ticks > 0)
+      m.steal_s = static_cast<double>(v[7]) / static_cast<double>(ticks);
+  }
+  std::ifstream io("/proc/self/io");
+  for (std::string line; std::getline(io, line);)
+    if (line.rfind("write_bytes:", 0) == 0)
+      m.write_bytes = std::strtod(line.c_str() + 12, nullptr);
+  return m;
+}
+
+void set_machine(const machine_reading& before, const machine_reading& after,
+                 negotiate_bench_result& res) {
+  auto diff = [](double a, double b) { return a >= 0 && b >= 0 ? b - a : -1; };
+  res.cpu_s = diff(before.cpu_s, after.cpu_s);
+  res.steal_s = diff(before.steal_s, after.steal_s);
+  const double bytes = diff(before.write_bytes, after.write_bytes);
+  res.write_mb = bytes >= 0 ? bytes / 1e6 : -1;
+}
+
 void set_latencies(const bench_tally& t, negotiate_bench_result& res) {
   res.p50_ms = percentile(t.latency_ms, 0.50);
   res.p99_ms = percentile(t.latency_ms, 0.99);
@@ -206,6 +243,9 @@ nlohmann::json negotiate_bench_result::to_json() const {
           {"refused", refused},
           {"journal_commits", journal_commits},
           {"journal_errors", journal_errors},
+          {"cpu_s", opt(cpu_s)},
+          {"steal_s", opt(steal_s)},
+          {"write_mb", opt(write_mb)},
           {"zmq_raw_msgs_per_s", opt(zmq_raw_msgs_per_s)},
           {"mesh_efficiency", opt(mesh_efficiency)},
           {"wire_mean_bytes", opt(wire_mean_bytes > 0 ? wire_mean_bytes : -1)},
@@ -233,6 +273,16 @@ std::string negotiate_bench_result::table() const {
   std::string s = buf;
   if (journal_errors > 0)
     s += "  first journal error   " + first_journal_error + "\n";
+  if (cpu_s >= 0) {
+    std::snprintf(buf, sizeof buf, "  this process's CPU    %.2f s (%.0f us per negotiation)\n", cpu_s,
+                  jobs > 0 ? cpu_s * 1e6 / jobs : 0.0);
+    s += buf;
+  }
+  if (steal_s >= 0 || write_mb >= 0) {
+    std::snprintf(buf, sizeof buf, "  stolen by the VM host %.3f s of CPU; written to disk %.1f MB\n",
+                  steal_s, write_mb);
+    s += buf;
+  }
   if (zmq_raw_msgs_per_s >= 0) {
     std::snprintf(buf, sizeof buf,
                   "  wire frame (mean)     %.0f bytes\n  raw ZeroMQ msgs/s     %.0f\n"
@@ -260,7 +310,8 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     return "window " + std::to_string(opt.window) +
            ": the closed loop needs at least 1 negotiation in flight";
   if (opt.group_commit < 1)
-    return std::string("group commit interval must be at least 1 us");
+    return std::string("group-commit-ms: the journal's commit interval must be 0.001 to "
+                       "60000 milliseconds");
   if (opt.transport == "tcp" && opt.raw_messages < 1000)
     return "raw-messages " + std::to_string(opt.raw_messages) +
            ": the raw ZeroMQ measurement needs at least 1000 messages";
@@ -435,6 +486,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
 
     if (wire)
       wire->begin();
+    const auto machine0 = read_machine();
     auto t0 = steady::now();
     if (opt.rate <= 0) {
       for (int i = 0; i < std::min(opt.window, opt.jobs); ++i)
@@ -472,6 +524,7 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
       ctx->journal->commit_batch();
     }
     auto secs = std::chrono::duration<double>(steady::now() - t0).count();
+    set_machine(machine0, read_machine(), res);
     for (auto& a : actors)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 

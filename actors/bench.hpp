@@ -74,6 +74,13 @@ struct negotiate_bench_result {
   /// negotiation, award and SLA event is recorded).
   std::int64_t journal_errors = 0;
   std::string first_journal_error;
+  /// What the machine did during the measured run (-1: could not be read): CPU time of
+  /// this process (all its threads; over tcp not the provider processes'), CPU time the
+  /// hypervisor took from this VM's CPUs (/proc/stat steal: on this kind of VM the
+  /// journal's disk writes come with it, and a stolen millisecond is a millisecond on
+  /// some negotiation's latency), and megabytes this process sent to storage
+  /// (/proc/self/io write_bytes: the journal's WAL and its checkpoints).
+  double cpu_s = -1, steal_s = -1, write_mb = -1;
   double zmq_raw_msgs_per_s = -1; ///< tcp only
   double mesh_efficiency = -1;    ///< tcp only
   double wire_mean_bytes = 0;     ///< tcp: mean payload of a frame on the wire

@@ -24,6 +24,17 @@ struct bench_tally {
   std::vector<std::string> refusals;
 };
 
+/// The machine's counters at one moment (-1: could not be read): this process's CPU
+/// seconds, the CPU seconds stolen from the VM (/proc/stat), bytes this process sent to
+/// storage (/proc/self/io).
+struct machine_reading {
+  double cpu_s = -1, steal_s = -1, write_bytes = -1;
+};
+machine_reading read_machine();
+/// The run's share of the counters (`after` - `before`) into `res`.
+void set_machine(const machine_reading& before, const machine_reading& after,
+                 negotiate_bench_result& res);
+
 /// p50, p99 and max of the tally's submit-to-commit latencies into `res`.
 void set_latencies(const bench_tally& t, negotiate_bench_result& res);
 

@@ -122,6 +122,15 @@ TEST(negotiation_bench, records_every_offer_negotiation_and_award_in_its_journal
   auto& r = std::get<negotiate_bench_result>(got);
   EXPECT_EQ(r.journal_errors, 0) << r.first_journal_error;
   EXPECT_EQ(r.committed, 300);
+  // The machine's counters over the run are read, not left at "unknown" (-1): the
+  // process did work, and the host's steal and the disk writes are counts (>= 0).
+  EXPECT_GT(r.cpu_s, 0);
+  EXPECT_GE(r.steal_s, 0);
+  EXPECT_GE(r.write_mb, 0);
+  auto js = r.to_json();
+  EXPECT_EQ(js["cpu_s"], r.cpu_s);
+  EXPECT_EQ(js["steal_s"], r.steal_s);
+  EXPECT_NE(r.table().find("stolen by the VM host"), std::string::npos) << r.table();
   {
     auto opened = journal::open((dir / "journal.db").string());
     ASSERT_TRUE(std::holds_alternative<std::unique_ptr<journal>>(opened))

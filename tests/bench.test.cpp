@@ -148,6 +148,8 @@ TEST(bench, out_of_range_options_are_refused_at_once_naming_the_option) {
   const std::vector<bad> cases{
       {{"--rate", "-5"}, "rate -5"},
       {{"--window", "0"}, "window 0"},
+      {{"--group-commit-ms", "0"}, "group-commit-ms"},
+      {{"--group-commit-ms", "1e9"}, "group-commit-ms"},
       {{"--transport", "tcp", "--raw-messages", "0"}, "raw-messages 0"},
   };
   for (auto& c : cases) {

@@ -134,6 +134,10 @@ int main(int argc, char** argv) {
     "--window", nbo.window, "Closed loop: negotiations in flight (default 32 in process, 128 over tcp)");
   bneg->add_flag("--json", nb_json, "Machine-readable output");
   bneg->add_option("--data-dir", nbo.data_dir, "Keep the journal here (default: a temporary dir)");
+  double group_commit_ms = static_cast<double>(nbo.group_commit) / 1000.0;
+  bneg->add_option("--group-commit-ms", group_commit_ms,
+                   "The journal's group commit interval, milliseconds")
+    ->capture_default_str();
   bneg->add_option("--raw-messages", nbo.raw_messages,
                    "tcp: messages of the raw ZeroMQ measurement")->capture_default_str();
   bneg->add_flag("--floor", nbo.floor,
@@ -161,6 +165,10 @@ int main(int argc, char** argv) {
   if (*bneg) {
     if (window_opt->count() == 0)
       nbo.window = default_window(nbo.transport);
+    // Out of range (or not a number) comes out below 1 us: refused by the bench, naming it.
+    nbo.group_commit = group_commit_ms >= 0.001 && group_commit_ms <= 60'000.0
+                           ? static_cast<usec>(group_commit_ms * 1000.0)
+                           : 0;
     auto r = run_negotiate_bench(nbo);
     if (auto* err = std::get_if<std::string>(&r)) {
       std::fprintf(stderr, "tender bench negotiate: %s\n", err->c_str());
