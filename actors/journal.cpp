@@ -1341,15 +1341,15 @@ bool journal::save_offer(const std::string& job_id, const offer& o, const score_
 
 bool journal::save_rejected_offer(const std::string& job_id, const offer& o,
                                   const std::string& verdict, usec at) {
-  held lock(*this);
-  return write_one("save_rejected_offer", o.offer_id, [&] {
-    auto q = prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, price, "
-                     "body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
-                     "ON CONFLICT(offer_id) DO NOTHING");
-    return bind_offer_head(q, job_id, o)
-        .bind(verdict)
-        .bind(at)
-        .run();
+  // Queued in a batch like the negotiation's other writes: a stream of late or bad
+  // offers must not hold a round's actor on the journal's lock through a commit.
+  return queue_or_make([this, job_id, o, verdict, at] {
+    return write_one("save_rejected_offer", o.offer_id, [&] {
+      auto q = prepare("INSERT INTO offers (offer_id, job_id, auction_id, round, provider, "
+                       "price, body, score, verdict, at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                       "ON CONFLICT(offer_id) DO NOTHING");
+      return bind_offer_head(q, job_id, o).bind(verdict).bind(at).run();
+    });
   });
 }
 

@@ -1120,26 +1120,33 @@ TEST_F(journal_test, a_batchs_negotiation_writes_are_queued_seen_by_the_next_rea
     a.provider = "market";
     ASSERT_TRUE(j->save_award(a, 41));
     ASSERT_TRUE(j->save_sla_event({"market", "confirm", false, 42}));
+    ASSERT_TRUE(j->save_rejected_offer("j1", sample_offer("o2", "j1", 1, "stranger", 5),
+                                       "rejected: foreign: unknown provider stranger", 42));
     EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "0"); // not committed
     // A write for an unknown job is queued too (no error yet), and fails alone when made.
     negotiation_record ghost = sample_negotiation(1, "refused");
     ghost.job_id = "ghost";
     ghost.auction_id = "auc-ghost";
     EXPECT_TRUE(j->save_outcome({}, ghost));
+    EXPECT_TRUE(j->save_rejected_offer("ghost", sample_offer("o3", "ghost", 1, "market", 5),
+                                       "rejected: late", 42));
     EXPECT_TRUE(errors.empty());
     // The next read makes them first.
     EXPECT_EQ(j->sla_events("market").size(), 1u);
     ASSERT_EQ(j->negotiations("j1").size(), 1u);
     EXPECT_EQ(j->negotiations("j1")[0].outcome, "won by market");
-    ASSERT_EQ(errors.size(), 1u);
+    ASSERT_EQ(errors.size(), 2u);
     EXPECT_NE(errors[0].find("save_outcome auc-ghost"), std::string::npos) << errors[0];
     EXPECT_NE(errors[0].find("FOREIGN KEY"), std::string::npos) << errors[0];
+    EXPECT_NE(errors[1].find("save_rejected_offer o3"), std::string::npos) << errors[1];
     EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "0"); // still uncommitted
     // Queued after the read, made by the commit.
     ASSERT_TRUE(j->save_sla_event({"market", "confirm", false, 43}));
     ASSERT_TRUE(j->commit_batch());
     EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "2");
     EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM awards"), "1");
+    EXPECT_EQ(raw_text(path_, "SELECT verdict FROM offers WHERE offer_id = 'o2'"),
+              "rejected: foreign: unknown provider stranger");
     // Outside a batch they are made at once.
     ASSERT_TRUE(j->save_sla_event({"market", "refuse", true, 44}));
     EXPECT_EQ(raw_text(path_, "SELECT count(*) FROM sla_events"), "3");
