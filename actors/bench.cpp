@@ -22,8 +22,8 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
-#include <thread>
 #include <sys/resource.h>
+#include <thread>
 #include <unistd.h>
 
 namespace tender {
@@ -274,13 +274,14 @@ std::string negotiate_bench_result::table() const {
   if (journal_errors > 0)
     s += "  first journal error   " + first_journal_error + "\n";
   if (cpu_s >= 0) {
-    std::snprintf(buf, sizeof buf, "  this process's CPU    %.2f s (%.0f us per negotiation)\n", cpu_s,
-                  jobs > 0 ? cpu_s * 1e6 / jobs : 0.0);
+    std::snprintf(buf, sizeof buf, "  this process's CPU    %.2f s (%.0f us per negotiation)\n",
+                  cpu_s, jobs > 0 ? cpu_s * 1e6 / jobs : 0.0);
     s += buf;
   }
   if (steal_s >= 0 || write_mb >= 0) {
-    std::snprintf(buf, sizeof buf, "  stolen by the VM host %.3f s of CPU; written to disk %.1f MB\n",
-                  steal_s, write_mb);
+    std::snprintf(buf, sizeof buf,
+                  "  stolen by the VM host %.3f s of CPU; written to disk %.1f MB\n", steal_s,
+                  write_mb);
     s += buf;
   }
   if (zmq_raw_msgs_per_s >= 0) {

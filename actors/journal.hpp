@@ -184,11 +184,12 @@ public:
   /// open when the journal is destroyed is rolled back, as a crash would.
   ///
   /// Inside a batch the negotiation's own writes (`save_outcome`, `save_award`,
-  /// `save_sla_event`, `save_rejected_offer`) are queued, not made: their callers never wait for the journal
-  /// while a commit or a checkpoint is under way. The next call that takes the journal
-  /// (any read or write, `commit_batch` at the latest) makes them first, in order, so
-  /// everything still sees every write made before it; they return true, and one that
-  /// fails when made is reported then (`last_error()` and the error handler).
+  /// `save_sla_event`, `save_rejected_offer`) are queued, not made: their callers never
+  /// wait for the journal while a commit or a checkpoint is under way. The next call that
+  /// takes the journal (any read or write, `commit_batch` at the latest) makes them
+  /// first, in order, so everything still sees every write made before it; they return
+  /// true, and one that fails when made is reported then (`last_error()` and the error
+  /// handler).
   bool begin_batch();
   bool commit_batch();
   /// A group-commit loop's step: commits the open batch (not nested) and begins the
