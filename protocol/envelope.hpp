@@ -93,7 +93,14 @@ struct envelope {
 };
 
 /// Encodes to MessagePack bytes. Never throws for a well-formed envelope.
+/// The fast path writes the bytes itself (protocol/envelope.cpp, "The fast encoder");
+/// what it cannot write exactly as msgpack-c does takes msgpack-c's packer.
 std::string encode(const envelope& e);
+/// msgpack-c's packer alone: the same bytes as encode() (tests and the fuzz target
+/// compare).
+std::string encode_general(const envelope& e);
+/// Whether encode() writes `e` without msgpack-c.
+bool fast_path_writes(const envelope& e);
 
 /// The outcome of decoding: either a message or the `error` body describing what
 /// was wrong (code, type, field). Decoding never throws.

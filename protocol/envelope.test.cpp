@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <functional>
 #include <random>
 #include <set>
@@ -1507,6 +1509,91 @@ TEST(decode_paths, frames_the_fast_path_declines_still_decode_as_before) {
   auto d = decode(nil);
   ASSERT_FALSE(d);
   EXPECT_EQ(d.failure.field, "offer_id") << d.failure.message;
+}
+
+TEST(encode_paths, write_every_golden_message_and_every_accepted_change_of_it_as_msgpack_c) {
+  // encode()'s own writer against msgpack-c's packer, byte for byte: every golden message,
+  // and every message that a one-byte change of a golden frame still decodes to (other
+  // numbers, strings, lengths).
+  std::size_t compared = 0;
+  auto same = [&](const envelope& m, const std::string& what) {
+    ++compared;
+    EXPECT_EQ(encode(m), encode_general(m)) << what;
+  };
+  // Types whose structs hold an enum or an optional are written by msgpack-c; every other
+  // type, the negotiation's and the providers' among them (and the job files, whose maps
+  // it writes too), by encode()'s own writer.
+  const std::set<std::string> general_only{"explanation", "job_event", "job_list", "job_status"};
+  std::size_t frames = 0;
+  for (const auto& frame : golden_frames()) {
+    auto d = decode(frame);
+    ASSERT_TRUE(d) << d.failure.message;
+    ++frames;
+    EXPECT_EQ(fast_path_writes(*d.message), !general_only.count(d.type)) << d.type;
+    same(*d.message, "golden " + d.type);
+    for (std::size_t at = 0; at < frame.size(); ++at)
+      for (unsigned char how : {0x01, 0x20, 0x80}) {
+        std::string changed = frame;
+        changed[at] = static_cast<char>(static_cast<unsigned char>(changed[at]) ^ how);
+        if (auto c = decode(changed))
+          same(*c.message, d.type + " byte " + std::to_string(at) + " ^ " + std::to_string(how));
+      }
+  }
+  EXPECT_GE(frames, 30u);
+  EXPECT_GT(compared, 1000u);
+}
+
+TEST(encode_paths, edge_values_are_written_as_msgpack_c_writes_them) {
+  // Each encoding's boundaries: integers at the edges of fixint, 8, 16, 32 and 64 bits,
+  // doubles that are whole numbers (msgpack-c writes them as integers) or not, strings
+  // and arrays at their length classes. Doubles msgpack-c has rules of its own for (NaN,
+  // infinities, beyond +-2^63) leave the whole message to msgpack-c.
+  resource_request r;
+  r.job_id = "j";
+  const std::vector<std::int64_t> ints{0,          1,           127,         128,       255,
+                                       256,        65535,       65536,       4294967295LL,
+                                       4294967296LL, INT64_MAX, -1,          -32,
+                                       -33,        -128,        -129,        -32768,
+                                       -32769,     INT32_MIN,   INT32_MIN - 1LL, INT64_MIN};
+  for (auto i : ints) {
+    r.max_cost = i;
+    r.deadline = -i;
+    const auto e = make_envelope(r, "n", i, "m");
+    EXPECT_TRUE(fast_path_writes(e)) << i;
+    EXPECT_EQ(encode(e), encode_general(e)) << i;
+  }
+  const double inf = std::numeric_limits<double>::infinity();
+  struct d_case {
+    double v;
+    bool fast;
+  };
+  const std::vector<d_case> doubles{{0.0, true},      {-0.0, true},       {1.0, true},
+                                    {-1.0, true},     {0.5, true},        {-0.25, true},
+                                    {1e300, false},   {-1e300, false},    {9007199254740992.0, true},
+                                    {4294967296.5, true}, {9.2e18, true}, {-9.2e18, true},
+                                    {9223372036854775808.0, false},       {-9223372036854775808.0, false},
+                                    {inf, false},     {-inf, false},      {std::nan(""), false},
+                                    {std::numeric_limits<double>::denorm_min(), true}};
+  for (const auto& [v, fast] : doubles) {
+    r.profile.cpu_mean = v;
+    const auto e = make_envelope(r, "n", 1, "m");
+    EXPECT_EQ(fast_path_writes(e), fast) << v;
+    EXPECT_EQ(encode(e), encode_general(e)) << v;
+  }
+  r.profile.cpu_mean = 0.5;
+  for (std::size_t n : {0, 1, 31, 32, 255, 256, 65535, 65536}) {
+    r.job_id = std::string(n, 'x');
+    const auto e = make_envelope(r, std::string(n, 'y'), 1, std::string(n, 'z'));
+    EXPECT_TRUE(fast_path_writes(e)) << n;
+    EXPECT_EQ(encode(e), encode_general(e)) << n;
+  }
+  r.job_id = "j";
+  for (std::size_t n : {0, 15, 16, 65535, 65536}) {
+    r.software.assign(n, "sh");
+    const auto e = make_envelope(r, "n", 1, "m");
+    EXPECT_TRUE(fast_path_writes(e)) << n;
+    EXPECT_EQ(encode(e), encode_general(e)) << n;
+  }
 }
 
 } // namespace

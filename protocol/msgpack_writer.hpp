@@ -40,7 +40,18 @@ public:
       head32(0xdd, n);
   }
 
+  void map(std::uint32_t n) {
+    if (n < 16)
+      byte(static_cast<std::uint8_t>(0x80 | n));
+    else if (n < 0x10000)
+      head16(0xde, n);
+    else
+      head32(0xdf, n);
+  }
+  void nil() { byte(0xc0); }
+
   void pack(bool v) { byte(v ? 0xc3 : 0xc2); }
+  void pack_uint(std::uint64_t v) { pack_unsigned(v); }
   void pack(std::int32_t v) { pack(static_cast<std::int64_t>(v)); }
   void pack(std::int64_t v) {
     if (v >= 0)
@@ -73,9 +84,14 @@ public:
   }
   void pack(std::string_view s) {
     const auto n = s.size();
-    if (n < 32)
-      byte(static_cast<std::uint8_t>(0xa0 | n));
-    else if (n < 0x100)
+    if (n < 32) { // header and body in one go
+      char* at = room(n + 1);
+      at[0] = static_cast<char>(0xa0 | n);
+      if (n > 0)
+        std::memcpy(at + 1, s.data(), n);
+      return;
+    }
+    if (n < 0x100)
       head8(0xd9, static_cast<std::uint8_t>(n));
     else if (n < 0x10000)
       head16(0xda, static_cast<std::uint16_t>(n));
@@ -85,6 +101,24 @@ public:
       std::memcpy(room(n), s.data(), n);
   }
   void pack(const std::string& s) { pack(std::string_view(s)); }
+  /// A string literal (a key), as msgpack-c packs a char array: up to its first NUL,
+  /// here its terminating one. Its length is known when compiling: one copy of a fixed
+  /// size, no strlen.
+  template <std::size_t N> void key(const char (&k)[N]) {
+    static_assert(N >= 1, "a string literal");
+    if constexpr (N - 1 < 32) {
+      char* at = room(N);
+      at[0] = static_cast<char>(0xa0 | (N - 1));
+      std::memcpy(at + 1, k, N - 1);
+    } else {
+      pack(std::string_view(k, N - 1));
+    }
+  }
+  /// Room for `n` more bytes from the start (one allocation instead of doubling up to it).
+  void expect(std::size_t n) {
+    if (out_.size() < len_ + n)
+      out_.resize(len_ + n);
+  }
   void pack(const char* s) { pack(std::string_view(s)); }
   /// `s` as MessagePack's bin type (bytes, not text).
   void bin(std::string_view s) {

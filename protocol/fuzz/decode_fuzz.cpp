@@ -9,7 +9,8 @@
 ///  - the decoded body can be shown as JSON (`tender status --json` and friends
 ///    print what came over the wire), and that JSON serializes;
 ///  - decode's fast path and its general path (`decode_general`) agree: the same
-///    refusal, or messages that encode to the same bytes.
+///    refusal, or messages that encode to the same bytes;
+///  - encode's fast path writes what msgpack-c's packer (`encode_general`) writes.
 ///
 /// Any violation aborts, so libFuzzer saves the input as a crash. Build and run:
 /// protocol/fuzz/build-and-run.sh (see README.md, "Fuzzing").
@@ -86,6 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     violated("type mismatch", d.type + " decoded as " + tender::type_name(first.body));
 
   std::string encoded = tender::encode(first);
+  if (encoded != tender::encode_general(first))
+    violated("encode's fast path and msgpack-c's packer wrote different bytes", d.type);
   // Re-encoding writes every field, so it may be longer than the frame that came in.
   tender::decoded again = tender::decode(encoded, std::numeric_limits<std::size_t>::max());
   if (!again)
