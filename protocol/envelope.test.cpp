@@ -2,13 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
-#include <cmath>
-#include <limits>
 #include <functional>
+#include <limits>
 #include <random>
 #include <set>
 #include <sstream>
@@ -1550,11 +1550,9 @@ TEST(encode_paths, edge_values_are_written_as_msgpack_c_writes_them) {
   // infinities, beyond +-2^63) leave the whole message to msgpack-c.
   resource_request r;
   r.job_id = "j";
-  const std::vector<std::int64_t> ints{0,          1,           127,         128,       255,
-                                       256,        65535,       65536,       4294967295LL,
-                                       4294967296LL, INT64_MAX, -1,          -32,
-                                       -33,        -128,        -129,        -32768,
-                                       -32769,     INT32_MIN,   INT32_MIN - 1LL, INT64_MIN};
+  const std::vector<std::int64_t> ints{
+      0,  1,   127, 128,  255,  256,    65535,  65536,     4294967295LL,    4294967296LL, INT64_MAX,
+      -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN, INT32_MIN - 1LL, INT64_MIN};
   for (auto i : ints) {
     r.max_cost = i;
     r.deadline = -i;
@@ -1567,12 +1565,23 @@ TEST(encode_paths, edge_values_are_written_as_msgpack_c_writes_them) {
     double v;
     bool fast;
   };
-  const std::vector<d_case> doubles{{0.0, true},      {-0.0, true},       {1.0, true},
-                                    {-1.0, true},     {0.5, true},        {-0.25, true},
-                                    {1e300, false},   {-1e300, false},    {9007199254740992.0, true},
-                                    {4294967296.5, true}, {9.2e18, true}, {-9.2e18, true},
-                                    {9223372036854775808.0, false},       {-9223372036854775808.0, false},
-                                    {inf, false},     {-inf, false},      {std::nan(""), false},
+  const std::vector<d_case> doubles{{0.0, true},
+                                    {-0.0, true},
+                                    {1.0, true},
+                                    {-1.0, true},
+                                    {0.5, true},
+                                    {-0.25, true},
+                                    {1e300, false},
+                                    {-1e300, false},
+                                    {9007199254740992.0, true},
+                                    {4294967296.5, true},
+                                    {9.2e18, true},
+                                    {-9.2e18, true},
+                                    {9223372036854775808.0, false},
+                                    {-9223372036854775808.0, false},
+                                    {inf, false},
+                                    {-inf, false},
+                                    {std::nan(""), false},
                                     {std::numeric_limits<double>::denorm_min(), true}};
   for (const auto& [v, fast] : doubles) {
     r.profile.cpu_mean = v;
