@@ -48,7 +48,6 @@ public:
     else
       head32(0xdf, n);
   }
-  void nil() { byte(0xc0); }
 
   void pack(bool v) { byte(v ? 0xc3 : 0xc2); }
   void pack_uint(std::uint64_t v) { pack_unsigned(v); }
