@@ -1555,7 +1555,7 @@ TEST(encode_paths, edge_values_are_written_as_msgpack_c_writes_them) {
       -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN, INT32_MIN - 1LL, INT64_MIN};
   for (auto i : ints) {
     r.max_cost = i;
-    r.deadline = -i;
+    r.deadline = i == INT64_MIN ? INT64_MAX : -i; // -INT64_MIN would overflow
     const auto e = make_envelope(r, "n", i, "m");
     EXPECT_TRUE(fast_path_writes(e)) << i;
     EXPECT_EQ(encode(e), encode_general(e)) << i;
