@@ -20,7 +20,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
+#include <pthread.h>
 #include <sstream>
 #include <sys/resource.h>
 #include <thread>
@@ -181,8 +183,13 @@ double percentile(std::vector<double> v, double q) {
 
 } // namespace
 
-machine_reading read_machine() {
+machine_reading read_machine(const std::vector<int>& others) {
   machine_reading m;
+  m.tasks = read_tasks("/proc", ::getpid());
+  for (int pid : others) {
+    auto more = read_tasks("/proc", pid);
+    m.tasks.insert(m.tasks.end(), more.begin(), more.end());
+  }
   rusage ru{};
   if (::getrusage(RUSAGE_SELF, &ru) == 0)
     m.cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
@@ -213,6 +220,31 @@ void set_machine(const machine_reading& before, const machine_reading& after,
   res.steal_s = diff(before.steal_s, after.steal_s);
   const double bytes = diff(before.write_bytes, after.write_bytes);
   res.write_mb = bytes >= 0 ? bytes / 1e6 : -1;
+  const int self = ::getpid();
+  res.cpu_parts = cpu_by_part(before.tasks, after.tasks,
+                              [self](const task_sample& t) { return bench_part(t, self); });
+  res.cpu_all_s = after.tasks.empty() ? -1 : 0;
+  for (auto& p : res.cpu_parts)
+    res.cpu_all_s += p.cpu_s;
+}
+
+std::string bench_part(const task_sample& t, int self) {
+  const bool zmq = t.comm.rfind("ZMQbg/IO", 0) == 0;
+  if (t.pid != self)
+    return zmq ? "providers: ZeroMQ I/O" : "providers";
+  if (t.comm == "tender.worker")
+    return "CAF workers";
+  if (t.comm == "tender.gateway")
+    return "gateway I/O";
+  if (zmq)
+    return "ZeroMQ I/O";
+  if (t.comm == "tender.commit")
+    return "journal commits";
+  if (t.comm == "tender.ckpt")
+    return "journal checkpoints";
+  if (t.comm == "tender.clock")
+    return "CAF clock";
+  return "other";
 }
 
 void set_latencies(const bench_tally& t, negotiate_bench_result& res) {
@@ -224,6 +256,15 @@ void set_latencies(const bench_tally& t, negotiate_bench_result& res) {
 int default_window(const std::string& transport) { return transport == "tcp" ? 128 : 32; }
 
 nlohmann::json negotiate_bench_result::to_json() const {
+  auto parts_json = [this] {
+    auto o = nlohmann::json::object();
+    for (auto& p : cpu_parts)
+      o[p.part] = {{"cpu_s", p.cpu_s},
+                   {"us_per_negotiation", jobs > 0 ? p.cpu_s * 1e6 / jobs : 0.0},
+                   {"runq_wait_s", p.wait_s},
+                   {"threads", p.threads}};
+    return o;
+  };
   auto opt = [](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
   return {{"transport", transport},
           {"floor", floor},
@@ -246,6 +287,8 @@ nlohmann::json negotiate_bench_result::to_json() const {
           {"cpu_s", opt(cpu_s)},
           {"steal_s", opt(steal_s)},
           {"write_mb", opt(write_mb)},
+          {"cpu_all_s", opt(cpu_all_s)},
+          {"cpu_parts", parts_json()},
           {"zmq_raw_msgs_per_s", opt(zmq_raw_msgs_per_s)},
           {"mesh_efficiency", opt(mesh_efficiency)},
           {"wire_mean_bytes", opt(wire_mean_bytes > 0 ? wire_mean_bytes : -1)},
@@ -276,6 +319,27 @@ std::string negotiate_bench_result::table() const {
   if (cpu_s >= 0) {
     std::snprintf(buf, sizeof buf, "  this process's CPU    %.2f s (%.0f us per negotiation)\n",
                   cpu_s, jobs > 0 ? cpu_s * 1e6 / jobs : 0.0);
+    s += buf;
+  }
+  if (cpu_all_s > 0) {
+    std::snprintf(buf, sizeof buf,
+                  "  CPU by part           us per negotiation (waiting for a CPU), %d threads\n",
+                  [this] {
+                    int n = 0;
+                    for (auto& p : cpu_parts)
+                      n += p.threads;
+                    return n;
+                  }());
+    s += buf;
+    for (auto& p : cpu_parts) {
+      if (p.cpu_s <= 0 && p.wait_s <= 0)
+        continue;
+      std::snprintf(buf, sizeof buf, "    %-22s %7.1f (%.1f)\n", p.part.c_str(),
+                    jobs > 0 ? p.cpu_s * 1e6 / jobs : 0.0, jobs > 0 ? p.wait_s * 1e6 / jobs : 0.0);
+      s += buf;
+    }
+    std::snprintf(buf, sizeof buf, "    %-22s %7.1f\n", "all",
+                  jobs > 0 ? cpu_all_s * 1e6 / jobs : 0.0);
     s += buf;
   }
   if (steal_s >= 0 || write_mb >= 0) {
@@ -437,14 +501,22 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     std::atomic<bool> stop_commits{false};
     std::atomic<std::int64_t> commits{0};
     std::thread committer;
+    // The committer makes the last commit too, then stays until its CPU has been read.
+    std::promise<void> last_commit_made, may_exit;
+    auto last_commit = last_commit_made.get_future();
+    auto exit_allowed = may_exit.get_future();
     if (ctx->journal) {
       ctx->journal->begin_batch();
       committer = std::thread([&] {
+        pthread_setname_np(pthread_self(), "tender.commit");
         while (!stop_commits.load()) {
           std::this_thread::sleep_for(std::chrono::microseconds(opt.group_commit));
           ctx->journal->next_batch();
           commits++;
         }
+        ctx->journal->commit_batch();
+        last_commit_made.set_value();
+        exit_allowed.wait();
       });
     }
 
@@ -487,7 +559,8 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
 
     if (wire)
       wire->begin();
-    const auto machine0 = read_machine();
+    const auto provider_pids = wire ? wire->pids() : std::vector<int>{};
+    const auto machine0 = read_machine(provider_pids);
     auto t0 = steady::now();
     if (opt.rate <= 0) {
       for (int i = 0; i < std::min(opt.window, opt.jobs); ++i)
@@ -521,11 +594,14 @@ run_negotiate_bench(const negotiate_bench_options& opt) {
     // for the group commit are part of the work.
     if (committer.joinable()) {
       stop_commits = true;
-      committer.join();
-      ctx->journal->commit_batch();
+      last_commit.wait();
     }
     auto secs = std::chrono::duration<double>(steady::now() - t0).count();
-    set_machine(machine0, read_machine(), res);
+    set_machine(machine0, read_machine(provider_pids), res);
+    if (committer.joinable()) {
+      may_exit.set_value();
+      committer.join();
+    }
     for (auto& a : actors)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 

@@ -8,6 +8,7 @@
 /// call for offers, rounds, award, confirm. Each one is its own actor, as a job is;
 /// after the commit it releases the allocation so capacity does not run out.
 
+#include "actors/task_cpu.hpp"
 #include "protocol/allocation.hpp"
 #include "protocol/amounts.hpp"
 
@@ -81,6 +82,10 @@ struct negotiate_bench_result {
   /// some negotiation's latency), and megabytes this process sent to storage
   /// (/proc/self/io write_bytes: the journal's WAL and its checkpoints).
   double cpu_s = -1, steal_s = -1, write_mb = -1;
+  /// The CPU by part (/proc/<pid>/task/<tid>/schedstat): this process's threads by role
+  /// and, over tcp, the provider processes; `cpu_all_s` is their sum (-1: not read).
+  std::vector<cpu_part> cpu_parts;
+  double cpu_all_s = -1;
   double zmq_raw_msgs_per_s = -1; ///< tcp only
   double mesh_efficiency = -1;    ///< tcp only
   double wire_mean_bytes = 0;     ///< tcp: mean payload of a frame on the wire
@@ -115,6 +120,8 @@ public:
   virtual ~bench_wire() = default;
   /// The measured run starts: frames from now on are counted.
   virtual void begin() = 0;
+  /// The provider processes (their CPU is part of the run's).
+  virtual std::vector<int> pids() const = 0;
   /// The run is over: wire messages (both directions) per negotiation, their mean size,
   /// then the raw ZeroMQ rate at that size between this process and a child, and the
   /// mesh efficiency.

@@ -316,7 +316,8 @@ run_floor_bench(const negotiate_bench_options& opt, std::shared_ptr<node_context
     };
     if (wire)
       wire->begin();
-    const auto machine0 = read_machine();
+    const auto provider_pids = wire ? wire->pids() : std::vector<int>{};
+    const auto machine0 = read_machine(provider_pids);
     const auto t0 = steady::now();
     for (int i = 0; i < std::min(opt.window, opt.jobs); ++i)
       launch_one();
@@ -328,7 +329,7 @@ run_floor_bench(const negotiate_bench_options& opt, std::shared_ptr<node_context
       }
     }
     res.seconds = std::chrono::duration<double>(steady::now() - t0).count();
-    set_machine(machine0, read_machine(), res);
+    set_machine(machine0, read_machine(provider_pids), res);
     res.negotiations_per_s = static_cast<double>(opt.jobs) / res.seconds;
     set_latencies(*out, res);
     res.msgs_per_negotiation = static_cast<double>(out->msgs) / opt.jobs;

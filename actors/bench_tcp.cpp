@@ -248,6 +248,7 @@ public:
   }
 
   void begin() override { at_begin_ = gateway_.counts(); }
+  std::vector<int> pids() const override { return {pids_.begin(), pids_.end()}; }
 
   std::optional<std::string> finish(negotiate_bench_result& res,
                                     const negotiate_bench_options& opt) override {

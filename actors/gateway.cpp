@@ -14,6 +14,7 @@
 #include "protocol/curve.hpp"
 
 #include <caf/all.hpp>
+#include <caf/detail/set_thread_name.hpp>
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -72,7 +73,10 @@ public:
 
   void run(caf::actor gateway) {
     gateway_ = std::move(gateway);
-    thread_ = std::thread([this] { loop(); });
+    thread_ = std::thread([this] {
+      caf::detail::set_thread_name("tender.gateway");
+      loop();
+    });
   }
 
   void stop() {

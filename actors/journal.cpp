@@ -1,6 +1,7 @@
 #include "actors/journal.hpp"
 #include "protocol/msgpack_writer.hpp"
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -442,7 +443,10 @@ public:
   static constexpr int restart_pages = 2 * wal_pages;
 
   explicit checkpointer(const std::string& path) : path_(path) {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "tender.ckpt");
+      run();
+    });
   }
   ~checkpointer() {
     {

@@ -131,6 +131,26 @@ TEST(negotiation_bench, records_every_offer_negotiation_and_award_in_its_journal
   EXPECT_EQ(js["cpu_s"], r.cpu_s);
   EXPECT_EQ(js["steal_s"], r.steal_s);
   EXPECT_NE(r.table().find("stolen by the VM host"), std::string::npos) << r.table();
+  // The CPU by part: this process's threads by role, summing to about the process's own
+  // figure (getrusage and schedstat count the same time, in ticks and in nanoseconds).
+  auto part = [&](const std::string& name) -> const cpu_part* {
+    for (auto& p : r.cpu_parts)
+      if (p.part == name)
+        return &p;
+    return nullptr;
+  };
+  for (auto name : {"CAF workers", "journal commits"}) {
+    auto* p = part(name);
+    ASSERT_NE(p, nullptr) << name << " missing from " << js["cpu_parts"].dump();
+    EXPECT_GT(p->cpu_s, 0) << name;
+    EXPECT_GE(p->wait_s, 0) << name;
+    EXPECT_GE(p->threads, 1) << name;
+    EXPECT_EQ(js["cpu_parts"][name]["cpu_s"], p->cpu_s);
+  }
+  EXPECT_EQ(part("CAF workers")->threads, 2); // one per core, as the agent runs
+  EXPECT_EQ(part("providers"), nullptr) << "in process there are no provider processes";
+  EXPECT_NEAR(r.cpu_all_s, r.cpu_s, 0.05 + 0.1 * r.cpu_s) << js["cpu_parts"].dump();
+  EXPECT_NE(r.table().find("CAF workers"), std::string::npos) << r.table();
   {
     auto opened = journal::open((dir / "journal.db").string());
     ASSERT_TRUE(std::holds_alternative<std::unique_ptr<journal>>(opened))

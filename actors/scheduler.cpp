@@ -155,7 +155,7 @@ public:
   void start() {
     thread_ = std::thread([this] {
       CAF_SET_LOGGER_SYS(&system());
-      caf::detail::set_thread_name("caf.multiplexer");
+      caf::detail::set_thread_name("tender.worker");
       system().thread_started();
       run();
       system().thread_terminates();

@@ -53,6 +53,16 @@ TEST(bench, negotiate_over_tcp_runs_every_negotiation_through_provider_processes
   EXPECT_GT(j["zmq_raw_msgs_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["mesh_efficiency"].get<double>(), 0.0);
   EXPECT_GT(j["p99_ms"].get<double>(), 0.0);
+  // The CPU by part covers the provider processes (their main threads and ZeroMQ's I/O
+  // threads) besides this process's workers and its gateway's I/O thread.
+  for (auto part :
+       {"CAF workers", "gateway I/O", "ZeroMQ I/O", "providers", "providers: ZeroMQ I/O"}) {
+    ASSERT_TRUE(j["cpu_parts"].contains(part)) << part << " missing: " << j["cpu_parts"].dump();
+    EXPECT_GT(j["cpu_parts"][part]["cpu_s"].get<double>(), 0.0) << part;
+  }
+  EXPECT_GE(j["cpu_parts"]["providers"]["threads"].get<int>(), 4) << j["cpu_parts"].dump();
+  EXPECT_GT(j["cpu_all_s"].get<double>(), j["cpu_s"].get<double>())
+      << "the provider processes' CPU is counted on top of this process's";
 
   // The four provider processes were real, and are gone now.
   auto pids = j["provider_pids"].get<std::vector<int>>();
