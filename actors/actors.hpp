@@ -59,8 +59,11 @@ struct gateway_handle {
   void* zmq_ctx = nullptr;        ///< the bridge's zmq::context_t
   /// Frames that crossed the ROUTER so far (payload frames, both directions) and their
   /// payload bytes: what `tender bench negotiate --transport tcp` counts.
+  /// Envelopes in and out and their bytes; ZeroMQ frames in and out (a batch frame
+  /// carries several envelopes).
   struct wire_counts {
     std::int64_t in = 0, out = 0, in_bytes = 0, out_bytes = 0;
+    std::int64_t in_frames = 0, out_frames = 0;
   };
   std::function<wire_counts()> counts;
 };

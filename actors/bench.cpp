@@ -292,6 +292,7 @@ nlohmann::json negotiate_bench_result::to_json() const {
           {"zmq_raw_msgs_per_s", opt(zmq_raw_msgs_per_s)},
           {"mesh_efficiency", opt(mesh_efficiency)},
           {"wire_mean_bytes", opt(wire_mean_bytes > 0 ? wire_mean_bytes : -1)},
+          {"frames_per_negotiation", opt(frames_per_negotiation)},
           {"provider_pids", provider_pids}};
 }
 
@@ -350,9 +351,11 @@ std::string negotiate_bench_result::table() const {
   }
   if (zmq_raw_msgs_per_s >= 0) {
     std::snprintf(buf, sizeof buf,
-                  "  wire frame (mean)     %.0f bytes\n  raw ZeroMQ msgs/s     %.0f\n"
+                  "  wire message (mean)   %.0f bytes\n"
+                  "  wire frames/negotiation %.1f (a batch frame carries several messages)\n"
+                  "  raw ZeroMQ msgs/s     %.0f\n"
                   "  mesh efficiency       %.3f\n",
-                  wire_mean_bytes, zmq_raw_msgs_per_s, mesh_efficiency);
+                  wire_mean_bytes, frames_per_negotiation, zmq_raw_msgs_per_s, mesh_efficiency);
     s += buf;
   }
   return s;

@@ -88,7 +88,10 @@ struct negotiate_bench_result {
   double cpu_all_s = -1;
   double zmq_raw_msgs_per_s = -1; ///< tcp only
   double mesh_efficiency = -1;    ///< tcp only
-  double wire_mean_bytes = 0;     ///< tcp: mean payload of a frame on the wire
+  double wire_mean_bytes = 0;     ///< tcp: mean size of a message (envelope) on the wire
+  /// tcp: ZeroMQ frames per negotiation, both ways; fewer than the messages when
+  /// several go to or come from a provider together (batch frames, protocol/batch.hpp).
+  double frames_per_negotiation = -1;
   std::vector<int> provider_pids; ///< tcp: the provider processes (gone when this returns)
   std::vector<allocation> allocations; ///< the commits, when not released
   std::vector<std::string> refusals;   ///< why each refused negotiation was refused

@@ -265,6 +265,8 @@ public:
     const auto msgs = (c.in - at_begin_.in) + (c.out - at_begin_.out);
     const auto bytes = (c.in_bytes - at_begin_.in_bytes) + (c.out_bytes - at_begin_.out_bytes);
     res.msgs_per_negotiation = static_cast<double>(msgs) / std::max(1, res.jobs);
+    const auto frames = (c.in_frames - at_begin_.in_frames) + (c.out_frames - at_begin_.out_frames);
+    res.frames_per_negotiation = static_cast<double>(frames) / std::max(1, res.jobs);
     res.wire_mean_bytes = msgs > 0 ? static_cast<double>(bytes) / static_cast<double>(msgs) : 0;
     res.provider_pids.assign(pids_.begin(), pids_.end());
     auto raw = raw_rate(static_cast<std::size_t>(std::max(1.0, res.wire_mean_bytes + 0.5)),

@@ -11,6 +11,7 @@
 // waits in one actor's mailbox.
 
 #include "actors/actors.hpp"
+#include "protocol/batch.hpp"
 #include "protocol/curve.hpp"
 
 #include <caf/all.hpp>
@@ -108,30 +109,34 @@ public:
   }
 
   /// A provider peer's traffic goes straight to `proxy` from now on (a null actor:
-  /// through the gateway actor again).
-  void route(const std::string& peer, caf::actor proxy) {
+  /// through the gateway actor again); `batches`: the peer reads batch frames, so what
+  /// is queued for it together goes out in one frame (protocol/batch.hpp).
+  void route(const std::string& peer, caf::actor proxy, bool batches = false) {
     std::lock_guard<std::mutex> g(routes_mu_);
     if (proxy)
-      routes_[peer] = std::move(proxy);
+      routes_[peer] = route_entry{std::move(proxy), batches};
     else
       routes_.erase(peer);
   }
 
   const std::string& bound() const { return bound_; }
   gateway_handle::wire_counts counts() const {
-    return {in_.load(std::memory_order_relaxed), out_.load(std::memory_order_relaxed),
-            in_bytes_.load(std::memory_order_relaxed), out_bytes_.load(std::memory_order_relaxed)};
+    return {
+        in_.load(std::memory_order_relaxed),        out_.load(std::memory_order_relaxed),
+        in_bytes_.load(std::memory_order_relaxed),  out_bytes_.load(std::memory_order_relaxed),
+        in_frames_.load(std::memory_order_relaxed), out_frames_.load(std::memory_order_relaxed)};
   }
   zmq::context_t& zctx() { return zctx_; }
 
 private:
-  void reply_error(const std::string& peer, const decoded& d) {
-    auto e = make_envelope(d.failure, ctx_->cfg.node_name, ctx_->now(), ctx_->new_id("m"), d.id);
+  void reply_error(const std::string& peer, const error& failure, const std::string& id) {
+    auto e = make_envelope(failure, ctx_->cfg.node_name, ctx_->now(), ctx_->new_id("m"), id);
     auto bytes = encode(e);
     try {
       router_.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
       router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
       count(out_, out_bytes_, bytes.size());
+      count_frame(out_frames_);
     } catch (const zmq::error_t&) {
     }
   }
@@ -166,29 +171,48 @@ private:
       std::string peer = frames.front().to_string();
       // A DEALER sends [payload]; a REQ-style client may add an empty delimiter.
       auto& payload = frames.back();
-      count(in_, in_bytes_, payload.size());
-      auto d = decode(std::string_view(static_cast<const char*>(payload.data()), payload.size()));
-      if (!d) {
-        ctx_->log->warn("gateway: bad message from peer {}: {} ({}{}{})", hex(peer),
-                        d.failure.message, d.failure.code, d.failure.field.empty() ? "" : ", field ",
-                        d.failure.field);
-        reply_error(peer, d);
+      const std::string_view bytes(static_cast<const char*>(payload.data()), payload.size());
+      count_frame(in_frames_);
+      if (!is_batch(bytes)) {
+        on_envelope(peer, bytes);
         continue;
       }
-      if (is_provider_traffic(d.message->body)) {
-        caf::actor proxy;
-        {
-          std::lock_guard<std::mutex> g(routes_mu_);
-          if (auto it = routes_.find(peer); it != routes_.end())
-            proxy = it->second;
-        }
-        if (proxy) {
-          caf::anon_send(proxy, inbound_atom::value, std::move(*d.message));
-          continue;
-        }
+      // Several envelopes in one frame: each one as if it had come alone.
+      auto split = split_batch(bytes);
+      if (split.failure) {
+        ctx_->log->warn("gateway: bad batch from peer {}: {} ({}, field {})", hex(peer),
+                        split.failure->message, split.failure->code, split.failure->field);
+        reply_error(peer, *split.failure, "");
+        continue;
       }
-      caf::anon_send(gateway_, inbound{peer, std::move(*d.message)});
+      for (auto e : split.envelopes)
+        on_envelope(peer, e);
     }
+  }
+
+  void on_envelope(const std::string& peer, std::string_view bytes) {
+    count(in_, in_bytes_, bytes.size());
+    auto d = decode(bytes);
+    if (!d) {
+      ctx_->log->warn("gateway: bad message from peer {}: {} ({}{}{})", hex(peer),
+                      d.failure.message, d.failure.code, d.failure.field.empty() ? "" : ", field ",
+                      d.failure.field);
+      reply_error(peer, d.failure, d.id);
+      return;
+    }
+    if (is_provider_traffic(d.message->body)) {
+      caf::actor proxy;
+      {
+        std::lock_guard<std::mutex> g(routes_mu_);
+        if (auto it = routes_.find(peer); it != routes_.end())
+          proxy = it->second.proxy;
+      }
+      if (proxy) {
+        caf::anon_send(proxy, inbound_atom::value, std::move(*d.message));
+        return;
+      }
+    }
+    caf::anon_send(gateway_, inbound{peer, std::move(*d.message)});
   }
 
   /// What a provider sends about its offers, commits and jobs (a hello is the gateway
@@ -207,13 +231,30 @@ private:
       std::lock_guard<std::mutex> g(out_mu_);
       sending_.swap(outbox_);
     }
-    for (auto& [peer, bytes] : sending_) {
+    // What is queued for a peer that reads batches goes out in as few frames as the
+    // batch limits allow; everyone else gets one frame per envelope.
+    std::vector<outgoing_frame> frames;
+    {
+      std::lock_guard<std::mutex> g(routes_mu_);
+      frames = frames_for(sending_, [this](const std::string& peer) {
+        auto it = routes_.find(peer);
+        return it != routes_.end() && it->second.batches;
+      });
+    }
+    for (auto& f : frames) {
       try {
         // Dropped when the peer's pipe is full (100,000 frames) or the peer is gone.
-        if (!router_.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        if (!router_.send(zmq::buffer(f.peer),
+                          zmq::send_flags::sndmore | zmq::send_flags::dontwait))
           continue;
-        if (router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait))
-          count(out_, out_bytes_, bytes.size());
+        if (router_.send(zmq::buffer(f.bytes), zmq::send_flags::dontwait)) {
+          out_.store(out_.load(std::memory_order_relaxed) + static_cast<std::int64_t>(f.envelopes),
+                     std::memory_order_relaxed);
+          out_bytes_.store(out_bytes_.load(std::memory_order_relaxed) +
+                               static_cast<std::int64_t>(f.envelope_bytes),
+                           std::memory_order_relaxed);
+          count_frame(out_frames_);
+        }
       } catch (const zmq::error_t&) {
       }
     }
@@ -221,6 +262,9 @@ private:
   }
 
   // Only the I/O thread writes these; readers see them via relaxed loads.
+  static void count_frame(std::atomic<std::int64_t>& frames) {
+    frames.store(frames.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   static void count(std::atomic<std::int64_t>& msgs, std::atomic<std::int64_t>& bytes,
                     std::size_t n) {
     msgs.store(msgs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -249,11 +293,17 @@ private:
   std::vector<std::pair<std::string, std::string>> outbox_; ///< (peer, bytes)
   std::vector<std::pair<std::string, std::string>> sending_; ///< I/O thread only
   std::mutex routes_mu_;
-  std::unordered_map<std::string, caf::actor> routes_; ///< provider peer -> its proxy
+  struct route_entry {
+    caf::actor proxy;
+    bool batches = false; ///< the peer reads batch frames
+  };
+  std::unordered_map<std::string, route_entry> routes_; ///< provider peer -> its proxy
   caf::actor gateway_;
   std::thread thread_;
   std::atomic<bool> running_{true};
+  /// Envelopes and their bytes, and ZeroMQ frames (a batch is one frame of several).
   std::atomic<std::int64_t> in_{0}, out_{0}, in_bytes_{0}, out_bytes_{0};
+  std::atomic<std::int64_t> in_frames_{0}, out_frames_{0};
 };
 
 struct gateway_state {
@@ -354,14 +404,14 @@ std::variant<gateway_handle, std::string> start_gateway(caf::actor_system& sys, 
                 st.providers[peer] = proxy;
                 // Its traffic goes to the proxy from now on; the proxy is known to the
                 // intake only after this, so nothing it is asked for can come back first.
-                st.bridge->route(peer, proxy);
+                st.bridge->route(peer, proxy, reads_batches(b.wire));
                 self->monitor(proxy); // a proxy that declares its provider gone quits
                 self->send(st.intake, register_atom::value, b.name, proxy, true);
                 st.ctx->log->info("remote provider {} ({}) joined", b.name, b.kind);
               } else {
                 self->send(it->second, inbound_atom::value, req); // a heartbeat
               }
-              reply(self, peer, req, welcome{st.ctx->cfg.node_name, b.name});
+              reply(self, peer, req, welcome{st.ctx->cfg.node_name, b.name, {wire_batch}});
             } else if constexpr (std::is_same_v<T, offer> || std::is_same_v<T, decline> ||
                                  std::is_same_v<T, commit_confirm> ||
                                  std::is_same_v<T, commit_refuse> ||

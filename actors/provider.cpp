@@ -183,11 +183,11 @@ provider_info remote_info(remote_state& st) {
 
 /// Encoded here, on this actor's worker, and queued straight for the gateway's I/O
 /// thread: no hop through the gateway actor, which would encode every provider's
-/// traffic on one worker.
-void forward(remote_actor* self, body b) {
+/// traffic on one worker. Written from `b` where it is (a call for offers is one
+/// message shared by every provider's proxy: read, never copied).
+template <class T> void forward(remote_actor* self, const T& b) {
   auto& st = self->state;
-  auto bytes = encode(
-      make_envelope(std::move(b), st.ctx->cfg.node_name, st.ctx->now(), st.ctx->new_id("m")));
+  auto bytes = encode_message(b, st.ctx->cfg.node_name, st.ctx->now(), st.ctx->new_id("m"));
   if (!st.post(st.peer, std::move(bytes)))
     st.ctx->log->warn("remote provider {}: message dropped: the gateway is stopping or "
                       "100,000 frames are queued",
@@ -242,7 +242,7 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, wire_p
         return {
             [self](tick_atom) { check_alive(self); },
             // node side -> remote process
-            [self](resource_request& r) {
+            [self](const resource_request& r) {
               auto& st = self->state;
               if (st.drained) {
                 self->send(sender_of(self),
@@ -260,17 +260,17 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, wire_p
                 st.auctions[r.auction_id] = sender_of(self);
               forward(self, r);
             },
-            [self](award& a) {
+            [self](const award& a) {
               self->state.awards[a.offer_id] = sender_of(self);
               forward(self, a);
             },
-            [self](decline& d) { forward(self, d); },
-            [self](release& r) { forward(self, r); },
-            [self](launch& l) {
+            [self](const decline& d) { forward(self, d); },
+            [self](const release& r) { forward(self, r); },
+            [self](const launch& l) {
               self->state.jobs[l.job_id] = sender_of(self);
               forward(self, l);
             },
-            [self](scale_request& r) -> caf::result<scale_offer> {
+            [self](const scale_request& r) -> caf::result<scale_offer> {
               auto rp = self->make_response_promise<scale_offer>();
               self->state.scales[r.allocation_id].push_back(rp);
               forward(self, r);

@@ -12,6 +12,7 @@ namespace tender {
 
 /// Provider -> node: join the node's auctions. Capabilities are lists, not versions.
 /// History: v1. `heartbeat` added with federation (a missing key: 0, no liveness check).
+/// `wire` added with batches (a missing key: none; protocol/batch.hpp).
 struct provider_hello {
   std::string name;
   std::string kind; ///< "local", "market", "slurm", ...
@@ -23,15 +24,21 @@ struct provider_hello {
   /// > 0: the provider repeats its hello at least this often, and the node declares it
   /// gone (its jobs renegotiated elsewhere) after three periods of silence.
   usec heartbeat = 0;
-  MSGPACK_DEFINE_MAP(name, kind, gpu_types, software, cpu_features, protocols, capacity,
-                     heartbeat)
+  /// Framings the provider reads besides one envelope per frame: "batch" (several
+  /// envelopes in one frame, protocol/batch.hpp).
+  std::vector<std::string> wire;
+  MSGPACK_DEFINE_MAP(name, kind, gpu_types, software, cpu_features, protocols, capacity, heartbeat,
+                     wire)
 };
 
 /// Node -> provider: registration accepted.
+/// History: v1. `wire` added with batches (a missing key: none).
 struct welcome {
   std::string node;
   std::string provider;
-  MSGPACK_DEFINE_MAP(node, provider)
+  /// Framings the node reads besides one envelope per frame: "batch".
+  std::vector<std::string> wire;
+  MSGPACK_DEFINE_MAP(node, provider, wire)
 };
 
 /// Client -> node: list providers (answered with provider_list).

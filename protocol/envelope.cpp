@@ -1270,25 +1270,36 @@ template <class T> bool fast_write(msgpack_writer& w, const T& t) {
   }
 }
 
-/// The envelope as encode() writes it, or false (then `out` is to be thrown away).
-bool fast_encode(const envelope& e, std::string& out) {
+/// An envelope of these fields and body as encode() writes it, or false (then `out` is
+/// to be thrown away).
+template <class T>
+bool fast_encode_parts(std::uint32_t v, std::string_view id, std::string_view correlation_id,
+                       std::string_view sender, usec sent_at, const T& body, std::string& out) {
   msgpack_writer w(out);
   w.expect(1024); // most frames fit: no doubling on the way
   w.map(7);
   w.key("v");
-  w.pack_uint(e.v);
+  w.pack_uint(v);
   w.key("type");
-  w.pack(std::string_view(type_name(e.body)));
+  w.pack(std::string_view(message_name<T>::value));
   w.key("id");
-  w.pack(std::string_view(e.id));
+  w.pack(id);
   w.key("correlation_id");
-  w.pack(std::string_view(e.correlation_id));
+  w.pack(correlation_id);
   w.key("sender");
-  w.pack(std::string_view(e.sender));
+  w.pack(sender);
   w.key("sent_at");
-  w.pack(static_cast<std::int64_t>(e.sent_at));
+  w.pack(static_cast<std::int64_t>(sent_at));
   w.key("body");
-  return std::visit([&](const auto& m) { return fast_write(w, m); }, e.body);
+  return fast_write(w, body);
+}
+
+bool fast_encode(const envelope& e, std::string& out) {
+  return std::visit(
+      [&](const auto& m) {
+        return fast_encode_parts(e.v, e.id, e.correlation_id, e.sender, e.sent_at, m, out);
+      },
+      e.body);
 }
 
 } // namespace
@@ -1299,6 +1310,25 @@ std::string encode(const envelope& e) {
     return out;
   return encode_general(e);
 }
+
+template <class T>
+std::string encode_message(const T& b, const std::string& sender, usec sent_at,
+                           const std::string& id, const std::string& correlation_id) {
+  std::string out;
+  if (fast_encode_parts(wire_version, id, correlation_id, sender, sent_at, b, out))
+    return out;
+  return encode_general(make_envelope(b, sender, sent_at, id, correlation_id));
+}
+
+#define TENDER_COUNT_MESSAGE(T) +1
+static_assert(0 TENDER_FOR_EACH_MESSAGE(TENDER_COUNT_MESSAGE) == std::variant_size_v<body>,
+              "TENDER_FOR_EACH_MESSAGE lists every body type");
+#undef TENDER_COUNT_MESSAGE
+#define TENDER_ENCODE_MESSAGE(T)                                                                   \
+  template std::string encode_message<T>(const T&, const std::string&, usec, const std::string&,   \
+                                         const std::string&);
+TENDER_FOR_EACH_MESSAGE(TENDER_ENCODE_MESSAGE)
+#undef TENDER_ENCODE_MESSAGE
 
 bool fast_path_writes(const envelope& e) {
   std::string out;

@@ -43,6 +43,17 @@ using body = std::variant<job_submit, job_status, job_query, jobs_query, job_lis
 /// The wire name of the body's type ("job_submit", ...).
 const char* type_name(const body& b);
 
+/// X(T) for every body type, in the variant's order.
+// clang-format off
+#define TENDER_FOR_EACH_MESSAGE(X)                                                                 \
+  X(job_submit) X(job_status) X(job_query) X(jobs_query) X(job_list) X(job_cancel)                \
+  X(resource_profile) X(resource_request) X(offer) X(decline) X(award) X(commit_confirm)           \
+  X(commit_refuse) X(allocation) X(release) X(launch) X(usage_report) X(scale_request)             \
+  X(scale_offer) X(provider_hello) X(welcome) X(providers_query) X(provider_list) X(error)         \
+  X(model_query) X(model_status) X(explain_query) X(explanation) X(bus_submit) X(bus_ack)          \
+  X(job_event)
+// clang-format on
+
 /// Maps a body type to its wire name at compile time.
 template <class T> struct message_name;
 #define TENDER_MESSAGE_NAME(T)                                                                     \
@@ -96,6 +107,12 @@ struct envelope {
 /// The fast path writes the bytes itself (protocol/envelope.cpp, "The fast encoder");
 /// what it cannot write exactly as msgpack-c does takes msgpack-c's packer.
 std::string encode(const envelope& e);
+/// encode(make_envelope(b, sender, sent_at, id, correlation_id)) without copying `b`
+/// into an envelope first (the same bytes): for a sender that keeps the body, such as
+/// a provider's proxy passing on a call for offers shared by every provider.
+template <class T>
+std::string encode_message(const T& b, const std::string& sender, usec sent_at,
+                           const std::string& id, const std::string& correlation_id = {});
 /// msgpack-c's packer alone: the same bytes as encode() (tests and the fuzz target
 /// compare).
 std::string encode_general(const envelope& e);

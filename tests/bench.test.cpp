@@ -50,6 +50,10 @@ TEST(bench, negotiate_over_tcp_runs_every_negotiation_through_provider_processes
   // the award, confirm and release of the winner (the losers' declines come on top).
   EXPECT_GE(j["msgs_per_negotiation"].get<double>(), 2 * 4 * rounds + 3 - 1e-9) << r.out;
   EXPECT_GT(j["wire_mean_bytes"].get<double>(), 50.0);
+  // ZeroMQ frames: at most one per message (a batch frame carries several).
+  EXPECT_GT(j["frames_per_negotiation"].get<double>(), 0.0) << r.out;
+  EXPECT_LE(j["frames_per_negotiation"].get<double>(), j["msgs_per_negotiation"].get<double>())
+      << r.out;
   EXPECT_GT(j["zmq_raw_msgs_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["mesh_efficiency"].get<double>(), 0.0);
   EXPECT_GT(j["p99_ms"].get<double>(), 0.0);

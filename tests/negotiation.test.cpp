@@ -103,8 +103,12 @@ enum class fault {
     auto e = make_envelope(std::move(b), name, wall_now(), name + "-m" + std::to_string(++n));
     s.send(zmq::buffer(encode(e)), zmq::send_flags::none);
   };
-  send(provider_hello{name, "local", {}, {}, {}, {"iterated", "vickrey"},
-                      resources{4000, 4LL << 30, 0, "", 0}});
+  provider_hello hello;
+  hello.name = name;
+  hello.kind = "local";
+  hello.protocols = {"iterated", "vickrey"};
+  hello.capacity = resources{4000, 4LL << 30, 0, "", 0};
+  send(hello);
   while (true) {
     zmq::message_t m;
     if (!s.recv(m))

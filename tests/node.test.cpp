@@ -114,7 +114,7 @@ TEST(node, garbage_over_the_mesh_gets_an_error_and_the_node_keeps_serving) {
   ASSERT_TRUE(std::holds_alternative<envelope>(ok));
   EXPECT_TRUE(std::holds_alternative<job_list>(std::get<envelope>(ok).body));
   // A message of a type a node does not take is answered with an error too.
-  auto odd = d.call(welcome{"x", "y"}, 5 * sec_us);
+  auto odd = d.call(welcome{"x", "y", {}}, 5 * sec_us);
   ASSERT_TRUE(std::holds_alternative<envelope>(odd));
   EXPECT_TRUE(std::holds_alternative<error>(std::get<envelope>(odd).body));
 }

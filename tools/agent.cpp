@@ -2,6 +2,7 @@
 
 #include "actors/node.hpp"
 #include "config/node_config.hpp"
+#include "protocol/batch.hpp"
 #include "providers/factory.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
@@ -116,9 +117,18 @@ public:
         return 0;
       }
       if (items[0].revents & ZMQ_POLLIN) {
+        // What is read in one go is answered in one go: the answers are held and go out
+        // together (one batch frame to a node that reads them), every 64 frames read at
+        // the latest.
         zmq::message_t m;
-        while (sock_.recv(m, zmq::recv_flags::dontwait))
-          handle(std::string_view(static_cast<const char*>(m.data()), m.size()));
+        holding_ = true;
+        for (int n = 1; sock_.recv(m, zmq::recv_flags::dontwait); ++n) {
+          handle_frame(std::string_view(static_cast<const char*>(m.data()), m.size()));
+          if (n % 64 == 0)
+            flush();
+        }
+        holding_ = false;
+        flush();
       }
       auto now = wall_now();
       // A node that refuses this provider's handshake never will: say why and stop.
@@ -147,10 +157,40 @@ private:
     auto e = make_envelope(std::move(b), p_->name(), wall_now(), p_->name() + "-" +
                            std::to_string(++counter_), corr);
     auto bytes = encode(e);
+    if (holding_) {
+      held_.emplace_back(std::string(), std::move(bytes));
+      return;
+    }
     sock_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
   }
 
-  void hello() { send(p_->describe()); }
+  /// Sends the held answers: as batch frames if the node reads them.
+  void flush() {
+    if (held_.empty())
+      return;
+    for (auto& f : frames_for(held_, [this](const std::string&) { return node_batches_; }))
+      sock_.send(zmq::buffer(f.bytes), zmq::send_flags::dontwait);
+    held_.clear();
+  }
+
+  void hello() {
+    auto h = p_->describe();
+    h.wire = {wire_batch};
+    send(std::move(h));
+  }
+
+  void handle_frame(std::string_view bytes) {
+    if (!is_batch(bytes))
+      return handle(bytes);
+    auto split = split_batch(bytes);
+    if (split.failure) {
+      std::fprintf(stderr, "tender provider: bad batch from the node: %s (field %s)\n",
+                   split.failure->message.c_str(), split.failure->field.c_str());
+      return;
+    }
+    for (auto e : split.envelopes)
+      handle(e);
+  }
 
   void handle(std::string_view bytes) {
     auto d = decode(bytes);
@@ -169,6 +209,7 @@ private:
             std::fprintf(stderr, "tender provider: %s joined node %s at %s\n", p_->name().c_str(),
                          b.node.c_str(), endpoint_.c_str());
           welcomed_ = true;
+          node_batches_ = reads_batches(b.wire);
         } else if constexpr (std::is_same_v<T, resource_request>) {
           auto res = p_->bid(b, now);
           std::visit([&](auto& x) { send(x, e.id); }, res);
@@ -215,6 +256,9 @@ private:
   zmq::socket_t sock_{ctx_, zmq::socket_type::dealer};
   std::unique_ptr<curve::handshake_watch> watch_;
   bool welcomed_ = false;
+  bool node_batches_ = false; ///< the node's welcome says it reads batch frames
+  bool holding_ = false;      ///< answers are held for `flush` (while reading)
+  std::vector<std::pair<std::string, std::string>> held_;
   std::uint64_t counter_ = 0;
 };
 

@@ -15,8 +15,9 @@
 #   --replay-only                build and replay the checked-in inputs, no fuzzing
 #   --jobs N                     parallel compile jobs (default 2)
 #
-# Inputs: decode starts from protocol/golden/*.msgpack, amounts from
-# protocol/fuzz/seeds/amounts/; both also from protocol/fuzz/regressions/TARGET/,
+# Inputs: decode starts from protocol/golden/*.msgpack and protocol/fuzz/seeds/decode/
+# (batch frames), amounts from protocol/fuzz/seeds/amounts/; both also from
+# protocol/fuzz/regressions/TARGET/,
 # inputs that once crashed (each must now pass; they are replayed first). New
 # coverage goes to BUILD_DIR/corpus/TARGET, crashes to BUILD_DIR/artifacts/TARGET/,
 # libFuzzer's output to BUILD_DIR/logs/TARGET.log. Respects $FUZZ_CXX (default
@@ -96,16 +97,18 @@ for t in "${targets[@]}"; do
   regressions="$here/regressions/$t"
   if [ "$t" = decode ]; then
     seeds="$root/protocol/golden"
+    more_seeds="$here/seeds/decode"
     max_len=16384
   else
     seeds="$here/seeds/amounts"
+    more_seeds=""
     max_len=256
   fi
   mkdir -p "$build/logs" "$build/artifacts/$t"
   log="$build/logs/$t.log"
 
   # 1. Every seed and every past crash, once each.
-  mapfile -t replay < <(files_in "$seeds"; files_in "$regressions")
+  mapfile -t replay < <(files_in "$seeds"; [ -n "$more_seeds" ] && files_in "$more_seeds"; files_in "$regressions")
   if ! "$bin" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 "${replay[@]}" >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "FAIL $t: a checked-in input crashes (full output: $log)" >&2
@@ -126,6 +129,7 @@ for t in "${targets[@]}"; do
   [ "$seconds" != 0 ] && bound+=(-max_total_time="$seconds")
   [ -n "$runs" ] && bound+=(-runs="$runs")
   inputs=("$corpus" "$seeds")
+  [ -n "$more_seeds" ] && [ -n "$(files_in "$more_seeds")" ] && inputs+=("$more_seeds")
   [ -n "$(files_in "$regressions")" ] && inputs+=("$regressions")
   start=$(date +%s)
   if "$bin" "${bound[@]}" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \

@@ -10,11 +10,15 @@
 ///    print what came over the wire), and that JSON serializes;
 ///  - decode's fast path and its general path (`decode_general`) agree: the same
 ///    refusal, or messages that encode to the same bytes;
-///  - encode's fast path writes what msgpack-c's packer (`encode_general`) writes.
+///  - encode's fast path writes what msgpack-c's packer (`encode_general`) writes;
+///  - a batch frame (protocol/batch.hpp) is refused as "malformed" naming the batch or
+///    its element, or splits into envelopes that lie inside it, each of which then
+///    passes every check above.
 ///
 /// Any violation aborts, so libFuzzer saves the input as a crash. Build and run:
 /// protocol/fuzz/build-and-run.sh (see README.md, "Fuzzing").
 
+#include "protocol/batch.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/json.hpp"
 
@@ -61,10 +65,42 @@ void render_json(const tender::body& b) {
       b);
 }
 
+int check_frame(std::string_view bytes);
+
+/// A batch: refused with a reason, or envelopes inside it, each checked as a frame.
+void check_batch(std::string_view bytes) {
+  auto s = tender::split_batch(bytes);
+  if (s.failure) {
+    if (s.failure->code != "malformed" || s.failure->message.empty() ||
+        s.failure->field.rfind("batch", 0) != 0 || !s.envelopes.empty())
+      violated("a refused batch without its reason", s.failure->message);
+    return;
+  }
+  if (s.envelopes.empty() || s.envelopes.size() > tender::max_batch_envelopes)
+    violated("a batch accepted with no or too many envelopes", std::to_string(s.envelopes.size()));
+  const char* at = bytes.data();
+  for (auto e : s.envelopes) {
+    if (e.data() < at || e.data() + e.size() > bytes.data() + bytes.size())
+      violated("a batch's envelope outside the frame or out of order", "");
+    at = e.data() + e.size();
+    check_frame(e);
+  }
+  if (at != bytes.data() + bytes.size())
+    violated("bytes after a batch's last envelope accepted", "");
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  if (tender::is_batch(bytes))
+    check_batch(bytes);
+  return check_frame(bytes);
+}
+
+namespace {
+
+int check_frame(std::string_view bytes) {
   tender::decoded d = tender::decode(bytes);
   tender::decoded general = tender::decode_general(bytes);
   if (static_cast<bool>(d) != static_cast<bool>(general))
@@ -105,3 +141,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   render_json(first.body);
   return 0;
 }
+
+} // namespace
