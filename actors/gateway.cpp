@@ -1,14 +1,16 @@
 // The gateway: bridges the node's ZeroMQ ROUTER and its actors.
 //
-// An I/O thread (not a CAF worker) owns the ROUTER: it reads frames, decodes them,
-// answers undecodable ones with an `error` at once, and hands decoded messages on:
+// An I/O thread (not a CAF worker) owns the ROUTER: it reads frames (one envelope, or
+// a batch of them: protocol/batch.hpp), decodes them, answers undecodable ones with an
+// `error` at once, and hands decoded messages on:
 // a known provider peer's traffic straight to its proxy actor (the route the
 // gateway actor registered when the peer said hello), everything else to the
 // gateway actor, which routes client requests to the intake. Whoever sends (the
 // gateway actor's replies, the proxies) encodes on its own worker and queues the
 // bytes in the bridge's outbox; an eventfd wakes the I/O thread, which writes them
-// to the ROUTER. No CAF worker ever blocks on ZeroMQ, and provider traffic never
-// waits in one actor's mailbox.
+// to the ROUTER, what it finds queued for a provider that reads batches as one frame.
+// No CAF worker ever blocks on ZeroMQ, and provider traffic never waits in one actor's
+// mailbox.
 
 #include "actors/actors.hpp"
 #include "protocol/batch.hpp"
