@@ -434,3 +434,65 @@ TEST_F(auction_fixture, a_flaky_provider_earns_breaches_and_then_loses_to_an_equ
   EXPECT_DOUBLE_EQ(fresh.breach_probability("a-flaky"), breach_posterior(1, 0));
   EXPECT_DOUBLE_EQ(fresh.breach_probability("steady"), breach_posterior(0, 2));
 }
+
+TEST_F(auction_fixture, a_remote_providers_offers_reach_the_latest_round_of_their_auction) {
+  // The proxy of a provider in another process sends each call for offers out as a frame
+  // and hands the offers that come back (as the gateway passes them on) to the round
+  // that called, the latest one of the auction. It remembers the last 4,096 calls: an
+  // auction called again by a later round stays as of that call, however many calls
+  // came between its first and the offer.
+  std::vector<std::string> posted;
+  wire_post post = [&posted](const std::string& peer, std::string bytes) {
+    EXPECT_EQ(peer, "peer-1");
+    posted.push_back(std::move(bytes));
+    return true;
+  };
+  provider_hello hello;
+  hello.name = "far";
+  hello.kind = "local";
+  auto proxy = spawn_remote_provider(*sys, ctx, post, "peer-1", hello);
+  auto got = std::make_shared<std::vector<std::string>>(); // "round:offer"
+  auto round = [&](const std::string& name) {
+    return sys->spawn([got, name](caf::event_based_actor*) -> caf::behavior {
+      return {[got, name](offer& o) { got->push_back(name + ":" + o.offer_id); }};
+    });
+  };
+  auto first = round("first"), second = round("second"), others = round("others");
+  auto call = [&](const caf::actor& from, const std::string& auction) {
+    resource_request r;
+    r.job_id = "job-" + auction;
+    r.auction_id = auction;
+    caf::send_as(from, proxy, r);
+    sched->run();
+  };
+  auto answer = [&](const std::string& auction, const std::string& offer_id) {
+    offer o;
+    o.offer_id = offer_id;
+    o.auction_id = auction;
+    o.job_id = "job-" + auction;
+    o.provider = "far";
+    caf::anon_send(proxy, inbound_atom::value, make_envelope(o, "far", now, "m-" + offer_id));
+    sched->run();
+  };
+  call(first, "a-kept");
+  for (int i = 0; i < 3000; ++i)
+    call(others, "a-early-" + std::to_string(i));
+  call(second, "a-kept"); // its round 2
+  for (int i = 0; i < 3000; ++i)
+    call(others, "a-late-" + std::to_string(i));
+  answer("a-kept", "o-kept");         // first called 6,001 calls ago, last 3,000 ago
+  answer("a-early-0", "o-early");     // called once, 6,000 calls ago: forgotten
+  answer("a-late-2999", "o-late");    // the latest call
+  answer("a-early-2999", "o-early2"); // 3,001 calls ago: still known
+  EXPECT_EQ(*got, (std::vector<std::string>{"second:o-kept", "others:o-late", "others:o-early2"}));
+  // Every call went out as a frame, in order.
+  ASSERT_EQ(posted.size(), 6002u);
+  auto d = decode(posted.front());
+  ASSERT_TRUE(d) << d.failure.message;
+  EXPECT_EQ(std::get<resource_request>(d.message->body).auction_id, "a-kept");
+  d = decode(posted[3001]);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(std::get<resource_request>(d.message->body).auction_id, "a-kept");
+  for (auto& a : {proxy, first, second, others})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}

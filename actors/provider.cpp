@@ -146,11 +146,18 @@ struct remote_state {
   wire_post post; ///< the gateway's outbox
   std::string peer;
   provider_hello hello;
-  /// Auction id -> round actor of its latest round; the oldest go beyond `max_auctions`.
-  /// Kept after an award or a decline: a late or duplicate offer still reaches its round,
-  /// which rejects and counts it.
-  std::unordered_map<std::string, caf::actor> auctions;
-  std::deque<std::string> auction_order; ///< bounds `auctions` (an id may repeat)
+  /// Auction id -> round actor of its latest round, and the number of the call that
+  /// set it. Kept after an award or a decline: a late or duplicate offer still reaches
+  /// its round, which rejects and counts it. Bounded: past `max_auctions` calls, an
+  /// auction whose latest call is the oldest one remembered goes (one called again, by
+  /// a later round, stays as of that call).
+  struct auction_route {
+    caf::actor round;
+    std::uint64_t call = 0;
+  };
+  std::unordered_map<std::string, auction_route> auctions;
+  std::deque<std::pair<std::string, std::uint64_t>> auction_order; ///< (id, call), oldest first
+  std::uint64_t calls = 0;
   static constexpr std::size_t max_auctions = 4096;
   std::unordered_map<std::string, caf::actor> awards; ///< offer id -> round actor
   std::map<std::string, caf::actor> jobs;     ///< job id -> job actor
@@ -249,15 +256,18 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, wire_p
                            decline{r.job_id, r.auction_id, "", st.hello.name, "drained"});
                 return;
               }
-              st.auctions[r.auction_id] = sender_of(self);
-              st.auction_order.push_back(r.auction_id);
+              auto& route = st.auctions[r.auction_id];
+              route.round = sender_of(self);
+              route.call = ++st.calls;
+              st.auction_order.emplace_back(r.auction_id, route.call);
               while (st.auction_order.size() > remote_state::max_auctions) {
-                // Only the oldest ids go; one still in the newest rounds comes back below.
-                st.auctions.erase(st.auction_order.front());
+                // The oldest call goes; its auction too unless a later call renewed it.
+                auto& [id, call] = st.auction_order.front();
+                if (auto it = st.auctions.find(id);
+                    it != st.auctions.end() && it->second.call == call)
+                  st.auctions.erase(it);
                 st.auction_order.pop_front();
               }
-              if (!st.auctions.count(r.auction_id))
-                st.auctions[r.auction_id] = sender_of(self);
               forward(self, r);
             },
             [self](const award& a) {
@@ -303,7 +313,7 @@ caf::actor spawn_remote_provider(caf::actor_system& sys, context_ptr ctx, wire_p
                         ++st.offers;
                       auto it = st.auctions.find(b.auction_id);
                       if (it != st.auctions.end())
-                        self->send(it->second, std::move(b));
+                        self->send(it->second.round, std::move(b));
                     } else if constexpr (std::is_same_v<T, commit_confirm> ||
                                          std::is_same_v<T, commit_refuse>) {
                       auto it = st.awards.find(b.offer_id);
