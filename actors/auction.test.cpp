@@ -188,6 +188,12 @@ struct auction_fixture : ::testing::Test {
   usec now = 1'000'000'000;
 };
 
+/// Records the offers it gets as "name:offer id".
+caf::behavior recording_round(caf::event_based_actor*,
+                              std::shared_ptr<std::vector<std::string>> got, std::string name) {
+  return {[got, name](offer& o) { got->push_back(name + ":" + o.offer_id); }};
+}
+
 /// An offer row as the journal holds it.
 std::string journaled_verdict(journal& j, const std::string& job_id, const std::string& offer_id) {
   for (auto& x : j.offer_explanations(job_id))
@@ -452,11 +458,9 @@ TEST_F(auction_fixture, a_remote_providers_offers_reach_the_latest_round_of_thei
   hello.kind = "local";
   auto proxy = spawn_remote_provider(*sys, ctx, post, "peer-1", hello);
   auto got = std::make_shared<std::vector<std::string>>(); // "round:offer"
-  auto round = [&](const std::string& name) {
-    return sys->spawn([got, name](caf::event_based_actor*) -> caf::behavior {
-      return {[got, name](offer& o) { got->push_back(name + ":" + o.offer_id); }};
-    });
-  };
+  // Spawned with arguments: CAF 0.17 binds a null reference for a lambda actor spawned
+  // without any (UBSan reports it).
+  auto round = [&](const std::string& name) { return sys->spawn(recording_round, got, name); };
   auto first = round("first"), second = round("second"), others = round("others");
   auto call = [&](const caf::actor& from, const std::string& auction) {
     resource_request r;
