@@ -323,14 +323,12 @@ std::string negotiate_bench_result::table() const {
     s += buf;
   }
   if (cpu_all_s > 0) {
+    int threads = 0;
+    for (auto& p : cpu_parts)
+      threads += p.threads;
     std::snprintf(buf, sizeof buf,
                   "  CPU by part           us per negotiation (waiting for a CPU), %d threads\n",
-                  [this] {
-                    int n = 0;
-                    for (auto& p : cpu_parts)
-                      n += p.threads;
-                    return n;
-                  }());
+                  threads);
     s += buf;
     for (auto& p : cpu_parts) {
       if (p.cpu_s <= 0 && p.wait_s <= 0)

@@ -250,11 +250,7 @@ private:
                           zmq::send_flags::sndmore | zmq::send_flags::dontwait))
           continue;
         if (router_.send(zmq::buffer(f.bytes), zmq::send_flags::dontwait)) {
-          out_.store(out_.load(std::memory_order_relaxed) + static_cast<std::int64_t>(f.envelopes),
-                     std::memory_order_relaxed);
-          out_bytes_.store(out_bytes_.load(std::memory_order_relaxed) +
-                               static_cast<std::int64_t>(f.envelope_bytes),
-                           std::memory_order_relaxed);
+          count(out_, out_bytes_, f.envelope_bytes, f.envelopes);
           count_frame(out_frames_);
         }
       } catch (const zmq::error_t&) {
@@ -268,8 +264,9 @@ private:
     frames.store(frames.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   static void count(std::atomic<std::int64_t>& msgs, std::atomic<std::int64_t>& bytes,
-                    std::size_t n) {
-    msgs.store(msgs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+                    std::size_t n, std::size_t envelopes = 1) {
+    msgs.store(msgs.load(std::memory_order_relaxed) + static_cast<std::int64_t>(envelopes),
+               std::memory_order_relaxed);
     bytes.store(bytes.load(std::memory_order_relaxed) + static_cast<std::int64_t>(n),
                 std::memory_order_relaxed);
   }

@@ -13,30 +13,37 @@ namespace {
 
 constexpr std::size_t bin_head_max = 5; ///< bin32: 0xc6 + 4 bytes of length
 
-/// How many of `sizes[from..]` go into one batch: at least one, then as many as the
-/// limits allow.
-template <class Size> std::size_t take(std::size_t from, std::size_t count, Size&& size_of) {
-  std::size_t n = 0, bytes = bin_head_max; // the array's header
-  while (from + n < count && n < max_batch_envelopes) {
-    const auto sz = size_of(from + n) + bin_head_max;
-    if (n > 0 && bytes + sz > max_batch_bytes)
+using queue = std::vector<std::pair<std::string, std::string>>;
+
+/// One batch's share of a peer's envelopes: how many, and their bytes.
+struct run {
+  std::size_t n = 0, bytes = 0;
+};
+
+/// What of `items[from..]` (indexes into `q`) goes into one batch: at least one
+/// envelope, then as many as the limits allow.
+run take(const queue& q, const std::vector<std::size_t>& items, std::size_t from) {
+  run r;
+  std::size_t framed = bin_head_max; // the array's header
+  while (from + r.n < items.size() && r.n < max_batch_envelopes) {
+    const auto size = q[items[from + r.n]].second.size();
+    if (r.n > 0 && framed + size + bin_head_max > max_batch_bytes)
       break;
-    bytes += sz;
-    ++n;
+    framed += size + bin_head_max;
+    r.bytes += size;
+    ++r.n;
   }
-  return n;
+  return r;
 }
 
-template <class Bytes> std::string batch_of(std::size_t from, std::size_t n, Bytes&& bytes_of) {
-  std::size_t total = bin_head_max;
-  for (std::size_t i = from; i < from + n; ++i)
-    total += bytes_of(i).size() + bin_head_max;
+std::string batch_of(const queue& q, const std::vector<std::size_t>& items, std::size_t from,
+                     const run& r) {
   std::string out;
-  out.reserve(total);
+  out.reserve(r.bytes + (r.n + 1) * bin_head_max);
   msgpack_writer w(out);
-  w.array(static_cast<std::uint32_t>(n));
-  for (std::size_t i = from; i < from + n; ++i)
-    w.bin(bytes_of(i));
+  w.array(static_cast<std::uint32_t>(r.n));
+  for (std::size_t i = from; i < from + r.n; ++i)
+    w.bin(q[items[i]].second);
   w.flush();
   return out;
 }
@@ -160,18 +167,13 @@ std::vector<outgoing_frame> frames_for(std::vector<std::pair<std::string, std::s
       }
       continue;
     }
-    auto size_of = [&](std::size_t k) { return queued[items[k]].second.size(); };
-    auto bytes_of = [&](std::size_t k) -> std::string_view { return queued[items[k]].second; };
     for (std::size_t k = 0; k < items.size();) {
-      const auto n = take(k, items.size(), size_of);
-      std::size_t size = 0;
-      for (std::size_t i = k; i < k + n; ++i)
-        size += size_of(i);
-      if (n == 1)
-        out.push_back(outgoing_frame{*g.peer, std::move(queued[items[k]].second), 1, size});
+      const auto r = take(queued, items, k);
+      if (r.n == 1)
+        out.push_back(outgoing_frame{*g.peer, std::move(queued[items[k]].second), 1, r.bytes});
       else
-        out.push_back(outgoing_frame{*g.peer, batch_of(k, n, bytes_of), n, size});
-      k += n;
+        out.push_back(outgoing_frame{*g.peer, batch_of(queued, items, k, r), r.n, r.bytes});
+      k += r.n;
     }
   }
   return out;
